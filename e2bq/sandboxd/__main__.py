@@ -1,0 +1,3 @@
+from e2bq.cli import main
+
+main(["sandboxd", *__import__("sys").argv[1:]])

@@ -1,0 +1,55 @@
+"""What the agent is told when it starts: one JSON file written by sandboxd."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+
+@dataclass(frozen=True)
+class AgentConfig:
+    """Settings of one sandbox's agent.
+
+    ``home`` is the user's home and the base of relative paths; ``python`` runs the kernels;
+    ``envs`` is the environment every process and kernel starts from (the sandbox's own variables,
+    never the host's); ``socket`` is where the HTTP API listens and ``forward_socket`` where TCP
+    streams to the sandbox's ports arrive.
+    """
+
+    home: Path
+    python: str
+    socket: Path
+    forward_socket: Path
+    user: str = "user"
+    envs: dict[str, str] = field(default_factory=dict)
+    start_kernel: bool = True
+    max_output_bytes: int = 0
+
+    @classmethod
+    def load(cls, path: str | Path) -> AgentConfig:
+        raw = json.loads(Path(path).read_text())
+        return cls(
+            home=Path(raw["home"]),
+            python=raw["python"],
+            socket=Path(raw["socket"]),
+            forward_socket=Path(raw["forward_socket"]),
+            user=raw.get("user", "user"),
+            envs=dict(raw.get("envs", {})),
+            start_kernel=bool(raw.get("start_kernel", True)),
+            max_output_bytes=int(raw.get("max_output_bytes", 0)),
+        )
+
+    def to_json(self) -> str:
+        return json.dumps(
+            {
+                "home": str(self.home),
+                "python": self.python,
+                "socket": str(self.socket),
+                "forward_socket": str(self.forward_socket),
+                "user": self.user,
+                "envs": self.envs,
+                "start_kernel": self.start_kernel,
+                "max_output_bytes": self.max_output_bytes,
+            }
+        )

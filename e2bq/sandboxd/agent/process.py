@@ -1,0 +1,221 @@
+"""envd's ``process.Process`` service: start, reconnect, list, feed and signal processes.
+
+A process belongs to the sandbox, not to the stream that started it: closing the stream (the SDK's
+60 s deadline, a client that went away) leaves it running, and ``Connect`` by pid or tag picks its
+events up again. Each process leads its own process group, so a signal reaches its children too.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import os
+import signal
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from starlette.requests import Request
+from starlette.routing import BaseRoute, Route
+
+from .config import AgentConfig
+from .connect import ConnectError, Message, server_stream, unary
+from .paths import resolve
+
+_SIGNALS = {"SIGNAL_SIGKILL": signal.SIGKILL, "SIGNAL_SIGTERM": signal.SIGTERM}
+_READ_CHUNK = 64 * 1024
+_DRAIN_AFTER_EXIT = 0.5  # seconds to read what a finished process's orphans still write
+KEEPALIVE: Message = {"event": {"keepalive": {}}}
+
+
+@dataclass
+class _Process:
+    pid: int
+    proc: asyncio.subprocess.Process
+    config: Message
+    tag: str | None
+    max_output: int
+    subscribers: set[asyncio.Queue[Message]] = field(default_factory=set)
+    end: Message | None = None
+    output_bytes: int = 0
+    done: asyncio.Event = field(default_factory=asyncio.Event)
+
+    def info(self) -> Message:
+        info: Message = {"config": self.config, "pid": self.pid}
+        if self.tag:
+            info["tag"] = self.tag
+        return info
+
+    async def publish(self, event: Message) -> None:
+        for queue in list(self.subscribers):
+            await queue.put(event)
+
+    async def read(self, stream: asyncio.StreamReader, kind: str) -> None:
+        while chunk := await stream.read(_READ_CHUNK):
+            if self.max_output:
+                room = self.max_output - self.output_bytes
+                if room <= 0:
+                    continue  # keep draining so the process never blocks on a full pipe
+                if len(chunk) > room:
+                    chunk = chunk[:room] + b"\n[e2bq: output truncated]\n"
+            self.output_bytes += len(chunk)
+            await self.publish({"event": {"data": {kind: base64.b64encode(chunk).decode()}}})
+
+
+def _end_event(returncode: int) -> Message:
+    end: Message = {"exited": returncode >= 0}
+    if returncode >= 0:
+        end["status"] = f"exit status {returncode}"
+        if returncode:
+            end["exitCode"] = returncode
+    else:
+        name = signal.Signals(-returncode).name.removeprefix("SIG").lower()
+        end["status"] = f"signal: {'killed' if name == 'kill' else name}"
+        end["exitCode"] = -1
+    return {"event": {"end": end}}
+
+
+class ProcessService:
+    """Processes of one sandbox, by pid (the pid inside the sandbox) and by optional tag."""
+
+    def __init__(self, config: AgentConfig) -> None:
+        self.config = config
+        self.processes: dict[int, _Process] = {}
+
+    def routes(self) -> list[BaseRoute]:
+        prefix = "/process.Process/"
+        stream = server_stream
+        return [
+            Route(prefix + "Start", stream(self.start, keepalive=KEEPALIVE), methods=["POST"]),
+            Route(prefix + "Connect", stream(self.connect, keepalive=KEEPALIVE), methods=["POST"]),
+            Route(prefix + "List", unary(self.list), methods=["POST"]),
+            Route(prefix + "SendInput", unary(self.send_input), methods=["POST"]),
+            Route(prefix + "CloseStdin", unary(self.close_stdin), methods=["POST"]),
+            Route(prefix + "SendSignal", unary(self.send_signal), methods=["POST"]),
+        ]
+
+    async def close(self) -> None:
+        for process in list(self.processes.values()):
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(process.pid, signal.SIGKILL)
+
+    # -- streams -------------------------------------------------------------------------------
+
+    async def start(self, message: Message, _: Request) -> AsyncIterator[Message]:
+        if message.get("pty"):
+            raise ConnectError("unimplemented", "PTY sessions are not supported by this host")
+        process = await self._spawn(message)
+        async for event in self._follow(process):
+            yield event
+
+    async def connect(self, message: Message, _: Request) -> AsyncIterator[Message]:
+        process = self._select(message)
+        async for event in self._follow(process):
+            yield event
+
+    async def _follow(self, process: _Process) -> AsyncIterator[Message]:
+        queue: asyncio.Queue[Message] = asyncio.Queue(maxsize=256)
+        process.subscribers.add(queue)
+        try:
+            yield {"event": {"start": {"pid": process.pid}}}
+            if process.end is not None:
+                yield process.end
+                return
+            while True:
+                event = await queue.get()
+                yield event
+                if "end" in event["event"]:
+                    return
+        finally:
+            process.subscribers.discard(queue)
+
+    async def _spawn(self, message: Message) -> _Process:
+        spec: Message = message.get("process") or {}
+        cmd = spec.get("cmd")
+        if not cmd:
+            raise ConnectError("invalid_argument", "process.cmd is required")
+        args = [str(a) for a in spec.get("args", [])]
+        envs = {**self.config.envs, **{str(k): str(v) for k, v in spec.get("envs", {}).items()}}
+        cwd = resolve(spec["cwd"], self.config.home) if spec.get("cwd") else self.config.home
+        if not cwd.is_dir():
+            raise ConnectError("invalid_argument", f"working directory {cwd} does not exist")
+        try:
+            proc = await asyncio.create_subprocess_exec(
+                cmd, *args,
+                stdin=asyncio.subprocess.PIPE if message.get("stdin") else asyncio.subprocess.DEVNULL,
+                stdout=asyncio.subprocess.PIPE,
+                stderr=asyncio.subprocess.PIPE,
+                cwd=cwd,
+                env=envs,
+                start_new_session=True,
+            )
+        except OSError as exc:
+            raise ConnectError("invalid_argument", f"cannot start {cmd}: {exc.strerror}") from exc
+        config: Message = {"cmd": cmd, "args": args, "envs": spec.get("envs", {}), "cwd": str(cwd)}
+        process = _Process(proc.pid, proc, config, message.get("tag"), self.config.max_output_bytes)
+        self.processes[proc.pid] = process
+        asyncio.get_running_loop().create_task(self._supervise(process))
+        return process
+
+    async def _supervise(self, process: _Process) -> None:
+        proc = process.proc
+        assert proc.stdout is not None and proc.stderr is not None
+        readers = [
+            asyncio.create_task(process.read(proc.stdout, "stdout")),
+            asyncio.create_task(process.read(proc.stderr, "stderr")),
+        ]
+        returncode = await proc.wait()
+        _, pending = await asyncio.wait(readers, timeout=_DRAIN_AFTER_EXIT)
+        for task in pending:  # orphans that keep the pipe open must not hold the end back
+            task.cancel()
+        process.end = _end_event(returncode)
+        self.processes.pop(process.pid, None)
+        await process.publish(process.end)
+        process.done.set()
+
+    # -- unary calls ---------------------------------------------------------------------------
+
+    def _select(self, message: Message) -> _Process:
+        selector: dict[str, Any] = message.get("process") or {}
+        if "pid" in selector:
+            process = self.processes.get(int(selector["pid"]))
+            if process is None:
+                raise ConnectError("not_found", f"process with pid {selector['pid']} not found")
+            return process
+        if "tag" in selector:
+            for process in self.processes.values():
+                if process.tag == selector["tag"]:
+                    return process
+            raise ConnectError("not_found", f"process with tag {selector['tag']} not found")
+        raise ConnectError("invalid_argument", "process.pid or process.tag is required")
+
+    async def list(self, _: Message) -> Message:
+        return {"processes": [p.info() for p in self.processes.values()]}
+
+    async def send_input(self, message: Message) -> Message:
+        process = self._select(message)
+        data = (message.get("input") or {}).get("stdin")
+        if data is None:
+            raise ConnectError("invalid_argument", "input.stdin is required")
+        stdin = process.proc.stdin
+        if stdin is None or stdin.is_closing():
+            raise ConnectError("failed_precondition", "the process was not started with stdin open")
+        stdin.write(base64.b64decode(data))
+        await stdin.drain()
+        return {}
+
+    async def close_stdin(self, message: Message) -> Message:
+        stdin = self._select(message).proc.stdin
+        if stdin is not None:
+            stdin.close()
+        return {}
+
+    async def send_signal(self, message: Message) -> Message:
+        process = self._select(message)
+        sig = _SIGNALS.get(str(message.get("signal")))
+        if sig is None:
+            raise ConnectError("invalid_argument", f"unsupported signal {message.get('signal')!r}")
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, sig)
+        return {}

@@ -1,0 +1,84 @@
+"""The agent's HTTP server: every service's routes on one unix socket, plus the TCP forwarder."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import socket
+import sys
+from collections.abc import AsyncIterator
+
+import uvicorn
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import BaseRoute, Route
+
+from .config import AgentConfig
+from .files import FilesService
+from .filesystem import FilesystemService
+from .forward import Forwarder
+from .interpreter import InterpreterService
+from .process import ProcessService
+
+
+async def _health(_: Request) -> Response:
+    return Response(status_code=204)
+
+
+def build_app(config: AgentConfig) -> Starlette:
+    """The agent's ASGI app. Kernels start in the app's lifespan and stop with it."""
+    processes = ProcessService(config)
+    interpreter = InterpreterService(config)
+    forwarder = Forwarder(config)
+    routes: list[BaseRoute] = [Route("/health", _health, methods=["GET"])]
+    routes += processes.routes()
+    routes += FilesystemService(config).routes()
+    routes += FilesService(config).routes()
+    routes += interpreter.routes()
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_: Starlette) -> AsyncIterator[None]:
+        await forwarder.start()
+        await interpreter.start()
+        try:
+            yield
+        finally:
+            await interpreter.close()
+            await processes.close()
+            await forwarder.close()
+
+    return Starlette(routes=routes, lifespan=lifespan)
+
+
+def _listen(path: str) -> socket.socket:
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(path)
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    sock.bind(path)
+    sock.listen(1024)
+    return sock
+
+
+async def serve(config: AgentConfig, ready_fd: int | None = None) -> None:
+    """Serve until SIGTERM; write one byte to ``ready_fd`` once the socket accepts connections."""
+    sock = _listen(str(config.socket))
+    server = uvicorn.Server(
+        uvicorn.Config(
+            build_app(config), log_level="warning", lifespan="on", access_log=False,
+            timeout_keep_alive=300,
+        )
+    )
+    if ready_fd is not None:
+        os.write(ready_fd, b"1")
+        os.close(ready_fd)
+    await server.serve(sockets=[sock])
+
+
+def main(argv: list[str] | None = None) -> None:
+    """``agent CONFIG.json [READY_FD]``"""
+    args = sys.argv[1:] if argv is None else argv
+    config = AgentConfig.load(args[0])
+    ready_fd = int(args[1]) if len(args) > 1 else None
+    asyncio.run(serve(config, ready_fd))

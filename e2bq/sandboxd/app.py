@@ -1,0 +1,38 @@
+"""sandboxd's ASGI app: the data plane for requests that name a sandbox, the control plane else."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator
+
+from starlette.applications import Starlette
+from starlette.types import Receive, Scope, Send
+
+from .control import ControlPlane
+from .proxy import DataPlane, is_data_plane
+from .sandboxes import SandboxHost
+from .settings import HostSettings
+
+
+class HostApp:
+    """One origin for both planes, as E2B_API_URL = E2B_SANDBOX_URL expects."""
+
+    def __init__(self, settings: HostSettings) -> None:
+        self.host = SandboxHost(settings)
+        self.data = DataPlane(self.host)
+
+        @contextlib.asynccontextmanager
+        async def lifespan(_: Starlette) -> AsyncIterator[None]:
+            await self.host.start()
+            try:
+                yield
+            finally:
+                await self.host.close()
+
+        self.control = Starlette(routes=ControlPlane(self.host).routes(), lifespan=lifespan)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and is_data_plane(scope):
+            await self.data(scope, receive, send)
+        else:
+            await self.control(scope, receive, send)

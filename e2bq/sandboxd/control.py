@@ -1,0 +1,165 @@
+"""E2B's control plane (``X-API-KEY``): create, list, inspect, extend, connect and kill sandboxes.
+
+Also e2bq's one extension, ``GET /sandboxes/{id}/ports/{port}`` → ``{"url": ...}``: the address at
+which a server listening on that port inside the sandbox answers.
+"""
+
+from __future__ import annotations
+
+import hmac
+import json
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+from urllib.parse import parse_qsl
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import BaseRoute, Route
+
+from .sandboxes import HostError, Sandbox, SandboxHost
+
+Endpoint = Callable[[Request], Awaitable[Response]]
+
+
+def error(status: int, message: str, headers: dict[str, str] | None = None) -> JSONResponse:
+    return JSONResponse({"code": status, "message": message}, status_code=status, headers=headers)
+
+
+async def _json_body(request: Request) -> dict[str, Any]:
+    raw = await request.body()
+    if not raw:
+        return {}
+    try:
+        body = json.loads(raw)
+    except json.JSONDecodeError as exc:
+        raise HostError(400, f"the request body is not valid JSON: {exc}") from exc
+    if not isinstance(body, dict):
+        raise HostError(400, "the request body must be a JSON object")
+    return body
+
+
+def _string_map(value: Any, name: str) -> dict[str, str]:
+    if value is None:
+        return {}
+    if not isinstance(value, dict) or not all(isinstance(k, str) for k in value):
+        raise HostError(400, f"{name} must be an object of strings")
+    return {k: str(v) for k, v in value.items()}
+
+
+class ControlPlane:
+    def __init__(self, host: SandboxHost) -> None:
+        self.host = host
+
+    def routes(self) -> list[BaseRoute]:
+        guard = self._guard
+        return [
+            Route("/health", self.health, methods=["GET"]),
+            Route("/sandboxes", guard(self.create), methods=["POST"]),
+            Route("/v2/sandboxes", guard(self.create), methods=["POST"]),
+            Route("/sandboxes", guard(self.list), methods=["GET"]),
+            Route("/v2/sandboxes", guard(self.list), methods=["GET"]),
+            Route("/sandboxes/{sandbox_id}", guard(self.info), methods=["GET"]),
+            Route("/sandboxes/{sandbox_id}", guard(self.kill), methods=["DELETE"]),
+            Route("/sandboxes/{sandbox_id}/timeout", guard(self.timeout), methods=["POST"]),
+            Route("/sandboxes/{sandbox_id}/refreshes", guard(self.refresh), methods=["POST"]),
+            Route("/sandboxes/{sandbox_id}/connect", guard(self.connect), methods=["POST"]),
+            Route("/v2/sandboxes/{sandbox_id}/connect", guard(self.connect), methods=["POST"]),
+            Route("/sandboxes/{sandbox_id}/resume", guard(self.connect), methods=["POST"]),
+            Route("/sandboxes/{sandbox_id}/pause", guard(self.pause), methods=["POST"]),
+            Route("/sandboxes/{sandbox_id}/ports/{port:int}", guard(self.port), methods=["GET"]),
+        ]
+
+    def _guard(self, endpoint: Endpoint) -> Endpoint:
+        """Check the API key, and answer HostError as E2B's JSON error."""
+
+        async def guarded(request: Request) -> Response:
+            key = request.headers.get("x-api-key", "")
+            if not hmac.compare_digest(key.encode(), self.host.settings.api_key.encode()):
+                return error(401, "Invalid API key: send this host's key in X-API-KEY")
+            try:
+                return await endpoint(request)
+            except HostError as exc:
+                headers = {"Retry-After": "1"} if exc.status == 429 else None
+                return error(exc.status, exc.message, headers)
+
+        return guarded
+
+    async def health(self, _: Request) -> Response:
+        return JSONResponse({"status": "ok", "sandboxes": len(self.host.sandboxes)})
+
+    async def create(self, request: Request) -> Response:
+        body = await _json_body(request)
+        template = body.get("templateID") or "base"
+        timeout = self.host.clamp_timeout(body.get("timeout"))
+        metadata = _string_map(body.get("metadata"), "metadata")
+        envs = _string_map(body.get("envVars"), "envVars")
+        sandbox = await self.host.create(str(template), timeout, metadata, envs)
+        return JSONResponse(sandbox.created(), status_code=201)
+
+    async def list(self, request: Request) -> Response:
+        query = request.query_params
+        wanted_metadata = dict(parse_qsl(query.get("metadata", ""), keep_blank_values=True))
+        states = {s for s in query.get("state", "").split(",") if s} or {"running", "paused"}
+        try:
+            limit = int(query.get("limit") or 1000)
+        except ValueError as exc:
+            raise HostError(400, "limit must be a whole number") from exc
+        sandboxes = sorted(self.host.sandboxes.values(), key=lambda s: (s.started_at, s.sandbox_id))
+        matching = [
+            s for s in sandboxes
+            if s.state in states and s.end_at > time.time()
+            and all(s.metadata.get(k) == v for k, v in wanted_metadata.items())
+        ]
+        token = query.get("nextToken")
+        if token:
+            ids = [s.sandbox_id for s in matching]
+            matching = matching[ids.index(token):] if token in ids else []
+        page, rest = matching[:limit], matching[limit:]
+        headers = {"x-next-token": rest[0].sandbox_id} if rest else {}
+        return JSONResponse([s.summary() for s in page], headers=headers)
+
+    def _sandbox(self, request: Request) -> Sandbox:
+        return self.host.get(request.path_params["sandbox_id"])
+
+    async def info(self, request: Request) -> Response:
+        return JSONResponse(self._sandbox(request).detail())
+
+    async def kill(self, request: Request) -> Response:
+        if not await self.host.kill(request.path_params["sandbox_id"]):
+            raise HostError(404, f"sandbox {request.path_params['sandbox_id']} not found")
+        return Response(status_code=204)
+
+    async def timeout(self, request: Request) -> Response:
+        body = await _json_body(request)
+        if "timeout" not in body:
+            raise HostError(400, "timeout is required")
+        self.host.set_timeout(request.path_params["sandbox_id"], self.host.clamp_timeout(body["timeout"]))
+        return Response(status_code=204)
+
+    async def refresh(self, request: Request) -> Response:
+        body = await _json_body(request)
+        sandbox = self._sandbox(request)
+        duration = self.host.clamp_timeout(body.get("duration"))
+        sandbox.end_at = max(sandbox.end_at, time.time() + duration)
+        return Response(status_code=204)
+
+    async def connect(self, request: Request) -> Response:
+        body = await _json_body(request)
+        sandbox = self._sandbox(request)
+        if body.get("timeout") is not None:
+            extended = time.time() + self.host.clamp_timeout(body["timeout"])
+            sandbox.end_at = max(sandbox.end_at, extended)
+        return JSONResponse(sandbox.created(), status_code=200)
+
+    async def pause(self, request: Request) -> Response:
+        self._sandbox(request)
+        raise HostError(501, "pausing sandboxes is not supported by the local host")
+
+    async def port(self, request: Request) -> Response:
+        sandbox = self._sandbox(request)
+        port = request.path_params["port"]
+        if not 0 < port < 65536:
+            raise HostError(400, f"port must be between 1 and 65535, not {port}")
+        url = await sandbox.ports.publish(port)
+        return JSONResponse({"url": url, "port": port, "open": await sandbox.ports.is_open(port)})

@@ -1,0 +1,216 @@
+"""One bubblewrap jail per sandbox: this module owns the bwrap command line.
+
+The jail has its own user, PID, mount, IPC, UTS and network namespaces. Its root is built from an
+allow-list: the host's ``/usr`` read-only, the sandbox runtime read-only, a few harmless files of
+``/etc``, and generated ``passwd``/``group``/``hosts``/``profile``. The sandbox's own folders on the host
+become ``/home/user`` (writable, lives as long as the sandbox), ``/tmp`` (private) and ``/run/e2bq``
+(the agent's sockets). Started by root, bwrap runs as an unprivileged host uid, so nothing inside
+holds a capability on the host; the jail dies with sandboxd (``--die-with-parent``).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+
+from .agent.config import AgentConfig
+
+SANDBOX_USER = "user"
+SANDBOX_UID = 1000
+HOME = Path("/home/user")
+RUN = Path("/run/e2bq")
+RUNTIME = Path("/opt/e2bq/runtime")
+AGENT_ROOT = Path("/opt/e2bq/lib")
+HOSTNAME = "e2b"
+
+# Files of the host's /etc that programs need and that hold no secret.
+_ETC_ALLOW = (
+    "alternatives", "bash.bashrc", "ca-certificates", "ca-certificates.conf", "debian_version",
+    "fonts", "gai.conf", "gitconfig", "host.conf", "inputrc", "ld.so.cache", "ld.so.conf",
+    "ld.so.conf.d", "locale.alias", "localtime", "magic", "magic.mime", "mime.types", "networks",
+    "nsswitch.conf", "os-release", "pip.conf", "profile.d", "protocols", "python3", "python3.11",
+    "services", "ssl/certs", "ssl/openssl.cnf", "timezone", "xdg/pip",
+)
+
+_PROFILE = f"""\
+# /etc/profile of an e2bq sandbox
+export PATH="{RUNTIME}/bin:/home/user/.local/bin:/usr/local/bin:/usr/bin:/bin"
+if [ -d /etc/profile.d ]; then
+  for i in /etc/profile.d/*.sh; do [ -r "$i" ] && . "$i"; done
+  unset i
+fi
+"""
+
+SANDBOX_ENV = {
+    "PATH": f"{RUNTIME}/bin:/home/user/.local/bin:/usr/local/bin:/usr/bin:/bin",
+    "HOME": str(HOME),
+    "USER": SANDBOX_USER,
+    "LOGNAME": SANDBOX_USER,
+    "SHELL": "/bin/bash",
+    "LANG": "C.UTF-8",
+    "TERM": "xterm",
+    "OPENBLAS_NUM_THREADS": "1",
+    "E2B_SANDBOX": "true",
+}
+
+
+def write_etc(folder: Path) -> None:
+    """Write the generated /etc files every jail shares (sandboxd does this once)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    files = {
+        "passwd": f"root:x:0:0:root:/root:/usr/sbin/nologin\n"
+        f"{SANDBOX_USER}:x:{SANDBOX_UID}:{SANDBOX_UID}:{SANDBOX_USER}:{HOME}:/bin/bash\n"
+        "nobody:x:65534:65534:nobody:/nonexistent:/usr/sbin/nologin\n",
+        "group": f"root:x:0:\n{SANDBOX_USER}:x:{SANDBOX_UID}:\nnogroup:x:65534:\n",
+        "hosts": f"127.0.0.1\tlocalhost {HOSTNAME}\n::1\tlocalhost ip6-localhost\n",
+        "hostname": f"{HOSTNAME}\n",
+        "profile": _PROFILE,
+    }
+    for name, text in files.items():
+        (folder / name).write_text(text)
+        (folder / name).chmod(0o644)
+    folder.chmod(0o755)
+
+
+@dataclass(frozen=True)
+class JailPaths:
+    """A sandbox's folders on the host."""
+
+    root: Path
+
+    @property
+    def home(self) -> Path:
+        return self.root / "home"
+
+    @property
+    def tmp(self) -> Path:
+        return self.root / "tmp"
+
+    @property
+    def run(self) -> Path:
+        return self.root / "run"
+
+    @property
+    def log(self) -> Path:
+        """The jail's stderr (bwrap's and the agent's own messages), outside the jail."""
+        return self.root / "jail.log"
+
+    @property
+    def socket(self) -> Path:
+        return self.run / "agent.sock"
+
+    @property
+    def forward_socket(self) -> Path:
+        return self.run / "forward.sock"
+
+    def create(self, owner: int | None) -> None:
+        for folder in (self.root, self.home, self.tmp, self.run):
+            folder.mkdir(mode=0o700, exist_ok=True)
+            if owner is not None:
+                os.chown(folder, owner, owner)
+        self.tmp.chmod(0o1777 if owner is None else 0o700)
+
+    def remove(self) -> None:
+        shutil.rmtree(self.root, ignore_errors=True)
+
+
+def agent_config(envs: dict[str, str]) -> AgentConfig:
+    """What the agent inside is told: paths as the jail sees them."""
+    return AgentConfig(
+        home=HOME,
+        python=str(RUNTIME / "bin" / "python"),
+        socket=RUN / "agent.sock",
+        forward_socket=RUN / "forward.sock",
+        user=SANDBOX_USER,
+        envs={**SANDBOX_ENV, **envs},
+    )
+
+
+def bwrap_command(
+    paths: JailPaths, *, etc: Path, runtime: Path, agent_lib: Path, ready_fd: int
+) -> list[str]:
+    """The full bwrap command line that starts a sandbox's agent.
+
+    The agent writes one byte to ``ready_fd`` (inherited through bwrap) once it accepts requests.
+    """
+    cmd = [
+        shutil.which("bwrap") or "bwrap",
+        "--unshare-user", "--unshare-pid", "--unshare-ipc", "--unshare-uts", "--unshare-net",
+        "--unshare-cgroup-try",
+        "--uid", str(SANDBOX_UID), "--gid", str(SANDBOX_UID), "--hostname", HOSTNAME,
+        "--die-with-parent", "--new-session", "--cap-drop", "ALL",
+        "--ro-bind", "/usr", "/usr",
+    ]
+    for link in ("bin", "lib", "lib64", "sbin"):
+        target = os.readlink(f"/{link}") if os.path.islink(f"/{link}") else None
+        if target:
+            cmd += ["--symlink", target, f"/{link}"]
+        elif os.path.isdir(f"/{link}"):
+            cmd += ["--ro-bind", f"/{link}", f"/{link}"]
+    for name in _ETC_ALLOW:
+        if os.path.exists(f"/etc/{name}"):
+            cmd += ["--ro-bind", f"/etc/{name}", f"/etc/{name}"]
+    for name in ("passwd", "group", "hosts", "hostname", "profile"):
+        cmd += ["--ro-bind", str(etc / name), f"/etc/{name}"]
+    cmd += [
+        "--ro-bind", str(runtime), str(RUNTIME),
+        "--ro-bind", str(agent_lib), str(AGENT_ROOT),
+        "--proc", "/proc", "--dev", "/dev",
+        "--tmpfs", "/home", "--bind", str(paths.home), str(HOME),
+        "--bind", str(paths.tmp), "/tmp",
+        "--bind", str(paths.run), str(RUN),
+        "--chdir", str(HOME),
+        "--clearenv",
+    ]
+    for key, value in SANDBOX_ENV.items():
+        cmd += ["--setenv", key, value]
+    bootstrap = f"import sys; sys.path.insert(0, {str(AGENT_ROOT)!r}); from agent.server import main; main()"
+    cmd += [
+        "--", str(RUNTIME / "bin" / "python"), "-I", "-c", bootstrap,
+        str(RUN / "agent.json"), str(ready_fd),
+    ]
+    return cmd
+
+
+def spawn(
+    paths: JailPaths,
+    *,
+    envs: dict[str, str],
+    etc: Path,
+    runtime: Path,
+    agent_lib: Path,
+    uid: int | None,
+) -> tuple[subprocess.Popen[bytes], int]:
+    """Start the jail; return the bwrap process and the fd that turns readable when it is ready.
+
+    ``uid`` is the host uid bwrap runs as (None: the current user, when sandboxd is not root).
+    """
+    paths.create(uid)
+    config_file = paths.run / "agent.json"
+    config_file.write_text(agent_config(envs).to_json())
+    if uid is not None:
+        os.chown(config_file, uid, uid)
+    read_fd, write_fd = os.pipe()
+    log = paths.log.open("ab")
+    try:
+        proc = subprocess.Popen(
+            bwrap_command(
+                paths, etc=etc, runtime=runtime, agent_lib=agent_lib, ready_fd=write_fd
+            ),
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=log,
+            pass_fds=(write_fd,),
+            user=uid,
+            group=uid,
+            extra_groups=[] if uid is not None else None,
+            start_new_session=True,
+            env={"PATH": "/usr/bin:/bin"},
+        )
+    finally:
+        os.close(write_fd)
+        log.close()
+    return proc, read_fd

@@ -1,0 +1,25 @@
+"""Run sandboxd: uvicorn serving the host app until SIGTERM or SIGINT, then every sandbox ends."""
+
+from __future__ import annotations
+
+import logging
+
+import uvicorn
+
+from .app import HostApp
+from .settings import HostSettings
+
+
+def serve(settings: HostSettings, *, log_level: str = "info") -> None:
+    logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(name)s %(message)s")
+    config = uvicorn.Config(
+        HostApp(settings),
+        host=settings.host,
+        port=settings.port,
+        log_level=log_level,
+        access_log=False,
+        lifespan="on",
+        timeout_keep_alive=75,
+        timeout_graceful_shutdown=5,
+    )
+    uvicorn.Server(config).run()

@@ -1,0 +1,86 @@
+"""The sandbox host's settings: one frozen object, every environment variable named here."""
+
+from __future__ import annotations
+
+import os
+import secrets
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+DEFAULT_RUNTIME = "/opt/e2bq/runtime"
+DEFAULT_SANDBOX_UID = 64000
+
+
+def generate_api_key() -> str:
+    """A key of E2B's form (``e2b_`` + 40 hex digits), which every SDK release accepts."""
+    return "e2b_" + secrets.token_hex(20)
+
+
+@dataclass(frozen=True)
+class HostSettings:
+    """How ``e2bq sandboxd`` runs.
+
+    Environment variables (read by :meth:`from_env`, explicit arguments win):
+
+    - ``E2BQ_SANDBOXD_HOST`` / ``E2BQ_SANDBOXD_PORT``: where to listen (127.0.0.1:49982).
+    - ``E2BQ_SANDBOXD_API_KEY``: the key clients send as ``X-API-KEY`` (falls back to
+      ``E2B_API_KEY``; generated and printed when neither is set).
+    - ``E2BQ_SANDBOXD_PUBLIC_HOST``: host name put in the URLs of published ports (the listen host).
+    - ``E2BQ_SANDBOX_RUNTIME``: the Python environment sandboxes run (``/opt/e2bq/runtime``).
+    - ``E2BQ_SANDBOXD_STATE_DIR``: where sandboxes' homes and sockets live (a new temporary folder).
+    - ``E2BQ_SANDBOXD_MAX_SANDBOXES``: live sandboxes at most; past it creates answer 429 (100).
+    - ``E2BQ_SANDBOXD_MAX_TIMEOUT``: the longest sandbox lifetime a client may ask for, seconds.
+    - ``E2BQ_SANDBOX_UID``: the unprivileged host uid sandboxes run as when sandboxd is root.
+    """
+
+    host: str = "127.0.0.1"
+    port: int = 49982
+    api_key: str = ""
+    public_host: str = ""
+    runtime: Path = Path(DEFAULT_RUNTIME)
+    state_dir: Path | None = None
+    max_sandboxes: int = 100
+    default_timeout: int = 300
+    max_timeout: int = 86_400
+    sandbox_uid: int = DEFAULT_SANDBOX_UID
+    ready_timeout: float = 30.0
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None, **overrides: Any) -> HostSettings:
+        env = os.environ if env is None else env
+        values: dict[str, Any] = {}
+        simple = {
+            "host": ("E2BQ_SANDBOXD_HOST", str),
+            "port": ("E2BQ_SANDBOXD_PORT", int),
+            "public_host": ("E2BQ_SANDBOXD_PUBLIC_HOST", str),
+            "runtime": ("E2BQ_SANDBOX_RUNTIME", Path),
+            "state_dir": ("E2BQ_SANDBOXD_STATE_DIR", Path),
+            "max_sandboxes": ("E2BQ_SANDBOXD_MAX_SANDBOXES", int),
+            "max_timeout": ("E2BQ_SANDBOXD_MAX_TIMEOUT", int),
+            "sandbox_uid": ("E2BQ_SANDBOX_UID", int),
+        }
+        for name, (var, convert) in simple.items():
+            if env.get(var):
+                values[name] = convert(env[var])
+        key = env.get("E2BQ_SANDBOXD_API_KEY") or env.get("E2B_API_KEY")
+        if key:
+            values["api_key"] = key
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        settings = cls(**values)
+        if not settings.api_key:
+            settings = replace(settings, api_key=generate_api_key())
+        return settings
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    @property
+    def advertised_host(self) -> str:
+        return self.public_host or self.host
+
+    @property
+    def python(self) -> Path:
+        return self.runtime / "bin" / "python"
