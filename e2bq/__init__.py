@@ -1,7 +1,63 @@
-"""e2bq: a distributed job queue for code sandboxes."""
+"""e2bq: a distributed job queue for code sandboxes.
+
+from e2bq import SandboxManager, E2BToolkit
+
+manager = SandboxManager(default_timeout=360)
+toolkit = E2BToolkit(manager, auto_create_default=True)
+toolkit.run_python_code("print('hello')")
+"""
 
 from __future__ import annotations
 
+# Configuration
+from .config import Settings
+
+# Errors (all derive from E2BQError)
+from .errors import (
+    ConfigurationError,
+    E2BQError,
+    ExecutionTimeoutError,
+    InvalidInputError,
+    JobCancelledError,
+    JobNotFoundError,
+    NotFoundError,
+    ProviderError,
+    QueueError,
+    SandboxNotFoundError,
+)
+
+# The documented API
+from .manager import SandboxManager, SandboxSlot
+from .toolkit import E2BToolkit
+
+# Shapes of the dicts the API returns
+from .types import TERMINAL_STATES, JobRecord, JobStatus, SandboxEntry, ToolResult
+
 __version__ = "0.1.0"
 
-__all__ = ["__version__"]
+__all__ = [
+    # The documented API
+    "E2BToolkit",
+    "SandboxManager",
+    "SandboxSlot",
+    # Configuration
+    "Settings",
+    # Errors
+    "ConfigurationError",
+    "E2BQError",
+    "ExecutionTimeoutError",
+    "InvalidInputError",
+    "JobCancelledError",
+    "JobNotFoundError",
+    "NotFoundError",
+    "ProviderError",
+    "QueueError",
+    "SandboxNotFoundError",
+    # Result shapes
+    "TERMINAL_STATES",
+    "JobRecord",
+    "JobStatus",
+    "SandboxEntry",
+    "ToolResult",
+    "__version__",
+]

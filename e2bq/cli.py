@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
+import signal
+import subprocess
+import sys
 from pathlib import Path
 
 import click
@@ -19,7 +23,9 @@ def cli() -> None:
 @click.option("--host", help="Address to listen on [E2BQ_SANDBOXD_HOST, 127.0.0.1].")
 @click.option("--port", type=int, help="Port to listen on [E2BQ_SANDBOXD_PORT, 49982].")
 @click.option("--api-key", help="Key clients must send [E2BQ_SANDBOXD_API_KEY or E2B_API_KEY].")
-@click.option("--max-sandboxes", type=int, help="Live sandboxes at most [E2BQ_SANDBOXD_MAX_SANDBOXES].")
+@click.option(
+    "--max-sandboxes", type=int, help="Live sandboxes at most [E2BQ_SANDBOXD_MAX_SANDBOXES]."
+)
 @click.option("--state-dir", type=click.Path(path_type=Path), help="Where sandboxes live.")
 @click.option("--runtime", type=click.Path(path_type=Path), help="The sandbox runtime folder.")
 @click.option("--log-level", default="info", show_default=True)
@@ -40,8 +46,12 @@ def sandboxd(
     from .sandboxd.server import serve
 
     settings = HostSettings.from_env(
-        host=host, port=port, api_key=api_key, max_sandboxes=max_sandboxes,
-        state_dir=state_dir, runtime=runtime,
+        host=host,
+        port=port,
+        api_key=api_key,
+        max_sandboxes=max_sandboxes,
+        state_dir=state_dir,
+        runtime=runtime,
     )
     click.echo(f"E2B_API_URL={settings.url} E2B_SANDBOX_URL={settings.url}", err=True)
     if not (api_key or os.environ.get("E2BQ_SANDBOXD_API_KEY") or os.environ.get("E2B_API_KEY")):
@@ -50,7 +60,9 @@ def sandboxd(
 
 
 @sandboxd.command("install-runtime")
-@click.option("--target", type=click.Path(path_type=Path), default=DEFAULT_RUNTIME, show_default=True)
+@click.option(
+    "--target", type=click.Path(path_type=Path), default=DEFAULT_RUNTIME, show_default=True
+)
 @click.option("--upgrade", is_flag=True, help="Build it anew.")
 def install_runtime_command(target: Path, upgrade: bool) -> None:
     """Build the Python environment sandboxes run (needs python3-venv)."""
@@ -60,5 +72,67 @@ def install_runtime_command(target: Path, upgrade: bool) -> None:
     click.echo(f"sandbox runtime ready at {target}")
 
 
+_PASS_THROUGH = {"ignore_unknown_options": True, "allow_extra_args": True, "help_option_names": []}
+
+
+@cli.command(context_settings=_PASS_THROUGH)
+@click.pass_context
+def worker(ctx: click.Context) -> None:
+    """Run a worker; Celery's worker options pass through (e.g. --concurrency, --pool, -n).
+
+    Sandbox work waits on sandboxes rather than the CPU, so the default pool is 20 threads.
+    """
+    from workers.app import app
+
+    from .config import Settings
+
+    args = list(ctx.args)
+    if not any(a in ("-P", "--pool") or a.startswith("--pool=") for a in args):
+        args += ["--pool", "threads"]
+        if not any(a in ("-c", "--concurrency") or a.startswith("--concurrency=") for a in args):
+            args += ["--concurrency", "20"]
+    if not any(a in ("-Q", "--queues") or a.startswith("--queues=") for a in args):
+        args += ["--queues", Settings.from_env().queue]
+    app.worker_main(argv=["worker", "--task-events", *args])
+
+
+@cli.command(context_settings=_PASS_THROUGH)
+@click.pass_context
+def flower(ctx: click.Context) -> None:
+    """Run Flower on e2bq's app; Flower's options pass through (e.g. --port, --basic-auth)."""
+    args = ["celery", "-A", "workers.app:app", "flower", *ctx.args]
+    os.execvp(sys.executable, [sys.executable, "-m", *args])
+
+
+@cli.command(context_settings={"ignore_unknown_options": True})
+@click.option("--flower-port", type=int, default=5555, show_default=True)
+@click.option("--no-flower", is_flag=True, help="Do not start Flower.")
+@click.argument("command", nargs=-1, type=click.UNPROCESSED)
+def up(flower_port: int, no_flower: bool, command: tuple[str, ...]) -> None:
+    """Start the embedded default: Redis (unless E2BQ_REDIS_URL is set), sandboxd, a worker, Flower.
+
+    With COMMAND (after --), run it with the stack's environment, then stop everything;
+    otherwise run until Ctrl-C.
+    """
+    from .embedded import embedded
+
+    with embedded(flower_port=None if no_flower else flower_port) as stack:
+        for name, value in stack.env.items():
+            if name != "E2B_API_KEY":
+                click.echo(f"export {name}={value}", err=True)
+        if not no_flower:
+            click.echo(f"Flower: http://127.0.0.1:{flower_port}", err=True)
+        click.echo(f"logs: {stack.workdir}", err=True)
+        if command:
+            code = subprocess.call(list(command), env={**os.environ, **stack.env})
+            raise SystemExit(code)
+        with contextlib.suppress(KeyboardInterrupt):
+            signal.sigwait({signal.SIGINT, signal.SIGTERM})
+
+
 def main(argv: list[str] | None = None) -> None:
     cli.main(args=argv, prog_name="e2bq")
+
+
+if __name__ == "__main__":
+    main()

@@ -11,7 +11,7 @@ import json
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any
-from urllib.parse import parse_qsl
+from urllib.parse import parse_qsl, unquote_plus
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -99,7 +99,10 @@ class ControlPlane:
 
     async def list(self, request: Request) -> Response:
         query = request.query_params
-        wanted_metadata = dict(parse_qsl(query.get("metadata", ""), keep_blank_values=True))
+        # E2B's API unescapes the filter once more before splitting it into pairs, and the SDK
+        # escapes keys and values once more to match: "k%3Dv" arrives as "k%253Dv"
+        raw_metadata = unquote_plus(query.get("metadata", ""))
+        wanted_metadata = dict(parse_qsl(raw_metadata, keep_blank_values=True))
         states = {s for s in query.get("state", "").split(",") if s} or {"running", "paused"}
         try:
             limit = int(query.get("limit") or 1000)
@@ -107,14 +110,16 @@ class ControlPlane:
             raise HostError(400, "limit must be a whole number") from exc
         sandboxes = sorted(self.host.sandboxes.values(), key=lambda s: (s.started_at, s.sandbox_id))
         matching = [
-            s for s in sandboxes
-            if s.state in states and s.end_at > time.time()
+            s
+            for s in sandboxes
+            if s.state in states
+            and s.end_at > time.time()
             and all(s.metadata.get(k) == v for k, v in wanted_metadata.items())
         ]
         token = query.get("nextToken")
         if token:
             ids = [s.sandbox_id for s in matching]
-            matching = matching[ids.index(token):] if token in ids else []
+            matching = matching[ids.index(token) :] if token in ids else []
         page, rest = matching[:limit], matching[limit:]
         headers = {"x-next-token": rest[0].sandbox_id} if rest else {}
         return JSONResponse([s.summary() for s in page], headers=headers)
@@ -126,15 +131,19 @@ class ControlPlane:
         return JSONResponse(self._sandbox(request).detail())
 
     async def kill(self, request: Request) -> Response:
-        if not await self.host.kill(request.path_params["sandbox_id"]):
-            raise HostError(404, f"sandbox {request.path_params['sandbox_id']} not found")
+        sandbox_id = request.path_params["sandbox_id"]
+        self.host.get(sandbox_id)  # 404 too for one past its timeout that the sweeper has not reaped
+        if not await self.host.kill(sandbox_id):
+            raise HostError(404, f"sandbox {sandbox_id} not found")
         return Response(status_code=204)
 
     async def timeout(self, request: Request) -> Response:
         body = await _json_body(request)
         if "timeout" not in body:
             raise HostError(400, "timeout is required")
-        self.host.set_timeout(request.path_params["sandbox_id"], self.host.clamp_timeout(body["timeout"]))
+        self.host.set_timeout(
+            request.path_params["sandbox_id"], self.host.clamp_timeout(body["timeout"])
+        )
         return Response(status_code=204)
 
     async def refresh(self, request: Request) -> Response:

@@ -28,11 +28,37 @@ HOSTNAME = "e2b"
 
 # Files of the host's /etc that programs need and that hold no secret.
 _ETC_ALLOW = (
-    "alternatives", "bash.bashrc", "ca-certificates", "ca-certificates.conf", "debian_version",
-    "fonts", "gai.conf", "gitconfig", "host.conf", "inputrc", "ld.so.cache", "ld.so.conf",
-    "ld.so.conf.d", "locale.alias", "localtime", "magic", "magic.mime", "mime.types", "networks",
-    "nsswitch.conf", "os-release", "pip.conf", "profile.d", "protocols", "python3", "python3.11",
-    "services", "ssl/certs", "ssl/openssl.cnf", "timezone", "xdg/pip",
+    "alternatives",
+    "bash.bashrc",
+    "ca-certificates",
+    "ca-certificates.conf",
+    "debian_version",
+    "fonts",
+    "gai.conf",
+    "gitconfig",
+    "host.conf",
+    "inputrc",
+    "ld.so.cache",
+    "ld.so.conf",
+    "ld.so.conf.d",
+    "locale.alias",
+    "localtime",
+    "magic",
+    "magic.mime",
+    "mime.types",
+    "networks",
+    "nsswitch.conf",
+    "os-release",
+    "pip.conf",
+    "profile.d",
+    "protocols",
+    "python3",
+    "python3.11",
+    "services",
+    "ssl/certs",
+    "ssl/openssl.cnf",
+    "timezone",
+    "xdg/pip",
 )
 
 _PROFILE = f"""\
@@ -138,11 +164,25 @@ def bwrap_command(
     """
     cmd = [
         shutil.which("bwrap") or "bwrap",
-        "--unshare-user", "--unshare-pid", "--unshare-ipc", "--unshare-uts", "--unshare-net",
+        "--unshare-user",
+        "--unshare-pid",
+        "--unshare-ipc",
+        "--unshare-uts",
+        "--unshare-net",
         "--unshare-cgroup-try",
-        "--uid", str(SANDBOX_UID), "--gid", str(SANDBOX_UID), "--hostname", HOSTNAME,
-        "--die-with-parent", "--new-session", "--cap-drop", "ALL",
-        "--ro-bind", "/usr", "/usr",
+        "--uid",
+        str(SANDBOX_UID),
+        "--gid",
+        str(SANDBOX_UID),
+        "--hostname",
+        HOSTNAME,
+        "--die-with-parent",
+        "--new-session",
+        "--cap-drop",
+        "ALL",
+        "--ro-bind",
+        "/usr",
+        "/usr",
     ]
     for link in ("bin", "lib", "lib64", "sbin"):
         target = os.readlink(f"/{link}") if os.path.islink(f"/{link}") else None
@@ -156,21 +196,42 @@ def bwrap_command(
     for name in ("passwd", "group", "hosts", "hostname", "profile"):
         cmd += ["--ro-bind", str(etc / name), f"/etc/{name}"]
     cmd += [
-        "--ro-bind", str(runtime), str(RUNTIME),
-        "--ro-bind", str(agent_lib), str(AGENT_ROOT),
-        "--proc", "/proc", "--dev", "/dev",
-        "--tmpfs", "/home", "--bind", str(paths.home), str(HOME),
-        "--bind", str(paths.tmp), "/tmp",
-        "--bind", str(paths.run), str(RUN),
-        "--chdir", str(HOME),
+        "--ro-bind",
+        str(runtime),
+        str(RUNTIME),
+        "--ro-bind",
+        str(agent_lib),
+        str(AGENT_ROOT),
+        "--proc",
+        "/proc",
+        "--dev",
+        "/dev",
+        "--tmpfs",
+        "/home",
+        "--bind",
+        str(paths.home),
+        str(HOME),
+        "--bind",
+        str(paths.tmp),
+        "/tmp",
+        "--bind",
+        str(paths.run),
+        str(RUN),
+        "--chdir",
+        str(HOME),
         "--clearenv",
     ]
     for key, value in SANDBOX_ENV.items():
         cmd += ["--setenv", key, value]
     bootstrap = f"import sys; sys.path.insert(0, {str(AGENT_ROOT)!r}); from agent.server import main; main()"
     cmd += [
-        "--", str(RUNTIME / "bin" / "python"), "-I", "-c", bootstrap,
-        str(RUN / "agent.json"), str(ready_fd),
+        "--",
+        str(RUNTIME / "bin" / "python"),
+        "-I",
+        "-c",
+        bootstrap,
+        str(RUN / "agent.json"),
+        str(ready_fd),
     ]
     return cmd
 
@@ -197,9 +258,7 @@ def spawn(
     log = paths.log.open("ab")
     try:
         proc = subprocess.Popen(
-            bwrap_command(
-                paths, etc=etc, runtime=runtime, agent_lib=agent_lib, ready_fd=write_fd
-            ),
+            bwrap_command(paths, etc=etc, runtime=runtime, agent_lib=agent_lib, ready_fd=write_fd),
             stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL,
             stderr=log,

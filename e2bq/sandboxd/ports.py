@@ -20,7 +20,7 @@ class PortPublisher:
         self.forward_socket = forward_socket
         self.listen_host = listen_host
         self.public_host = public_host
-        self.servers: dict[int, asyncio.AbstractServer] = {}
+        self.servers: dict[int, asyncio.Server] = {}
         self._lock = asyncio.Lock()
 
     async def publish(self, port: int) -> str:

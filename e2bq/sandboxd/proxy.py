@@ -27,8 +27,15 @@ from .sandboxes import Sandbox, SandboxHost, log
 ENVD_PORT = 49983
 INTERPRETER_PORT = 49999
 _HOP_BY_HOP = {
-    b"host", b"connection", b"keep-alive", b"transfer-encoding", b"te", b"upgrade",
-    b"proxy-authorization", b"proxy-connection", b"trailer",
+    b"host",
+    b"connection",
+    b"keep-alive",
+    b"transfer-encoding",
+    b"te",
+    b"upgrade",
+    b"proxy-authorization",
+    b"proxy-connection",
+    b"trailer",
 }
 
 
@@ -47,10 +54,16 @@ def is_data_plane(scope: Scope) -> bool:
 
 async def _answer(send: Send, status: int, message: str, code: Any = None) -> None:
     body = json.dumps({"code": status if code is None else code, "message": message}).encode()
-    await send({
-        "type": "http.response.start", "status": status,
-        "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())],
-    })
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [
+                (b"content-type", b"application/json"),
+                (b"content-length", str(len(body)).encode()),
+            ],
+        }
+    )
     await send({"type": "http.response.body", "body": body})
 
 
@@ -143,7 +156,9 @@ class DataPlane:
         if scope.get("query_string"):
             path += "?" + scope["query_string"].decode()
         headers = [(k, v) for k, v in scope["headers"] if k not in _HOP_BY_HOP]
-        request = sandbox.client.build_request(scope["method"], path, headers=headers, content=content)
+        request = sandbox.client.build_request(
+            scope["method"], path, headers=headers, content=content
+        )
         try:
             response = await sandbox.client.send(request, stream=True)
         except httpx.HTTPError:
@@ -155,14 +170,19 @@ class DataPlane:
             await response.aclose()
 
     async def _relay(
-        self, response: httpx.Response, send: Send, receive: Receive,
-        body_done: asyncio.Event, disconnected: asyncio.Event,
+        self,
+        response: httpx.Response,
+        send: Send,
+        receive: Receive,
+        body_done: asyncio.Event,
+        disconnected: asyncio.Event,
     ) -> None:
         out_headers = [
             (k.lower(), v) for k, v in response.headers.raw if k.lower() not in _HOP_BY_HOP
         ]
-        await send({"type": "http.response.start", "status": response.status_code,
-                    "headers": out_headers})
+        await send(
+            {"type": "http.response.start", "status": response.status_code, "headers": out_headers}
+        )
 
         async def stream() -> None:
             async for chunk in response.aiter_raw():

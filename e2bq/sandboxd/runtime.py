@@ -30,6 +30,13 @@ def install_runtime(target: Path, *, python: str | None = None, upgrade: bool = 
     if not (target / "bin" / "python").exists():
         base = python or system_python()
         subprocess.run([base, "-m", "venv", "--system-site-packages", str(target)], check=True)
-    pip = [str(target / "bin" / "python"), "-m", "pip", "install", "--quiet", "--disable-pip-version-check"]
+    pip = [
+        str(target / "bin" / "python"),
+        "-m",
+        "pip",
+        "install",
+        "--quiet",
+        "--disable-pip-version-check",
+    ]
     subprocess.run([*pip, "-r", str(REQUIREMENTS)], check=True, stdout=sys.stderr)
     subprocess.run(["chmod", "-R", "a+rX", str(target)], check=True)

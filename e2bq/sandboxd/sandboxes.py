@@ -123,12 +123,16 @@ class SandboxHost:
             raise RuntimeError("bubblewrap is not installed: apt-get install -y bubblewrap")
         self.state_dir.mkdir(parents=True, exist_ok=True)
         self.state_dir.chmod(0o711)
+        if self.uid is not None:
+            _check_traversable(self.state_dir)
         for leftover in self.state_dir.glob("i*"):  # jails of an earlier run that died
             shutil.rmtree(leftover, ignore_errors=True)
         jail.write_etc(self.etc)
         shutil.rmtree(self.agent_lib, ignore_errors=True)
         source = Path(__file__).parent / "agent"
-        shutil.copytree(source, self.agent_lib / "agent", ignore=shutil.ignore_patterns("__pycache__"))
+        shutil.copytree(
+            source, self.agent_lib / "agent", ignore=shutil.ignore_patterns("__pycache__")
+        )
         for path in [self.agent_lib, *self.agent_lib.rglob("*")]:
             path.chmod(0o755 if path.is_dir() else 0o644)
         self._sweeper = asyncio.create_task(self._sweep())
@@ -169,7 +173,8 @@ class SandboxHost:
             raise HostError(400, f"timeout must be a whole number of seconds >= 0, not {timeout!r}")
         if timeout > self.settings.max_timeout:
             raise HostError(
-                400, f"timeout {timeout}s is longer than this host allows ({self.settings.max_timeout}s)"
+                400,
+                f"timeout {timeout}s is longer than this host allows ({self.settings.max_timeout}s)",
             )
         return timeout
 
@@ -177,7 +182,9 @@ class SandboxHost:
         self, template_id: str, timeout: int, metadata: dict[str, str], envs: dict[str, str]
     ) -> Sandbox:
         if template_id not in TEMPLATES:
-            raise HostError(404, f"template '{template_id}' not found; this host serves {TEMPLATES}")
+            raise HostError(
+                404, f"template '{template_id}' not found; this host serves {TEMPLATES}"
+            )
         if len(self.sandboxes) + self._creating >= self.settings.max_sandboxes:
             raise HostError(
                 429,
@@ -196,8 +203,12 @@ class SandboxHost:
         sandbox_id = new_sandbox_id()
         paths = jail.JailPaths(self.state_dir / sandbox_id)
         proc, ready_fd = jail.spawn(
-            paths, envs=envs, etc=self.etc, runtime=self.settings.runtime,
-            agent_lib=self.agent_lib, uid=self.uid,
+            paths,
+            envs=envs,
+            etc=self.etc,
+            runtime=self.settings.runtime,
+            agent_lib=self.agent_lib,
+            uid=self.uid,
         )
         try:
             await self._wait_ready(proc, ready_fd, paths)
@@ -208,11 +219,20 @@ class SandboxHost:
         now = time.time()
         transport = httpx.AsyncHTTPTransport(uds=str(paths.socket))
         sandbox = Sandbox(
-            sandbox_id=sandbox_id, template_id=template_id, metadata=metadata, envs=envs,
-            started_at=now, end_at=now + timeout, access_token=secrets.token_hex(16),
-            traffic_token=secrets.token_hex(16), paths=paths, proc=proc,
+            sandbox_id=sandbox_id,
+            template_id=template_id,
+            metadata=metadata,
+            envs=envs,
+            started_at=now,
+            end_at=now + timeout,
+            access_token=secrets.token_hex(16),
+            traffic_token=secrets.token_hex(16),
+            paths=paths,
+            proc=proc,
             client=httpx.AsyncClient(transport=transport, base_url="http://sandbox", timeout=None),
-            ports=PortPublisher(paths.forward_socket, self.settings.host, self.settings.advertised_host),
+            ports=PortPublisher(
+                paths.forward_socket, self.settings.host, self.settings.advertised_host
+            ),
         )
         self.sandboxes[sandbox_id] = sandbox
         log.info("sandbox %s created (template %s, %ss)", sandbox_id, template_id, timeout)
@@ -222,8 +242,13 @@ class SandboxHost:
         self, proc: subprocess.Popen[bytes], ready_fd: int, paths: jail.JailPaths
     ) -> None:
         loop = asyncio.get_running_loop()
-        ready = loop.create_future()
-        loop.add_reader(ready_fd, lambda: ready.done() or ready.set_result(os.read(ready_fd, 1)))
+        ready: asyncio.Future[bytes] = loop.create_future()
+
+        def on_readable() -> None:
+            if not ready.done():
+                ready.set_result(os.read(ready_fd, 1))
+
+        loop.add_reader(ready_fd, on_readable)
         try:
             signal_byte = await asyncio.wait_for(ready, self.settings.ready_timeout)
         except TimeoutError as exc:
@@ -259,6 +284,16 @@ class SandboxHost:
         sandbox.paths.remove()
         log.info("sandbox %s killed", sandbox_id)
         return True
+
+
+def _check_traversable(folder: Path) -> None:
+    """Jails are set up as the unprivileged sandbox uid, which must reach the state folder."""
+    for parent in [folder, *folder.parents]:
+        if not parent.stat().st_mode & 0o001:
+            raise RuntimeError(
+                f"the sandboxes' uid cannot reach {folder}: {parent} is not searchable by others; "
+                "choose another --state-dir (E2BQ_SANDBOXD_STATE_DIR) or chmod o+x it"
+            )
 
 
 def _kill_jail(proc: subprocess.Popen[bytes]) -> None:

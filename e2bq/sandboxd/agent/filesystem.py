@@ -1,4 +1,4 @@
-"""envd's ``filesystem.Filesystem`` service: stat, list, make, move and remove paths, and watch them.
+"""envd's ``filesystem.Filesystem`` service: stat, list, make, move, remove and watch paths.
 
 Paths are those inside the sandbox; relative ones are relative to the user's home. Every blocking
 filesystem call runs in a worker thread, so a large listing or removal never stalls other requests.
@@ -24,7 +24,7 @@ from starlette.routing import BaseRoute, Route
 
 from .config import AgentConfig
 from .connect import ConnectError, Message, UnaryHandler, server_stream, unary
-from .entries import DIRECTORY, Owners, entry_info, lstat_entry, os_error
+from .entries import Owners, entry_info, lstat_entry, os_error
 from .paths import resolve
 from .watch import DirWatcher
 
@@ -87,9 +87,18 @@ def _existing_dir(path: Path, what: str = "directory") -> None:
         raise ConnectError("invalid_argument", f"'{path}' is not a directory")
 
 
+def _make_parents(path: Path) -> None:
+    try:
+        os.makedirs(path.parent, exist_ok=True)
+    except FileExistsError as exc:  # a file where a parent directory should be
+        raise ConnectError(
+            "invalid_argument", f"cannot create '{path}': a parent is not a directory"
+        ) from exc
+
+
 def _move_across_devices(source: Path, destination: Path) -> None:
-    """``rename`` across filesystems: copy beside the destination, rename over it, drop the source."""
-    staging = destination.with_name(f".{destination.name}.e2bq-move-{uuid.uuid4().hex[:8]}")
+    """``rename`` across filesystems: copy beside the destination, rename, drop the source."""
+    staging = destination.with_name(f".e2bq-move-{uuid.uuid4().hex[:16]}")
     try:
         if source.is_dir() and not source.is_symlink():
             shutil.copytree(source, staging, symlinks=True)
@@ -166,9 +175,7 @@ class FilesystemService:
         except FileExistsError as exc:
             if path.is_dir():
                 raise ConnectError("already_exists", f"directory '{path}' already exists") from exc
-            raise ConnectError(
-                "invalid_argument", f"'{path}' already exists and is not a directory"
-            ) from exc
+            raise ConnectError("invalid_argument", f"'{path}' already exists and is not a directory") from exc
         except OSError as exc:
             raise os_error(exc, "cannot create directory", path) from exc
         return {"entry": lstat_entry(path)}
@@ -179,7 +186,7 @@ class FilesystemService:
         if not os.path.lexists(source):
             raise ConnectError("not_found", f"source '{source}' does not exist")
         try:
-            os.makedirs(destination.parent, exist_ok=True)
+            _make_parents(destination)
             try:
                 os.rename(source, destination)
             except OSError as exc:
@@ -222,9 +229,7 @@ class FilesystemService:
 
     def _create_watcher(self, message: Message) -> Message:
         if len(self._watchers) >= MAX_WATCHERS:
-            raise ConnectError(
-                "resource_exhausted", f"at most {MAX_WATCHERS} watchers; stop one first"
-            )
+            raise ConnectError("resource_exhausted", f"at most {MAX_WATCHERS} watchers; stop one first")
         watcher = self._new_watcher(message)
         watcher_id = "w" + uuid.uuid4().hex[:16]
         self._watchers[watcher_id] = watcher

@@ -142,7 +142,8 @@ class ProcessService:
             raise ConnectError("invalid_argument", f"working directory {cwd} does not exist")
         try:
             proc = await asyncio.create_subprocess_exec(
-                cmd, *args,
+                cmd,
+                *args,
                 stdin=asyncio.subprocess.PIPE if message.get("stdin") else asyncio.subprocess.DEVNULL,
                 stdout=asyncio.subprocess.PIPE,
                 stderr=asyncio.subprocess.PIPE,

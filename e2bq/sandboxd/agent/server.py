@@ -66,7 +66,10 @@ async def serve(config: AgentConfig, ready_fd: int | None = None) -> None:
     sock = _listen(str(config.socket))
     server = uvicorn.Server(
         uvicorn.Config(
-            build_app(config), log_level="warning", lifespan="on", access_log=False,
+            build_app(config),
+            log_level="warning",
+            lifespan="on",
+            access_log=False,
             timeout_keep_alive=300,
         )
     )

@@ -1,21 +1,25 @@
 """Directory watching by comparing snapshots (no inotify library is in the sandbox runtime).
 
-A watcher remembers what a directory held (recursively if asked) and reports the difference at the
-next look as envd's ``FilesystemEvent``s: a name that appeared is CREATE, one that vanished is REMOVE
-(RENAME when its inode turned up under another name, which itself is CREATE), new content is WRITE,
-new permission bits CHMOD. Names are relative to the watched directory. Changes undone between two
-looks (a file created and removed) go unseen, and each look costs a walk of the watched tree.
+A watcher remembers what a directory held (recursively if asked) and reports the difference at
+the next look as envd's ``FilesystemEvent``s: a name that appeared is CREATE, one that vanished is
+REMOVE (RENAME when its inode turned up under another name, which itself is CREATE), new content is
+WRITE, new permission bits CHMOD. Names are relative to the watched directory. Changes undone
+between two looks (a file created and removed) go unseen, and each look walks the watched tree.
+Uploads in progress (their hidden staging files) are left out: a file appears when it is complete.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import stat
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 
 from .connect import Message
 from .entries import Owners, entry_info
+from .upload import STAGING_PREFIX
 
 
 @dataclass(frozen=True)
@@ -41,6 +45,8 @@ def snapshot(root: Path, recursive: bool) -> Snapshot:
         except OSError:
             continue
         for item in found:
+            if item.name.startswith(STAGING_PREFIX):
+                continue  # an upload in progress: its target appears when it completes
             try:
                 st = item.stat(follow_symlinks=False)
             except OSError:
@@ -54,22 +60,22 @@ def snapshot(root: Path, recursive: bool) -> Snapshot:
 
 def _changes(old: Snapshot, new: Snapshot) -> list[tuple[str, str]]:
     """(name, event type) pairs turning ``old`` into ``new``, ordered by name."""
-    moved_to = {seen.inode for name, seen in new.items() if old.get(name, seen).inode != seen.inode}
-    moved_to |= {seen.inode for name, seen in new.items() if name not in old}
+    arrived = {
+        after.inode for name, after in new.items() if name not in old or old[name].inode != after.inode
+    }
     changes: list[tuple[str, str]] = []
-    for name, before in old.items():
-        after = new.get(name)
-        if after is None:
-            kind = "EVENT_TYPE_RENAME" if before.inode in moved_to else "EVENT_TYPE_REMOVE"
+    for name, gone in old.items():
+        if name not in new:
+            kind = "EVENT_TYPE_RENAME" if gone.inode in arrived else "EVENT_TYPE_REMOVE"
             changes.append((name, kind))
     for name, after in new.items():
-        before = old.get(name)
-        if before is None or before.inode != after.inode:
+        previous = old.get(name)
+        if previous is None or previous.inode != after.inode:
             changes.append((name, "EVENT_TYPE_CREATE"))
             continue
-        if stat.S_IMODE(before.mode) != stat.S_IMODE(after.mode):
+        if stat.S_IMODE(previous.mode) != stat.S_IMODE(after.mode):
             changes.append((name, "EVENT_TYPE_CHMOD"))
-        content_changed = (before.size, before.mtime_ns) != (after.size, after.mtime_ns)
+        content_changed = (previous.size, previous.mtime_ns) != (after.size, after.mtime_ns)
         if content_changed and not stat.S_ISDIR(after.mode):
             changes.append((name, "EVENT_TYPE_WRITE"))
     changes.sort(key=lambda change: change[0])
@@ -84,21 +90,21 @@ class DirWatcher:
         self.recursive = recursive
         self.include_entry = include_entry
         self._last = snapshot(root, recursive)
+        self._lock = threading.Lock()
 
     def events(self) -> list[Message]:
-        """FilesystemEvent messages for what changed since the last look. Blocking (walks the tree)."""
-        current = snapshot(self.root, self.recursive)
-        changes = _changes(self._last, current)
-        self._last = current
+        """FilesystemEvents for what changed since the last look. Blocking: walks the tree."""
+        with self._lock:
+            current = snapshot(self.root, self.recursive)
+            changes = _changes(self._last, current)
+            self._last = current
         owners = Owners()
         events: list[Message] = []
         for name, kind in changes:
             event: Message = {"name": name, "type": kind}
             if self.include_entry and name in current:
                 path = self.root / name
-                try:
+                with contextlib.suppress(OSError):  # gone again since the snapshot
                     event["entry"] = entry_info(path, os.lstat(path), owners)
-                except OSError:
-                    pass  # gone again since the snapshot
             events.append(event)
         return events

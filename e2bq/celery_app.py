@@ -1,0 +1,46 @@
+"""The Celery configuration clients and workers share, and the stable task names.
+
+Clients build an app from it only to send tasks by name and read results; workers add the tasks.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+from celery import Celery
+
+from .config import Settings
+
+CREATE_SANDBOX: Final = "e2bq.create_sandbox"
+CONNECT_SANDBOX: Final = "e2bq.connect_sandbox"
+KILL_SANDBOX: Final = "e2bq.kill_sandbox"
+RUN_CODE: Final = "e2bq.run_code"
+RUN_COMMAND: Final = "e2bq.run_command"
+UPLOAD_FILE: Final = "e2bq.upload_file"
+DOWNLOAD_FILE: Final = "e2bq.download_file"
+PUBLIC_URL: Final = "e2bq.public_url"
+WAIT_FOR_PORT: Final = "e2bq.wait_for_port"
+CANCEL_JOB: Final = "e2bq.cancel_job"
+
+
+def make_celery(settings: Settings) -> Celery:
+    app = Celery("e2bq", broker=settings.redis_url, backend=settings.redis_url, set_as_current=False)
+    app.conf.update(
+        task_serializer="json",
+        result_serializer="json",
+        accept_content=["json"],
+        task_default_queue=settings.queue,
+        task_track_started=True,
+        task_send_sent_event=True,
+        worker_send_task_events=True,
+        # Acknowledge on receipt: a sandbox job is not safe to run twice (it has effects inside the
+        # sandbox), and a job whose worker died is accounted for in the job store instead.
+        task_acks_late=False,
+        worker_prefetch_multiplier=1,
+        result_expires=settings.job_ttl,
+        result_extended=True,
+        broker_connection_retry_on_startup=True,
+        broker_transport_options={"visibility_timeout": 3600},
+        worker_cancel_long_running_tasks_on_connection_loss=True,
+    )
+    return app

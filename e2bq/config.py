@@ -1,0 +1,83 @@
+"""Settings: one frozen object that names every environment variable, read when constructed."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
+from typing import Any
+
+from .errors import ConfigurationError
+from .types import Provider
+
+DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
+
+
+@dataclass(frozen=True)
+class Settings:
+    """How clients and workers find Redis and the sandbox provider.
+
+    Environment variables (explicit arguments > these > defaults):
+
+    - ``E2BQ_REDIS_URL``: broker, result backend, registry and job store (``redis://127.0.0.1:6379/0``;
+      ``rediss://`` and passwords in the URL work).
+    - ``E2BQ_NAMESPACE``: the managers' namespace in the registry (``default``); processes that share it
+      share managed sandboxes.
+    - ``E2BQ_QUEUE``: the Celery queue tasks go to (``e2bq``).
+    - ``E2BQ_JOB_TTL``: seconds a job record is kept after it is created (86400).
+    - ``E2B_API_KEY``: the provider's key (E2B cloud's, or the local sandboxd's).
+    - ``E2B_API_URL`` / ``E2B_SANDBOX_URL``: a local sandboxd; when set, it is the provider.
+    """
+
+    redis_url: str = DEFAULT_REDIS_URL
+    namespace: str = "default"
+    queue: str = "e2bq"
+    job_ttl: int = 86_400
+    output_tail_bytes: int = 64 * 1024
+    transfer_chunk_bytes: int = 1024 * 1024
+    transfer_window: int = 4
+    e2b_api_key: str | None = None
+    e2b_api_url: str | None = None
+    e2b_sandbox_url: str | None = None
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
+        env = os.environ if env is None else env
+        values: dict[str, Any] = {
+            "redis_url": env.get("E2BQ_REDIS_URL") or DEFAULT_REDIS_URL,
+            "namespace": env.get("E2BQ_NAMESPACE") or "default",
+            "queue": env.get("E2BQ_QUEUE") or "e2bq",
+            "e2b_api_key": env.get("E2B_API_KEY") or None,
+            "e2b_api_url": env.get("E2B_API_URL") or None,
+            "e2b_sandbox_url": env.get("E2B_SANDBOX_URL") or env.get("E2B_API_URL") or None,
+        }
+        if env.get("E2BQ_JOB_TTL"):
+            values["job_ttl"] = int(env["E2BQ_JOB_TTL"])
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        return cls(**values)
+
+    def with_api_key(self, api_key: str | None) -> Settings:
+        return self if api_key is None else replace(self, e2b_api_key=api_key)
+
+    @property
+    def provider(self) -> Provider:
+        """``local`` when a sandboxd is configured, ``e2b`` (the cloud) when only a key is."""
+        if self.e2b_api_url or self.e2b_sandbox_url:
+            return "local"
+        if self.e2b_api_key:
+            return "e2b"
+        raise ConfigurationError(
+            "no sandbox provider configured: set E2B_API_KEY for E2B's cloud, or "
+            "E2B_API_URL and E2B_SANDBOX_URL for a local `e2bq sandboxd` (`e2bq up` starts one)"
+        )
+
+    def sdk_options(self) -> dict[str, Any]:
+        """Keyword options that point the e2b SDK at the provider."""
+        options: dict[str, Any] = {}
+        if self.e2b_api_key:
+            options["api_key"] = self.e2b_api_key
+        if self.e2b_api_url:
+            options["api_url"] = self.e2b_api_url
+        if self.e2b_sandbox_url:
+            options["sandbox_url"] = self.e2b_sandbox_url
+        return options

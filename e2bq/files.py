@@ -1,0 +1,126 @@
+"""Client side of file transfers, and writing images and chart data from execution results."""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+from . import celery_app as tasks
+from .dispatch import QUEUE_MARGIN, Dispatcher
+from .errors import InvalidInputError, LocalFileNotFoundError, NotFoundError
+from .transfer import ChunkPipe, new_transfer_id
+from .types import ExecutionResult, ToolResult
+
+TRANSFER_TIMEOUT = 3600.0
+
+
+def upload(dispatcher: Dispatcher, sandbox_id: str, local_path: str, sandbox_path: str | None) -> ToolResult:
+    """Stream a local file into the sandbox (``sandbox_path`` defaults to its name, in the home)."""
+    source = Path(local_path).expanduser()
+    if not source.is_file():
+        raise LocalFileNotFoundError(f"no local file at {local_path!r}: give the path of an existing file")
+    target = sandbox_path or source.name
+    transfer_id = new_transfer_id()
+    pipe = ChunkPipe(dispatcher.settings, transfer_id)
+    task_id = dispatcher.submit(
+        tasks.UPLOAD_FILE,
+        {"sandbox_id": sandbox_id, "sandbox_path": target, "transfer_id": transfer_id},
+    )
+    chunk_size = dispatcher.settings.transfer_chunk_bytes
+    try:
+        with source.open("rb") as handle:
+            while chunk := handle.read(chunk_size):
+                pipe.push(chunk)
+        pipe.close()
+    except Exception as exc:
+        pipe.fail(f"the client stopped sending: {exc}")
+        with contextlib.suppress(Exception):
+            dispatcher.wait(task_id, name=tasks.UPLOAD_FILE, timeout=QUEUE_MARGIN)
+        pipe.discard()
+        raise
+    result = dispatcher.wait(task_id, name=tasks.UPLOAD_FILE, timeout=TRANSFER_TIMEOUT)
+    pipe.discard()
+    if result.get("status") == "success":
+        result["local_path"] = str(source)
+    return result
+
+
+def download(
+    dispatcher: Dispatcher, sandbox_id: str, sandbox_path: str, local_path: str | None
+) -> ToolResult:
+    """Stream a file out of the sandbox to ``local_path`` (defaults to its name, here)."""
+    if not sandbox_path:
+        raise InvalidInputError("sandbox_path must name a file in the sandbox")
+    target = Path(local_path or os.path.basename(sandbox_path.rstrip("/"))).expanduser()
+    if target.is_dir():
+        target = target / os.path.basename(sandbox_path.rstrip("/"))
+    if not target.parent.is_dir():
+        raise InvalidInputError(f"the local folder {target.parent} does not exist")
+    transfer_id = new_transfer_id()
+    pipe = ChunkPipe(dispatcher.settings, transfer_id)
+    task_id = dispatcher.submit(
+        tasks.DOWNLOAD_FILE,
+        {"sandbox_id": sandbox_id, "sandbox_path": sandbox_path, "transfer_id": transfer_id},
+    )
+    partial = target.with_name(f".{target.name}.{transfer_id[:8]}.part")
+    try:
+        with partial.open("wb") as handle:
+            while (chunk := pipe.pop(timeout=120)) is not None:
+                handle.write(chunk)
+    except Exception:
+        partial.unlink(missing_ok=True)
+        result = dispatcher.wait(task_id, name=tasks.DOWNLOAD_FILE, timeout=QUEUE_MARGIN)
+        pipe.discard()
+        if result.get("status") == "error":
+            return result
+        raise
+    result = dispatcher.wait(task_id, name=tasks.DOWNLOAD_FILE, timeout=TRANSFER_TIMEOUT)
+    pipe.discard()
+    if result.get("status") != "success":
+        partial.unlink(missing_ok=True)
+        return result
+    partial.replace(target)
+    result["local_path"] = str(target)
+    return result
+
+
+def pick(results: list[ExecutionResult], field: str, index: int) -> ExecutionResult:
+    """The ``index``-th result that carries ``field`` (a PNG, a chart)."""
+    if isinstance(index, bool) or not isinstance(index, int) or index < 0:
+        raise InvalidInputError(f"result_index must be a whole number >= 0, not {index!r}")
+    matching = [r for r in results if r.get(field) is not None]
+    if index >= len(matching):
+        raise NotFoundError(
+            f"the last execution has {len(matching)} result(s) with {field}; "
+            f"result_index {index} is out of range (run code that produces one first)"
+        )
+    return matching[index]
+
+
+def write_png(result: ExecutionResult, path: Path) -> int:
+    data = base64.b64decode(result["png"])
+    path.write_bytes(data)
+    return len(data)
+
+
+def write_chart(result: ExecutionResult, path: Path) -> int:
+    text = json.dumps(result["chart"], indent=2)
+    path.write_text(text)
+    return len(text)
+
+
+def attach_image(agent: Any, path: Path, content: bytes) -> bool:
+    """Give the image to an agent framework's agent when it can take one (agno's Agent/Team)."""
+    if agent is None or not hasattr(agent, "add_image"):
+        return False
+    try:
+        from agno.media import Image  # type: ignore[import-not-found]
+
+        agent.add_image(Image(content=content, filepath=str(path)))
+    except ImportError:
+        agent.add_image({"filepath": str(path), "content": content})
+    return True

@@ -1,0 +1,127 @@
+"""The job store: every background job's record in Redis, readable by any process.
+
+Transitions are atomic (a Lua script): once a job is ``done``, ``error`` or ``cancelled`` nothing
+moves it again, so a worker finishing a job that was just cancelled cannot revive it.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Any, cast
+
+import redis
+
+from .config import Settings
+from .errors import InvalidInputError
+from .store import CANCEL_CHANNEL, connect, job_key
+from .types import TERMINAL_STATES, JobKind, JobRecord, JobStatus, ToolResult
+
+# KEYS[1] = job hash; ARGV[1] = "guarded" | "always"; ARGV[2..] = field, json value, ...
+_TRANSITION = """
+local status = redis.call('HGET', KEYS[1], 'status')
+if not status then return 0 end
+if ARGV[1] == 'guarded' and (status == '"done"' or status == '"error"' or status == '"cancelled"') then
+  return -1
+end
+redis.call('HSET', KEYS[1], unpack(ARGV, 2))
+return 1
+"""
+
+
+def _encode(fields: dict[str, Any]) -> list[str]:
+    flat: list[str] = []
+    for name, value in fields.items():
+        flat += [name, json.dumps(value)]
+    return flat
+
+
+class JobStore:
+    def __init__(self, settings: Settings, client: redis.Redis[str] | None = None) -> None:
+        self.settings = settings
+        self.redis = client or connect(settings)
+        self._transition = self.redis.register_script(_TRANSITION)
+
+    def create(self, job_id: str, kind: JobKind, sandbox_id: str, namespace: str) -> JobRecord:
+        """Record a new queued job; a job id can be used once."""
+        record: JobRecord = {
+            "job_id": job_id,
+            "status": "running",
+            "state": "queued",
+            "kind": kind,
+            "sandbox_id": sandbox_id,
+            "namespace": namespace,
+            "task_id": job_id,
+            "created_at": time.time(),
+            "started_at": None,
+            "finished_at": None,
+            "worker": None,
+            "pid": None,
+            "result": None,
+            "message": "",
+        }
+        key = job_key(job_id)
+        if not self.redis.hsetnx(key, "status", json.dumps("running")):
+            raise InvalidInputError(f"job id {job_id!r} is already in use: pick another or omit it")
+        encoded = _encode(dict(record))
+        pipe = self.redis.pipeline()
+        pipe.hset(key, mapping=dict(zip(encoded[::2], encoded[1::2], strict=True)))
+        pipe.expire(key, self.settings.job_ttl)
+        pipe.execute()
+        return record
+
+    def get(self, job_id: str) -> JobRecord | None:
+        raw = self.redis.hgetall(job_key(job_id))
+        if not raw or "status" not in raw:
+            return None
+        record = {name: json.loads(value) for name, value in raw.items()}
+        output = self.redis.get(job_key(job_id, "output"))
+        if output:
+            record["output"] = output
+        return cast(JobRecord, record)
+
+    def _apply(self, job_id: str, fields: dict[str, Any], *, guarded: bool = True) -> bool:
+        result = self._transition(
+            keys=[job_key(job_id)], args=["guarded" if guarded else "always", *_encode(fields)]
+        )
+        return bool(result == 1)
+
+    def start(self, job_id: str, worker: str) -> bool:
+        """Mark the job started; False when it was cancelled (or already ended) meanwhile."""
+        if self.is_cancelled(job_id):
+            return False
+        return self._apply(job_id, {"state": "started", "started_at": time.time(), "worker": worker})
+
+    def set_pid(self, job_id: str, pid: int) -> None:
+        self._apply(job_id, {"pid": pid}, guarded=False)
+
+    def finish(self, job_id: str, status: JobStatus, result: ToolResult | None, message: str = "") -> bool:
+        """End the job unless it already ended; True when this call ended it."""
+        assert status in TERMINAL_STATES
+        return self._apply(
+            job_id,
+            {"status": status, "finished_at": time.time(), "result": result, "message": message},
+        )
+
+    def cancel(self, job_id: str) -> bool:
+        """Flag the job cancelled (workers watch the flag) and end it; False if it had ended."""
+        pipe = self.redis.pipeline()
+        pipe.set(job_key(job_id, "cancel"), "1", ex=self.settings.job_ttl)
+        pipe.publish(CANCEL_CHANNEL, job_id)
+        pipe.execute()
+        return self._apply(
+            job_id, {"status": "cancelled", "finished_at": time.time(), "message": "cancelled by kill_job"}
+        )
+
+    def is_cancelled(self, job_id: str) -> bool:
+        return bool(self.redis.exists(job_key(job_id, "cancel")))
+
+    def append_output(self, job_id: str, text: str) -> None:
+        """Keep the last ``output_tail_bytes`` of a job's output."""
+        key = job_key(job_id, "output")
+        limit = self.settings.output_tail_bytes
+        length: int = self.redis.append(key, text)  # type: ignore[no-untyped-call]
+        if length > 2 * limit:
+            tail = self.redis.getrange(key, length - limit, -1)  # type: ignore[no-untyped-call]
+            self.redis.set(key, tail)
+        self.redis.expire(key, self.settings.job_ttl)

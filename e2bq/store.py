@@ -1,0 +1,55 @@
+"""The Redis layout e2bq keeps beside Celery's own keys, and the one way to connect to it.
+
+e2bq:sandbox:<id>           hash   a managed sandbox (SandboxEntry fields, JSON values)
+e2bq:ns:<ns>:sandboxes      set    ids of the sandboxes a namespace manages
+e2bq:ns:<ns>:default        string the namespace's default sandbox id
+e2bq:job:<id>               hash   a job (JobRecord fields, JSON values)
+e2bq:job:<id>:output        string the bounded tail of a job's output
+e2bq:job:<id>:cancel        string set when kill_job was called
+e2bq:transfer:<id>          list   file chunks in flight between a client and a worker
+e2bq:cancel                 pubsub where cancels are announced to the workers
+"""
+
+from __future__ import annotations
+
+import redis
+
+from .config import Settings
+from .errors import QueueError
+
+CANCEL_CHANNEL = "e2bq:cancel"
+
+
+def sandbox_key(sandbox_id: str) -> str:
+    return f"e2bq:sandbox:{sandbox_id}"
+
+
+def namespace_key(namespace: str, what: str) -> str:
+    return f"e2bq:ns:{namespace}:{what}"
+
+
+def job_key(job_id: str, what: str | None = None) -> str:
+    return f"e2bq:job:{job_id}" + (f":{what}" if what else "")
+
+
+def transfer_key(transfer_id: str) -> str:
+    return f"e2bq:transfer:{transfer_id}"
+
+
+def connect(settings: Settings) -> redis.Redis[str]:
+    """A Redis client for e2bq's own keys (strings in, strings out; retries on a dropped link)."""
+    try:
+        return redis.Redis.from_url(
+            settings.redis_url,
+            decode_responses=True,
+            socket_connect_timeout=5,
+            health_check_interval=30,
+            retry_on_timeout=True,
+        )
+    except ValueError as exc:
+        raise QueueError(f"E2BQ_REDIS_URL {settings.redis_url!r} is not a Redis URL: {exc}") from exc
+
+
+def binary(settings: Settings) -> redis.Redis[bytes]:
+    """A Redis client for raw bytes (file chunks)."""
+    return redis.Redis.from_url(settings.redis_url, socket_connect_timeout=5, retry_on_timeout=True)

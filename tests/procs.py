@@ -1,0 +1,110 @@
+"""Starting and stopping the real processes tests need: free ports, deadlines, kill by PID."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+
+API_KEY = "e2b_" + "5e" * 20
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def wait_for(condition: Callable[[], object], timeout: float, what: str) -> object:
+    """Poll ``condition`` until it returns something truthy; fail after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        with contextlib.suppress(Exception):
+            result = condition()
+            if result:
+                return result
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"timed out after {timeout}s waiting for {what}")
+        time.sleep(0.02)
+
+
+def stop(proc: subprocess.Popen[bytes], *, grace: float = 10.0) -> None:
+    """SIGTERM, then SIGKILL after ``grace`` seconds."""
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=grace)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+@dataclass
+class SandboxHostProcess:
+    """A running ``e2bq sandboxd`` started by a test."""
+
+    proc: subprocess.Popen[bytes]
+    url: str
+    api_key: str
+    state_dir: Path
+    log: Path
+
+    @property
+    def env(self) -> dict[str, str]:
+        """What points the unmodified e2b SDK at this host."""
+        return {"E2B_API_KEY": self.api_key, "E2B_API_URL": self.url, "E2B_SANDBOX_URL": self.url}
+
+    def control(self) -> httpx.Client:
+        return httpx.Client(base_url=self.url, headers={"X-API-KEY": self.api_key}, timeout=30)
+
+
+@contextlib.contextmanager
+def sandbox_host(
+    tmp: Path, *extra: str, env: dict[str, str] | None = None
+) -> Iterator[SandboxHostProcess]:
+    port = free_port()
+    # Jails are set up as an unprivileged uid, which cannot enter pytest's private tmp folders.
+    state = Path(tempfile.mkdtemp(prefix=f"e2bq-test-sandboxd-{port}-"))
+    log = tmp / f"sandboxd-{port}.log"
+    cmd = [
+        sys.executable,
+        "-m",
+        "e2bq.sandboxd",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--api-key",
+        API_KEY,
+        "--state-dir",
+        str(state),
+        "--log-level",
+        "warning",
+        *extra,
+    ]
+    with log.open("wb") as out:
+        proc = subprocess.Popen(
+            cmd, stdout=out, stderr=subprocess.STDOUT, env={**os.environ, **(env or {})}
+        )
+    host = SandboxHostProcess(proc, f"http://127.0.0.1:{port}", API_KEY, state, log)
+    try:
+        wait_for(
+            lambda: proc.poll() is None and httpx.get(host.url + "/health").status_code == 200,
+            60,
+            f"sandboxd on port {port} (log: {log.read_text() if log.exists() else ''})",
+        )
+        yield host
+    finally:
+        stop(proc)
+        shutil.rmtree(state, ignore_errors=True)

@@ -1,0 +1,1 @@
+"""e2bq's Celery workers (the queue arrives with the client library)."""

@@ -1,0 +1,70 @@
+"""One asyncio loop per worker process, in a thread of its own, where every SDK call runs.
+
+Running the async SDK there lets a task be cancelled for real (cancelling the call closes its HTTP
+stream, and the sandbox interrupts the cell) and lets tasks reuse sandbox connections. It is made
+in the process that uses it — after Celery's fork — because the SDK is not fork-safe.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import contextlib
+import threading
+import time
+from collections.abc import Callable, Coroutine
+from typing import Any, TypeVar
+
+from e2b_code_interpreter import AsyncSandbox
+
+from e2bq.config import Settings
+from e2bq.errors import ExecutionTimeoutError, JobCancelledError
+
+T = TypeVar("T")
+_POLL = 0.05  # seconds between looks at the cancel flag
+
+
+class SdkLoop:
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.loop = asyncio.new_event_loop()
+        self._sandboxes: dict[str, AsyncSandbox] = {}
+        threading.Thread(target=self.loop.run_forever, name="e2bq-sdk", daemon=True).start()
+
+    def run(
+        self,
+        coro: Coroutine[Any, Any, T],
+        *,
+        cancelled: Callable[[], bool] | None = None,
+        timeout: float | None = None,
+    ) -> T:
+        """Run ``coro`` on the loop; stop it when ``cancelled()`` turns true or ``timeout`` passes."""
+        future = asyncio.run_coroutine_threadsafe(coro, self.loop)
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            try:
+                return future.result(timeout=_POLL)
+            except concurrent.futures.TimeoutError:
+                if cancelled is not None and cancelled():
+                    self._stop(future)
+                    raise JobCancelledError("the job was cancelled by kill_job") from None
+                if deadline is not None and time.monotonic() > deadline:
+                    self._stop(future)
+                    raise ExecutionTimeoutError(f"the work did not finish within {timeout:g} s") from None
+
+    @staticmethod
+    def _stop(future: concurrent.futures.Future[Any]) -> None:
+        future.cancel()
+        with contextlib.suppress(BaseException):  # it was cancelled: only its end matters here
+            future.result(timeout=5)
+
+    async def sandbox(self, sandbox_id: str) -> AsyncSandbox:
+        """A connected SDK sandbox, reused across tasks of this process."""
+        sandbox = self._sandboxes.get(sandbox_id)
+        if sandbox is None:
+            sandbox = await AsyncSandbox.connect(sandbox_id, **self.settings.sdk_options())
+            self._sandboxes[sandbox_id] = sandbox
+        return sandbox
+
+    def forget(self, sandbox_id: str) -> None:
+        self._sandboxes.pop(sandbox_id, None)

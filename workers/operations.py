@@ -1,0 +1,201 @@
+"""What the tasks do, against the sandbox provider through the async e2b SDK.
+
+Each operation is a coroutine that runs on the worker's SDK loop and returns a ToolResult. When it
+runs for a background job, ``ctx.job_id`` is set: it records the process id and output tail in the
+job store, and, if cancelled, stops its work inside the sandbox before it ends.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import shlex
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+from e2b.exceptions import SandboxException
+from e2b.sandbox.commands.command_handle import CommandExitException
+from e2b_code_interpreter import AsyncSandbox
+
+from e2bq.config import Settings
+from e2bq.errors import InvalidInputError, ProviderError
+from e2bq.jobs import JobStore
+from e2bq.registry import Registry
+from e2bq.types import SandboxEntry, ToolResult
+
+from .loop import SdkLoop
+from .results import command_dict, execution_dict
+from .translate import translate
+
+DEFAULT_COMMAND_TIMEOUT = 60.0
+
+
+@dataclass
+class Context:
+    settings: Settings
+    loop: SdkLoop
+    jobs: JobStore
+    registry: Registry
+    job_id: str | None = None
+
+    def output(self, text: str) -> None:
+        if self.job_id:
+            self.jobs.append_output(self.job_id, text)
+
+
+async def create_sandbox(
+    ctx: Context,
+    *,
+    timeout: int,
+    metadata: dict[str, str],
+    namespace: str,
+    set_default: bool,
+    options: dict[str, Any],
+) -> ToolResult:
+    sandbox = await AsyncSandbox.create(
+        timeout=timeout, metadata=metadata, **options, **ctx.settings.sdk_options()
+    )
+    now = time.time()
+    entry: SandboxEntry = {
+        "sandbox_id": sandbox.sandbox_id,
+        "provider": ctx.settings.provider,
+        "namespace": namespace,
+        "template": str(options.get("template") or "code-interpreter-v1"),
+        "metadata": metadata,
+        "created_at": now,
+        "expires_at": now + timeout,
+        "is_default": set_default,
+    }
+    ctx.registry.add(entry)
+    if set_default:
+        ctx.registry.set_default(namespace, sandbox.sandbox_id)
+    return {"status": "success", "sandbox_id": sandbox.sandbox_id, "result": dict(entry)}
+
+
+async def connect_sandbox(ctx: Context, *, sandbox_id: str, namespace: str) -> ToolResult:
+    """Check a sandbox is alive; adopt it into the namespace's registry if it is not there yet."""
+    entry = ctx.registry.get(sandbox_id)
+    sandbox = await ctx.loop.sandbox(sandbox_id)
+    info = await sandbox.get_info()
+    if entry is None:
+        entry = {
+            "sandbox_id": sandbox_id,
+            "provider": ctx.settings.provider,
+            "namespace": namespace,
+            "template": str(info.template_id),
+            "metadata": dict(info.metadata or {}),
+            "created_at": info.started_at.timestamp(),
+            "expires_at": info.end_at.timestamp(),
+            "is_default": False,
+        }
+        ctx.registry.add(entry)
+    return {"status": "success", "sandbox_id": sandbox_id, "result": dict(entry)}
+
+
+async def kill_sandbox(ctx: Context, *, sandbox_id: str) -> ToolResult:
+    killed = await AsyncSandbox.kill(sandbox_id, **ctx.settings.sdk_options())
+    ctx.registry.remove(sandbox_id)
+    ctx.loop.forget(sandbox_id)
+    return {"status": "success", "sandbox_id": sandbox_id, "result": bool(killed)}
+
+
+async def run_code(ctx: Context, *, sandbox_id: str, code: str, timeout: float | None = None) -> ToolResult:
+    sandbox = await ctx.loop.sandbox(sandbox_id)
+    execution = await sandbox.run_code(
+        code,
+        timeout=timeout,
+        on_stdout=(lambda m: ctx.output(m.line)) if ctx.job_id else None,
+        on_stderr=(lambda m: ctx.output(m.line)) if ctx.job_id else None,
+    )
+    return execution_dict(execution, sandbox_id)
+
+
+async def run_command(
+    ctx: Context, *, sandbox_id: str, command: str, timeout: float | None = None
+) -> ToolResult:
+    """Run a command to its end: in the foreground for a synchronous call, or for a job."""
+    sandbox = await ctx.loop.sandbox(sandbox_id)
+    if ctx.job_id is None:
+        try:
+            outcome = await sandbox.commands.run(
+                command, timeout=timeout if timeout is not None else DEFAULT_COMMAND_TIMEOUT
+            )
+        except CommandExitException as exc:
+            outcome = exc
+        return command_dict(outcome, sandbox_id)
+    handle = await sandbox.commands.run(
+        command, background=True, timeout=0, on_stdout=ctx.output, on_stderr=ctx.output
+    )
+    ctx.jobs.set_pid(ctx.job_id, handle.pid)
+    try:
+        outcome = await handle.wait()
+    except CommandExitException as exc:
+        outcome = exc
+    except BaseException:  # cancelled, or the stream broke: the process must not outlive its job
+        with contextlib.suppress(Exception):
+            await asyncio.shield(sandbox.commands.kill(handle.pid))
+        raise
+    result = command_dict(outcome, sandbox_id)
+    result["pid"] = handle.pid
+    return result
+
+
+async def kill_process(ctx: Context, *, sandbox_id: str, pid: int) -> bool:
+    sandbox = await ctx.loop.sandbox(sandbox_id)
+    return bool(await sandbox.commands.kill(pid))
+
+
+async def public_url(ctx: Context, *, sandbox_id: str, port: int) -> ToolResult:
+    """A URL the client's machine can open for ``port`` in the sandbox."""
+    if not 0 < port < 65536:
+        raise InvalidInputError(f"port must be between 1 and 65535, not {port}")
+    sandbox = await ctx.loop.sandbox(sandbox_id)
+    if ctx.settings.provider == "e2b":
+        url = f"https://{sandbox.get_host(port)}"
+    else:
+        async with httpx.AsyncClient(timeout=10) as client:
+            answer = await client.get(
+                f"{ctx.settings.e2b_api_url}/sandboxes/{sandbox_id}/ports/{port}",
+                headers={"X-API-KEY": ctx.settings.e2b_api_key or ""},
+            )
+        if answer.status_code != 200:
+            raise ProviderError(f"the sandbox host could not publish port {port}: {answer.text}")
+        url = str(answer.json()["url"])
+    return {"status": "success", "sandbox_id": sandbox_id, "port": port, "url": url}
+
+
+async def wait_for_port(ctx: Context, *, sandbox_id: str, port: int, wait_seconds: float) -> ToolResult:
+    """Wait until something in the sandbox accepts connections on ``port`` (at most wait_seconds)."""
+    sandbox = await ctx.loop.sandbox(sandbox_id)
+    probe = f"bash -c {shlex.quote(f'exec 3<>/dev/tcp/127.0.0.1/{port}')} 2>/dev/null"
+    deadline = time.monotonic() + max(0.0, wait_seconds)
+    while True:
+        try:
+            await sandbox.commands.run(probe, timeout=10)
+            ready = True
+        except CommandExitException:
+            ready = False
+        except SandboxException as exc:
+            raise translate(exc, sandbox_id) from exc
+        if ready or time.monotonic() >= deadline:
+            break
+        await asyncio.sleep(0.1)
+    url = await public_url(ctx, sandbox_id=sandbox_id, port=port)
+    if not ready:
+        url["message"] = f"nothing accepted connections on port {port} within {wait_seconds:g} s"
+    return {**url, "result": ready}
+
+
+async def cancel_job(ctx: Context, *, job_id: str) -> ToolResult:
+    """Stop a cancelled job's process in its sandbox, wherever the job's worker is (or was)."""
+    record = ctx.jobs.get(job_id)
+    if record is None:
+        return {"status": "error", "job_id": job_id, "message": f"job {job_id} not found"}
+    pid, sandbox_id = record.get("pid"), record.get("sandbox_id")
+    killed = False
+    if pid and sandbox_id:
+        with contextlib.suppress(Exception):
+            killed = await kill_process(ctx, sandbox_id=sandbox_id, pid=int(pid))
+    return {"status": "success", "job_id": job_id, "result": killed}

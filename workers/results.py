@@ -1,0 +1,72 @@
+"""SDK objects to e2bq's JSON-safe dicts, field by field (``Execution.to_json`` double-encodes)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from e2bq.types import ErrorInfo, ExecutionResult, ToolResult
+
+_MIME_FIELDS = (
+    "text",
+    "html",
+    "markdown",
+    "svg",
+    "png",
+    "jpeg",
+    "pdf",
+    "latex",
+    "json",
+    "javascript",
+    "data",
+)
+
+
+def result_dict(result: Any) -> ExecutionResult:
+    out: dict[str, Any] = {"is_main_result": bool(getattr(result, "is_main_result", False))}
+    for name in _MIME_FIELDS:
+        value = getattr(result, name, None)
+        if value is not None:
+            out[name] = value
+    chart = getattr(result, "chart", None)
+    if chart is not None:
+        out["chart"] = chart.to_dict() if hasattr(chart, "to_dict") else dict(chart)
+    extra = getattr(result, "extra", None)
+    if extra:
+        out["extra"] = dict(extra)
+    return out  # type: ignore[return-value]
+
+
+def error_dict(error: Any) -> ErrorInfo:
+    return {"name": str(error.name), "value": str(error.value), "traceback": str(error.traceback)}
+
+
+def execution_dict(execution: Any, sandbox_id: str) -> ToolResult:
+    """An ``Execution`` as a toolkit result: ``error`` status when the code raised."""
+    error = error_dict(execution.error) if execution.error else None
+    result: ToolResult = {
+        "status": "error" if error else "success",
+        "sandbox_id": sandbox_id,
+        "results": [result_dict(r) for r in execution.results],
+        "logs": {"stdout": list(execution.logs.stdout), "stderr": list(execution.logs.stderr)},
+        "error": error,
+        "execution_count": execution.execution_count,
+    }
+    if error:
+        result["message"] = f"{error['name']}: {error['value']}"
+    return result
+
+
+def command_dict(outcome: Any, sandbox_id: str) -> ToolResult:
+    """A ``CommandResult`` (or ``CommandExitException``) as a toolkit result."""
+    exit_code = int(outcome.exit_code)
+    result: ToolResult = {
+        "status": "success" if exit_code == 0 else "error",
+        "sandbox_id": sandbox_id,
+        "stdout": outcome.stdout,
+        "stderr": outcome.stderr,
+        "exit_code": exit_code,
+    }
+    if exit_code != 0:
+        detail = f": {outcome.error}" if getattr(outcome, "error", None) else ""
+        result["message"] = f"the command exited with code {exit_code}{detail}"
+    return result
