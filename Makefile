@@ -36,9 +36,10 @@ test-fast: install
 
 bench: install
 	$(PYTHON) bench/sandboxd_bench.py
+	$(PYTHON) bench/queue_bench.py
 
 demo: install
-	$(PYTHON) examples/quickstart.py
+	$(PYTHON) -m e2bq.cli up -- $(PYTHON) examples/example_usage.py
 
 clean:
 	rm -rf $(STAMP) .pytest_cache .mypy_cache .ruff_cache

@@ -46,7 +46,8 @@ deadline = time.monotonic() + 300
 while status["status"] == "running" and time.monotonic() < deadline:
     time.sleep(0.5)
     status = toolkit.get_job_status(job["job_id"])
-print(f"background job ended: {status['status']}; last output: {status.get('output', '').strip().splitlines()[-1:]}")
+last_line = status.get("output", "").strip().splitlines()[-1:]
+print(f"background job ended: {status['status']}; last output: {last_line}")
 print(f"sandboxes: {[s['sandbox_id'] for s in toolkit.list_managed_sandboxes()['sandboxes']]}")
 print(f"kill server job: {toolkit.kill_job(server['job_id'])['status']}")
 print(f"shutdown: {toolkit.shutdown_all_sandboxes()['status']}")

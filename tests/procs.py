@@ -108,3 +108,56 @@ def sandbox_host(
     finally:
         stop(proc)
         shutil.rmtree(state, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def redis_server(tmp: Path, *extra: str) -> Iterator[str]:
+    """A private redis-server on a free port; yields its URL."""
+    port = free_port()
+    folder = tmp / f"redis-{port}"
+    folder.mkdir(parents=True, exist_ok=True)
+    proc = subprocess.Popen(
+        [shutil.which("redis-server") or "redis-server", "--port", str(port), "--bind", "127.0.0.1",
+         "--save", "", "--appendonly", "no", "--dir", str(folder), *extra],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    url = f"redis://127.0.0.1:{port}/0"
+    try:
+        import redis
+
+        wait_for(lambda: redis.Redis.from_url(url).ping(), 20, f"redis-server on port {port}")
+        yield url
+    finally:
+        stop(proc)
+
+
+@dataclass
+class WorkerProcess:
+    proc: subprocess.Popen[bytes]
+    name: str
+    log: Path
+
+
+def start_worker(tmp: Path, env: dict[str, str], *args: str, name: str | None = None) -> WorkerProcess:
+    """A real ``e2bq worker`` subprocess; returns once it is ready to take tasks."""
+    name = name or f"w{free_port()}"
+    log = tmp / f"worker-{name}.log"
+    with log.open("wb") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "e2bq.cli", "worker", "--loglevel", "info", "-n", f"{name}@%h", *args],
+            stdout=out, stderr=subprocess.STDOUT, env={**os.environ, **env},
+        )
+    wait_for(
+        lambda: proc.poll() is None and " ready." in log.read_text(errors="replace"),
+        60, f"worker {name} (log: {log})",
+    )
+    return WorkerProcess(proc, name, log)
+
+
+@contextlib.contextmanager
+def worker(tmp: Path, env: dict[str, str], *args: str, name: str | None = None) -> Iterator[WorkerProcess]:
+    running = start_worker(tmp, env, *args, name=name)
+    try:
+        yield running
+    finally:
+        stop(running.proc, grace=20)

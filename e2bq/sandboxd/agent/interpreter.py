@@ -85,10 +85,7 @@ class InterpreterService:
 
     async def create_context(self, language: str | None, cwd: str | None) -> Context:
         """A new context with its own kernel, once that kernel answers. Raises RequestError."""
-        language = normalize_language(language)
-        if language not in LANGUAGES:
-            supported = ", ".join(LANGUAGES)
-            raise RequestError(400, f"language {language!r} is not supported here: use {supported}")
+        language = _supported(language)
         try:
             path = resolve(cwd, self.config.home) if cwd else self.config.home
         except ConnectError as exc:
@@ -137,9 +134,7 @@ class InterpreterService:
             if context_id is not None:
                 context = self._context(context_id)
             else:
-                if normalize_language(language) not in LANGUAGES:
-                    supported = ", ".join(LANGUAGES)
-                    raise RequestError(400, f"language {language!r} is not supported: use {supported}")
+                _supported(language)
                 context = await self.default_context()
         except RequestError as exc:
             return exc.response()
@@ -182,6 +177,15 @@ class InterpreterService:
         except RequestError as exc:
             return exc.response()
         return Response(status_code=204)
+
+
+def _supported(language: str | None) -> str:
+    """The normalized ``language``; RequestError(400) if no context can run it."""
+    normalized = normalize_language(language)
+    if normalized not in LANGUAGES:
+        supported = ", ".join(LANGUAGES)
+        raise RequestError(400, f"language {language!r} is not supported in this sandbox: use {supported}")
+    return normalized
 
 
 async def _json_object(request: Request) -> dict[str, Any]:

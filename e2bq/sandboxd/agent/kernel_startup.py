@@ -10,8 +10,8 @@ Kernels run this file's source as the module ``_e2bq_kernel``: the agent sends i
 - a PIL image saved to a file path, or shown, is also displayed;
 - ``set_env``/``restore_env`` give one execution its own environment variables.
 
-Formatters are registered by type *name*, so pandas and matplotlib are imported only by code that
-uses them: a kernel starts in about half a second and stays small.
+The formatters know pandas and matplotlib types by name, so those libraries are imported only by
+code that uses them: a kernel starts in about half a second and stays small.
 """
 
 from __future__ import annotations

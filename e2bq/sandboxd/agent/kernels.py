@@ -82,7 +82,7 @@ class Kernel:
         self._zmq_context = zmq_context
         self._proc: asyncio.subprocess.Process | None = None
         self._client: AsyncKernelClient | None = None
-        self._files: list[Path] = []
+        self._name = ""
         self._stderr_task: asyncio.Task[None] | None = None
         self._stderr_tail = b""
         self._kill_reason: str | None = None
@@ -93,29 +93,17 @@ class Kernel:
 
     async def start(self) -> None:
         """Launch the kernel, wait until it answers and set it up. Raises KernelError."""
-        name = f"kernel-{uuid.uuid4().hex[:12]}"
-        connection_file = self.runtime_dir / f"{name}.json"
+        self._name = f"kernel-{uuid.uuid4().hex[:12]}"
+        connection_file = self.runtime_dir / f"{self._name}.json"
         _, info = write_connection_file(
             str(connection_file),
-            transport="ipc",
-            ip=str(self.runtime_dir / name),
+            transport="ipc",  # sockets are files named <ip>-<port>
+            ip=str(self.runtime_dir / self._name),
             key=secrets.token_hex(16).encode(),
         )
-        ports = (info["shell_port"], info["iopub_port"], info["stdin_port"], info["control_port"],
-                 info["hb_port"])  # fmt: skip
-        self._files = [connection_file, *(self.runtime_dir / f"{name}-{port}" for port in ports)]
         self._kill_reason = None
         self._stderr_tail = b""
-        try:
-            self._proc = await asyncio.create_subprocess_exec(
-                self.python, "-m", "ipykernel_launcher", "-f", str(connection_file),
-                env=self.env, cwd=self.cwd, start_new_session=True,
-                stdin=asyncio.subprocess.DEVNULL,
-                # the kernel echoes low-level output here too: keep only a tail of stderr
-                stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE,
-            )  # fmt: skip
-        except OSError as exc:
-            raise KernelError(f"cannot start {self.python} in {self.cwd}: {exc}") from exc
+        self._proc = await self._launch(connection_file)
         assert self._proc.stderr is not None
         self._stderr_task = asyncio.create_task(self._keep_stderr_tail(self._proc.stderr))
         self._client = AsyncKernelClient(context=self._zmq_context)
@@ -127,6 +115,20 @@ class Kernel:
         except BaseException:
             await self.stop()
             raise
+
+    async def _launch(self, connection_file: Path) -> asyncio.subprocess.Process:
+        try:
+            return await asyncio.create_subprocess_exec(
+                *(self.python, "-m", "ipykernel_launcher", "-f", str(connection_file)),
+                env=self.env,
+                cwd=self.cwd,
+                start_new_session=True,  # its own process group, for interrupts and kills
+                stdin=asyncio.subprocess.DEVNULL,
+                stdout=asyncio.subprocess.DEVNULL,
+                stderr=asyncio.subprocess.PIPE,  # it echoes low-level output here too: keep a tail
+            )
+        except OSError as exc:
+            raise KernelError(f"cannot start {self.python} in {self.cwd}: {exc}") from exc
 
     async def restart(self) -> None:
         """A fresh kernel in place of this one (all state is lost)."""
@@ -157,10 +159,9 @@ class Kernel:
         if self._client is not None:
             self._client.stop_channels()
             self._client = None
-        for path in self._files:
-            with contextlib.suppress(FileNotFoundError):
-                path.unlink()
-        self._files = []
+        if self._name:
+            for path in self.runtime_dir.glob(f"{self._name}*"):  # connection file and sockets
+                path.unlink(missing_ok=True)
 
     def execute(self, code: str, *, silent: bool = False) -> str:
         """Send ``code`` for execution; returns the request's message id."""

@@ -71,6 +71,7 @@ async def serve(config: AgentConfig, ready_fd: int | None = None) -> None:
             lifespan="on",
             access_log=False,
             timeout_keep_alive=300,
+            timeout_graceful_shutdown=2,
         )
     )
     if ready_fd is not None:

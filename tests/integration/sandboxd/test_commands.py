@@ -40,9 +40,7 @@ def test_a_command_runs_in_the_given_working_directory(sandbox: Sandbox) -> None
 
 
 def test_a_command_sees_the_environment_it_is_given(sandbox: Sandbox) -> None:
-    result = sandbox.commands.run(
-        'echo "$GREETING/$OTHER"', envs={"GREETING": "hello world", "OTHER": "x=y"}
-    )
+    result = sandbox.commands.run('echo "$GREETING/$OTHER"', envs={"GREETING": "hello world", "OTHER": "x=y"})
     assert result.stdout == "hello world/x=y\n"
     # per-command variables do not stick to the sandbox
     assert sandbox.commands.run('echo "[$GREETING]"').stdout == "[]\n"
@@ -103,21 +101,18 @@ def test_kill_ends_a_background_command(sandbox: Sandbox) -> None:
 
 
 def test_kill_reaches_the_children_of_a_command(sandbox: Sandbox) -> None:
+    def sleeps() -> set[str]:
+        lines = sandbox.commands.run("ps -eo args").stdout.splitlines()
+        return {line for line in lines if line in ("sleep 600", "sleep 601")}
+
     handle = sandbox.commands.run("sleep 600 & sleep 601; wait", background=True)
-    wait_for(
-        lambda: "sleep 600" in sandbox.commands.run("ps -eo args").stdout, 10, "the child sleep"
-    )
+    wait_for(lambda: sleeps() == {"sleep 600", "sleep 601"}, 10, "both child sleeps")
     sandbox.commands.kill(handle.pid)
-    wait_for(
-        lambda: "sleep 60" not in sandbox.commands.run("ps -eo args").stdout,
-        10, "every process of the killed command to end",
-    )
+    wait_for(lambda: not sleeps(), 10, "every process of the killed command to end")
 
 
 def test_reconnect_to_a_background_command_by_pid(sandbox: Sandbox) -> None:
-    handle = sandbox.commands.run(
-        "read line; echo reconnected $line; exit 3", background=True, stdin=True
-    )
+    handle = sandbox.commands.run("read line; echo reconnected $line; exit 3", background=True, stdin=True)
     pid = handle.pid
     handle.disconnect()
     assert pid in _pids(sandbox)  # leaving the stream leaves the process running
@@ -138,7 +133,9 @@ def test_a_background_command_without_timeout_outlives_the_default_deadline(
     """``timeout=0``: no stream deadline, and the process is reachable by pid after 70 s."""
     handle = sandbox.commands.run(
         "sleep 70; touch /tmp/seventy; read line; echo finished $line",
-        background=True, timeout=0, stdin=True,
+        background=True,
+        timeout=0,
+        stdin=True,
     )
     pid = handle.pid
     handle.disconnect()

@@ -57,13 +57,17 @@ def test_reading_a_missing_file_is_not_found(sandbox: Sandbox) -> None:
 
 
 def test_write_files_writes_several_at_once(sandbox: Sandbox) -> None:
-    infos = sandbox.files.write_files([
-        {"path": "/home/user/many/one.txt", "data": "1"},
-        {"path": "/home/user/many/two.bin", "data": b"\x00\x02"},
-        {"path": "/home/user/other/three.txt", "data": "3"},
-    ])
+    infos = sandbox.files.write_files(
+        [
+            {"path": "/home/user/many/one.txt", "data": "1"},
+            {"path": "/home/user/many/two.bin", "data": b"\x00\x02"},
+            {"path": "/home/user/other/three.txt", "data": "3"},
+        ]
+    )
     assert [i.path for i in infos] == [
-        "/home/user/many/one.txt", "/home/user/many/two.bin", "/home/user/other/three.txt",
+        "/home/user/many/one.txt",
+        "/home/user/many/two.bin",
+        "/home/user/other/three.txt",
     ]
     assert sandbox.files.read("/home/user/many/one.txt") == "1"
     assert bytes(sandbox.files.read("/home/user/many/two.bin", format="bytes")) == b"\x00\x02"
@@ -142,6 +146,9 @@ def test_relative_paths_resolve_under_the_home(sandbox: Sandbox) -> None:
 def test_a_download_url_serves_the_file_without_sandbox_headers(sandbox: Sandbox) -> None:
     sandbox.files.write("/home/user/shared/report.bin", b"\x00report\xff")
     url = sandbox.download_url("/home/user/shared/report.bin")
+    # with E2B_SANDBOX_URL set, the SDK points file URLs at that origin, signed, with no headers
+    assert url.startswith(os.environ["E2B_SANDBOX_URL"] + "/files?")
+    assert "signature=v1_" in url
     answer = httpx.get(url)
     assert answer.status_code == 200
     assert answer.content == b"\x00report\xff"
@@ -149,11 +156,10 @@ def test_a_download_url_serves_the_file_without_sandbox_headers(sandbox: Sandbox
 
 def test_an_upload_url_accepts_a_multipart_file_without_sandbox_headers(sandbox: Sandbox) -> None:
     url = sandbox.upload_url("/home/user/uploads/data.bin")
+    assert url.startswith(os.environ["E2B_SANDBOX_URL"] + "/files?")
     answer = httpx.post(url, files={"file": ("data.bin", b"\x01uploaded\x02")})
     assert answer.status_code == 200
-    assert bytes(sandbox.files.read("/home/user/uploads/data.bin", format="bytes")) == (
-        b"\x01uploaded\x02"
-    )
+    assert bytes(sandbox.files.read("/home/user/uploads/data.bin", format="bytes")) == (b"\x01uploaded\x02")
 
 
 def test_a_file_url_with_an_expiration_works_until_it_expires(sandbox: Sandbox) -> None:

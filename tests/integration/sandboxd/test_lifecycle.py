@@ -88,15 +88,11 @@ def test_list_pages_through_every_match(two_sandboxes: tuple[Sandbox, Sandbox], 
     assert all(len(page) <= 1 for page in pages)
 
 
-def test_list_matches_metadata_with_reserved_characters(
-    sdk_env: SandboxHostProcess, tag: str
-) -> None:
+def test_list_matches_metadata_with_reserved_characters(sdk_env: SandboxHostProcess, tag: str) -> None:
     value = "a b&c=d%e+f/g"
     sandbox = Sandbox.create(timeout=60, metadata={"suite": tag, "odd key&=": value})
     try:
-        assert _listed_ids(SandboxQuery(metadata={"suite": tag, "odd key&=": value})) == [
-            sandbox.sandbox_id
-        ]
+        assert _listed_ids(SandboxQuery(metadata={"suite": tag, "odd key&=": value})) == [sandbox.sandbox_id]
         assert _listed_ids(SandboxQuery(metadata={"suite": tag, "odd key&=": "a b"})) == []
     finally:
         sandbox.kill()
@@ -155,9 +151,7 @@ def test_an_unknown_template_is_a_clear_error(sdk_env: SandboxHostProcess) -> No
     assert "no-such-template" in str(raised.value)
 
 
-def test_a_wrong_api_key_is_refused(
-    sdk_env: SandboxHostProcess, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_a_wrong_api_key_is_refused(sdk_env: SandboxHostProcess, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("E2B_API_KEY", "e2b_" + "0" * 40)
     with pytest.raises(AuthenticationException):
         Sandbox.create(timeout=60)

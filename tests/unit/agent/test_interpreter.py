@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import json
 import os
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -76,6 +77,33 @@ def sdk_execution(client: httpx.Client, code: str, **fields: Any) -> Execution:
     for line in execute_raw(client, code, **fields):
         parse_output(execution, line)
     return execution
+
+
+class Background:
+    """An execution streamed in a thread of its own; ``started`` is set at its first stdout line."""
+
+    def __init__(self, agent: AgentProcess, code: str, context_id: str) -> None:
+        self.started = threading.Event()
+        self.lines: list[Line] = []
+        body = {"code": code, "context_id": context_id, "language": None, "env_vars": None}
+        self._thread = threading.Thread(target=self._run, args=(agent, body), daemon=True)
+        self._thread.start()
+
+    def _run(self, agent: AgentProcess, body: dict[str, Any]) -> None:
+        with agent.client(timeout=60) as client, client.stream("POST", "/execute", json=body) as response:
+            for raw in response.iter_lines():
+                self.lines.append(json.loads(raw))
+                if self.lines[-1]["type"] == "stdout":
+                    self.started.set()
+
+    def wait_started(self) -> None:
+        assert self.started.wait(timeout=30), "the background execution did not start"
+
+    def join(self) -> list[Line]:
+        self._thread.join(timeout=60)
+        assert not self._thread.is_alive(), "the background execution did not finish"
+        assert self.lines[-1] == {"type": "end_of_execution"}
+        return self.lines
 
 
 def of_type(lines: list[Line], kind: str) -> list[Line]:
@@ -211,6 +239,14 @@ def test_a_dataframe_gives_html_text_and_data(client: httpx.Client) -> None:
     assert result["data"] == {"name": ["a", "b"], "score": [1.5, None]}
 
 
+def test_a_pil_image_saved_to_a_file_is_also_displayed(client: httpx.Client, agent: AgentProcess) -> None:
+    code = "from PIL import Image\nImage.new('RGB', (8, 8), 'red').save('red.png')"
+    (shown,) = of_type(execute(client, code), "result")
+    assert shown["is_main_result"] is False
+    assert base64.b64decode(shown["png"]).startswith(PNG_MAGIC)
+    assert (agent.home / "red.png").read_bytes().startswith(PNG_MAGIC)
+
+
 # --- Per-call environment variables -------------------------------------------------------------
 
 
@@ -250,6 +286,68 @@ def test_a_client_that_goes_away_interrupts_the_execution(client: httpx.Client, 
     lines = execute(client, "started, 'finished' in globals()", context_id=context_id)
     assert time.monotonic() - begun < 5, "the next execution must not wait for the abandoned one"
     assert main_text(lines) == "(True, False)"
+
+
+@pytest.mark.slow
+def test_a_cell_that_ignores_interrupts_is_ended_by_a_new_kernel(
+    client: httpx.Client, context_id: str
+) -> None:
+    code = (
+        "import time\n"
+        "while True:\n"
+        "    try:\n"
+        "        time.sleep(0.1)\n"
+        "    except KeyboardInterrupt:\n"
+        "        pass\n"
+    )
+    body = {"code": code, "context_id": context_id, "language": None, "env_vars": None}
+    with (
+        pytest.raises(httpx.ReadTimeout),
+        client.stream("POST", "/execute", json=body, timeout=httpx.Timeout(1.0)) as response,
+    ):
+        for _ in response.iter_lines():
+            pass
+    begun = time.monotonic()
+    lines = execute(client, "'time' in globals()", context_id=context_id)
+    assert main_text(lines) == "False"  # a fresh kernel
+    assert time.monotonic() - begun < 20
+
+
+def test_executions_in_one_context_run_one_at_a_time(
+    agent: AgentProcess, client: httpx.Client, context_id: str
+) -> None:
+    slow = Background(
+        agent, "import time\nprint('go', flush=True)\ntime.sleep(1.5)\norder = ['slow']", context_id
+    )
+    slow.wait_started()
+    lines = execute(client, "order.append('fast')\norder", context_id=context_id)
+    assert main_text(lines) == "['slow', 'fast']"
+    assert of_type(slow.join(), "error") == []
+
+
+def test_an_execution_abandoned_while_queued_never_runs(
+    agent: AgentProcess, client: httpx.Client, context_id: str
+) -> None:
+    slow = Background(agent, "import time\nprint('go', flush=True)\ntime.sleep(2)", context_id)
+    slow.wait_started()
+    body = {"code": "queued_ran = True", "context_id": context_id, "language": None, "env_vars": None}
+    with pytest.raises(httpx.ReadTimeout):
+        client.post("/execute", json=body, timeout=httpx.Timeout(0.5))
+    assert of_type(slow.join(), "error") == []  # the running cell was not disturbed
+    assert main_text(execute(client, "'queued_ran' in globals()", context_id=context_id)) == "False"
+
+
+def test_restarting_a_context_ends_its_running_execution(
+    agent: AgentProcess, client: httpx.Client, context_id: str
+) -> None:
+    running = Background(agent, "import time\nprint('go', flush=True)\ntime.sleep(30)", context_id)
+    running.wait_started()
+    begun = time.monotonic()
+    assert client.post(f"/contexts/{context_id}/restart").is_success
+    (error,) = of_type(running.join(), "error")
+    assert error["name"] == "ContextRestarting"
+    assert time.monotonic() - begun < 10
+    assert main_text(execute(client, "'time' in globals()", context_id=context_id)) == "False"
 
 
 def test_a_dead_kernel_is_reported_and_replaced(client: httpx.Client, context_id: str) -> None:
@@ -314,6 +412,19 @@ def test_bad_requests_are_refused_with_clear_errors(client: httpx.Client) -> Non
 def test_language_python_uses_the_default_context(client: httpx.Client) -> None:
     execute(client, "shared_default = 'yes'")
     assert main_text(execute(client, "shared_default", language="python")) == "yes"
+
+
+def test_a_deleted_default_context_is_replaced_by_a_new_one(client: httpx.Client) -> None:
+    execute(client, "old_default = True")
+    contexts = [c["id"] for c in client.get("/contexts").json()]
+    (default,) = [
+        c
+        for c in contexts
+        if main_text(execute(client, "'old_default' in globals()", context_id=c)) == "True"
+    ]
+    assert client.delete(f"/contexts/{default}").is_success
+    assert main_text(execute(client, "'old_default' in globals()")) == "False"
+    assert default not in [c["id"] for c in client.get("/contexts").json()]
 
 
 # --- Output cap and shutdown (an agent of their own) --------------------------------------------
