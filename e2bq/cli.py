@@ -99,9 +99,21 @@ def worker(ctx: click.Context) -> None:
 @cli.command(context_settings=_PASS_THROUGH)
 @click.pass_context
 def flower(ctx: click.Context) -> None:
-    """Run Flower on e2bq's app; Flower's options pass through (e.g. --port, --basic-auth)."""
-    args = ["celery", "-A", "workers.app:app", "flower", *ctx.args]
+    """Run Flower on e2bq's app; Flower's options pass through (e.g. --port 5555, --basic-auth=u:p)."""
+    args = ["celery", "-A", "workers.app:app", "flower", *_tornado_options(ctx.args)]
     os.execvp(sys.executable, [sys.executable, "-m", *args])
+
+
+def _tornado_options(args: list[str]) -> list[str]:
+    """``--port 5555`` as ``--port=5555``: Flower parses its options with tornado, which needs the ``=``."""
+    joined: list[str] = []
+    for arg in args:
+        previous = joined[-1] if joined else ""
+        if not arg.startswith("-") and previous.startswith("--") and "=" not in previous:
+            joined[-1] = f"{previous}={arg}"
+        else:
+            joined.append(arg)
+    return joined
 
 
 @cli.command(context_settings={"ignore_unknown_options": True})

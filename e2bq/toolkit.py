@@ -310,6 +310,13 @@ class E2BToolkit(Toolkit):
             ready["message"] = (
                 f"the server exited: {record.get('output', '')[-2000:] or record.get('message')}"
             )
+        elif ready.get("status") == "success" and ready.get("result") is False:
+            # Its URL would not answer: not a success, though the server may still come up.
+            ready["status"] = "error"
+            ready["message"] = (
+                f"{ready.get('message')}; the server's job {job_id} is still running: "
+                "check it with get_job_status, or stop it with kill_job"
+            )
         return ready
 
     # -- jobs ----------------------------------------------------------------------------------

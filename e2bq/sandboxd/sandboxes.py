@@ -277,8 +277,7 @@ class SandboxHost:
         sandbox.state = "killed"
         sandbox.killed.set()
         await sandbox.ports.close()
-        _kill_jail(sandbox.proc)
-        await asyncio.get_running_loop().run_in_executor(None, sandbox.proc.wait)
+        await asyncio.get_running_loop().run_in_executor(None, _kill_jail, sandbox.proc)
         with contextlib.suppress(Exception):
             await sandbox.client.aclose()
         sandbox.paths.remove()
@@ -297,11 +296,35 @@ def _check_traversable(folder: Path) -> None:
 
 
 def _kill_jail(proc: subprocess.Popen[bytes]) -> None:
-    """SIGKILL the jail's process group: bwrap's init dies and takes every process inside."""
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(proc.pid, signal.SIGKILL)
-    with contextlib.suppress(ProcessLookupError):
-        proc.kill()
+    """SIGKILL the jail; return once none of its processes runs any more.
+
+    The signal goes to the jail's init (bwrap's child, pid 1 inside). When the init of a PID
+    namespace dies, the kernel kills every other process in it and lets the init's parent reap
+    it only once they have all exited; bwrap exits when its child is reaped, so bwrap's exit
+    means the jail is empty. Killing bwrap itself returns sooner, while the jail's processes
+    may still run and write into the sandbox's folder. Blocks: call it from a worker thread.
+    """
+    if proc.poll() is not None:
+        return
+    inits = _children(proc.pid)
+    for pid in inits:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+    if inits:
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            proc.wait(timeout=5)
+    if proc.poll() is None:  # no init found, or bwrap did not follow it
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+
+
+def _children(pid: int) -> list[int]:
+    """The processes ``pid`` started (from /proc; empty when the kernel does not list them)."""
+    try:
+        return [int(child) for child in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+    except OSError:
+        return []
 
 
 def _wait_quietly(proc: subprocess.Popen[bytes]) -> None:

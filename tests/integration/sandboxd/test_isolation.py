@@ -139,36 +139,51 @@ def test_a_killed_sandbox_leaves_no_process_and_no_folder(sdk_env: SandboxHostPr
     assert host_pids_running(sandbox.sandbox_id)  # the jail's bwrap names its folder
 
     assert sandbox.kill() is True
+    # by the time kill has answered, nothing of the sandbox runs or remains
+    assert host_pids_running(marker) == []
+    assert host_pids_running(sandbox.sandbox_id) == []
     assert not folder.exists()
-    wait_for(
-        lambda: not host_pids_running(marker) and not host_pids_running(sandbox.sandbox_id),
-        10,
-        "the sandbox's processes to end",
-    )
 
 
-@pytest.mark.parametrize("stop_signal", [signal.SIGTERM, signal.SIGKILL], ids=["sigterm", "sigkill"])
-def test_stopping_sandboxd_ends_every_jail(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, stop_signal: signal.Signals
-) -> None:
+@pytest.fixture
+def private_host(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[SandboxHostProcess]:
+    """A sandboxd of the test's own, which the test may stop; the SDK points at it."""
     with sandbox_host(tmp_path) as host:
         for name, value in host.env.items():
             monkeypatch.setenv(name, value)
-        sandboxes = [Sandbox.create(timeout=120) for _ in range(2)]
-        markers = [start_marker(s) for s in sandboxes]
-        assert sorted(p.name for p in host.state_dir.glob("i*")) == sorted(s.sandbox_id for s in sandboxes)
+        yield host
 
-        if stop_signal == signal.SIGTERM:
-            stop(host.proc)
-            # uvicorn re-raises the SIGTERM it handled once it has shut down; a SIGKILL would
-            # mean stop() ran out of patience
-            assert host.proc.returncode in (0, -signal.SIGTERM), host.log.read_text()
-        else:
-            host.proc.send_signal(stop_signal)
-            host.proc.wait(timeout=10)
 
-        for marker in markers:
-            wait_for(lambda m=marker: not host_pids_running(m), 10, f"'{marker}' to end")
-        wait_for(lambda: not host_pids_running(str(host.state_dir)), 10, "every jail to end")
-        if stop_signal == signal.SIGTERM:  # a clean stop also clears the sandboxes' folders
-            assert list(host.state_dir.glob("i*")) == []
+def _two_sandboxes_with_markers(host: SandboxHostProcess) -> list[str]:
+    sandboxes = [Sandbox.create(timeout=120) for _ in range(2)]
+    markers = [start_marker(s) for s in sandboxes]
+    assert sorted(p.name for p in host.state_dir.glob("i*")) == sorted(s.sandbox_id for s in sandboxes)
+    return markers
+
+
+def test_sandboxd_stopped_with_sigterm_ends_every_jail_and_clears_its_folders(
+    private_host: SandboxHostProcess,
+) -> None:
+    markers = _two_sandboxes_with_markers(private_host)
+
+    stop(private_host.proc)
+    # uvicorn re-raises the SIGTERM it handled once it has shut down; a SIGKILL would mean
+    # stop() ran out of patience
+    assert private_host.proc.returncode in (0, -signal.SIGTERM), private_host.log.read_text()
+    for marker in markers:
+        assert host_pids_running(marker) == []
+    assert host_pids_running(str(private_host.state_dir)) == []
+    assert list(private_host.state_dir.glob("i*")) == []
+
+
+def test_sandboxd_killed_with_sigkill_takes_every_jail_with_it(
+    private_host: SandboxHostProcess,
+) -> None:
+    markers = _two_sandboxes_with_markers(private_host)
+
+    private_host.proc.kill()
+    private_host.proc.wait(timeout=10)
+    # bwrap --die-with-parent: the kernel ends the jails, shortly after sandboxd
+    for marker in markers:
+        wait_for(lambda m=marker: not host_pids_running(m), 10, f"'{marker}' to end")
+    wait_for(lambda: not host_pids_running(str(private_host.state_dir)), 10, "every jail to end")
