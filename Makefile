@@ -3,7 +3,7 @@ PYTHON ?= python3
 RUNTIME ?= /opt/e2bq/runtime
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 STAMP := .make
-SYSTEM_PACKAGES := redis-server bubblewrap slirp4netns python3 python3-venv procps
+SYSTEM_PACKAGES := redis-server bubblewrap slirp4netns iptables iproute2 e2fsprogs util-linux python3 python3-venv python3-seccomp procps
 
 .PHONY: install system lint typecheck test test-fast bench demo clean
 
@@ -18,7 +18,7 @@ $(STAMP)/python: pyproject.toml
 	$(PYTHON) -m pip install -q --disable-pip-version-check -e ".[dev]"
 	@mkdir -p $(STAMP) && touch $@
 
-$(STAMP)/runtime: e2bq/sandboxd/runtime-requirements.txt $(STAMP)/python
+$(STAMP)/runtime: e2bq/sandboxd/runtime-requirements.txt e2bq/sandboxd/seccomp_policy.py $(STAMP)/python
 	$(SUDO) $(PYTHON) -m e2bq.cli sandboxd install-runtime --target $(RUNTIME)
 	@mkdir -p $(STAMP) && touch $@
 

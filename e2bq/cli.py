@@ -28,6 +28,12 @@ def cli() -> None:
 )
 @click.option("--state-dir", type=click.Path(path_type=Path), help="Where sandboxes live.")
 @click.option("--runtime", type=click.Path(path_type=Path), help="The sandbox runtime folder.")
+@click.option("--memory-mb", type=int, help="Memory per sandbox [E2BQ_SANDBOX_MEMORY_MB, 1024].")
+@click.option("--pids", type=int, help="Processes per sandbox [E2BQ_SANDBOX_PIDS, 256].")
+@click.option("--cpu", type=float, help="CPU share per sandbox, in cores [E2BQ_SANDBOX_CPU, 1.0].")
+@click.option("--disk-mb", type=int, help="Writable space per sandbox [E2BQ_SANDBOX_DISK_MB, 2048].")
+@click.option("--open-files", type=int, help="Open files per process [E2BQ_SANDBOX_OPEN_FILES, 1024].")
+@click.option("--output-bytes", type=int, help="Output kept per stream of a run [E2BQ_SANDBOX_OUTPUT_BYTES].")
 @click.option("--log-level", default="info", show_default=True)
 @click.pass_context
 def sandboxd(
@@ -38,6 +44,12 @@ def sandboxd(
     max_sandboxes: int | None,
     state_dir: Path | None,
     runtime: Path | None,
+    memory_mb: int | None,
+    pids: int | None,
+    cpu: float | None,
+    disk_mb: int | None,
+    open_files: int | None,
+    output_bytes: int | None,
     log_level: str,
 ) -> None:
     """Run the local sandbox host (E2B's wire protocol, one bubblewrap jail per sandbox)."""
@@ -52,6 +64,14 @@ def sandboxd(
         max_sandboxes=max_sandboxes,
         state_dir=state_dir,
         runtime=runtime,
+        limits={
+            name: value
+            for name, value in {
+                "memory_mb": memory_mb, "pids": pids, "cpu": cpu, "disk_mb": disk_mb,
+                "open_files": open_files, "output_bytes": output_bytes,
+            }.items()
+            if value is not None
+        },
     )
     click.echo(f"E2B_API_URL={settings.url} E2B_SANDBOX_URL={settings.url}", err=True)
     if not (api_key or os.environ.get("E2BQ_SANDBOXD_API_KEY") or os.environ.get("E2B_API_KEY")):

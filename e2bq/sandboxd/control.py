@@ -17,6 +17,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
+from .limits import asked_limits
 from .sandboxes import HostError, Sandbox, SandboxHost
 
 Endpoint = Callable[[Request], Awaitable[Response]]
@@ -94,7 +95,16 @@ class ControlPlane:
         timeout = self.host.clamp_timeout(body.get("timeout"))
         metadata = _string_map(body.get("metadata"), "metadata")
         envs = _string_map(body.get("envVars"), "envVars")
-        sandbox = await self.host.create(str(template), timeout, metadata, envs)
+        try:
+            asked = asked_limits(metadata, body.get("limits"))
+        except ValueError as exc:
+            raise HostError(400, str(exc)) from exc
+        internet = body.get("allow_internet_access", body.get("allowInternetAccess", True))
+        if not isinstance(internet, bool):
+            raise HostError(400, "allow_internet_access must be true or false")
+        sandbox = await self.host.create(
+            str(template), timeout, metadata, envs, limits=self.host.limits(asked), internet=internet
+        )
         return JSONResponse(sandbox.created(), status_code=201)
 
     async def list(self, request: Request) -> Response:

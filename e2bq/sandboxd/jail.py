@@ -13,7 +13,7 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from .agent.config import AgentConfig
@@ -25,6 +25,9 @@ RUN = Path("/run/e2bq")
 RUNTIME = Path("/opt/e2bq/runtime")
 AGENT_ROOT = Path("/opt/e2bq/lib")
 HOSTNAME = "e2b"
+SECCOMP_FILE = "e2bq-seccomp.bpf"  # in the runtime folder, made by install-runtime
+SANDBOX_DNS = "10.0.2.3"  # slirp4netns's resolver
+GENERATED_ETC = ("passwd", "group", "hosts", "hostname", "profile", "resolv.conf")
 
 # Files of the host's /etc that programs need and that hold no secret.
 _ETC_ALLOW = (
@@ -94,6 +97,7 @@ def write_etc(folder: Path) -> None:
         "hosts": f"127.0.0.1\tlocalhost {HOSTNAME}\n::1\tlocalhost ip6-localhost\n",
         "hostname": f"{HOSTNAME}\n",
         "profile": _PROFILE,
+        "resolv.conf": f"nameserver {SANDBOX_DNS}\n",
     }
     for name, text in files.items():
         (folder / name).write_text(text)
@@ -108,12 +112,22 @@ class JailPaths:
     root: Path
 
     @property
+    def image(self) -> Path:
+        """The sandbox's disk image (its size is the sandbox's disk limit)."""
+        return self.root / "disk.img"
+
+    @property
+    def data(self) -> Path:
+        """Where the disk image is mounted: the sandbox's writable space."""
+        return self.root / "data"
+
+    @property
     def home(self) -> Path:
-        return self.root / "home"
+        return self.data / "home"
 
     @property
     def tmp(self) -> Path:
-        return self.root / "tmp"
+        return self.data / "tmp"
 
     @property
     def run(self) -> Path:
@@ -133,11 +147,18 @@ class JailPaths:
         return self.run / "forward.sock"
 
     def create(self, owner: int | None) -> None:
-        for folder in (self.root, self.home, self.tmp, self.run):
+        """The host-side folders; the writable space comes with :meth:`create_data`."""
+        self.root.mkdir(mode=0o711, exist_ok=True)
+        self.run.mkdir(mode=0o700, exist_ok=True)
+        if owner is not None:
+            os.chown(self.run, owner, owner)
+
+    def create_data(self, owner: int | None) -> None:
+        """Home and /tmp, inside the (mounted) disk image."""
+        for folder in (self.data, self.home, self.tmp):
             folder.mkdir(mode=0o700, exist_ok=True)
             if owner is not None:
                 os.chown(folder, owner, owner)
-        self.tmp.chmod(0o1777 if owner is None else 0o700)
 
     def remove(self) -> None:
         shutil.rmtree(self.root, ignore_errors=True)
@@ -156,7 +177,14 @@ def agent_config(envs: dict[str, str]) -> AgentConfig:
 
 
 def bwrap_command(
-    paths: JailPaths, *, etc: Path, runtime: Path, agent_lib: Path, ready_fd: int
+    paths: JailPaths,
+    *,
+    etc: Path,
+    runtime: Path,
+    agent_lib: Path,
+    ready_fd: int,
+    seccomp_fd: int | None = None,
+    own_network: bool = True,
 ) -> list[str]:
     """The full bwrap command line that starts a sandbox's agent.
 
@@ -168,7 +196,7 @@ def bwrap_command(
         "--unshare-pid",
         "--unshare-ipc",
         "--unshare-uts",
-        "--unshare-net",
+        *(["--unshare-net"] if own_network else []),
         "--unshare-cgroup-try",
         "--uid",
         str(SANDBOX_UID),
@@ -180,6 +208,7 @@ def bwrap_command(
         "--new-session",
         "--cap-drop",
         "ALL",
+        *(["--seccomp", str(seccomp_fd)] if seccomp_fd is not None else []),
         "--ro-bind",
         "/usr",
         "/usr",
@@ -193,7 +222,7 @@ def bwrap_command(
     for name in _ETC_ALLOW:
         if os.path.exists(f"/etc/{name}"):
             cmd += ["--ro-bind", f"/etc/{name}", f"/etc/{name}"]
-    for name in ("passwd", "group", "hosts", "hostname", "profile"):
+    for name in GENERATED_ETC:
         cmd += ["--ro-bind", str(etc / name), f"/etc/{name}"]
     cmd += [
         "--ro-bind",
@@ -240,36 +269,50 @@ def spawn(
     paths: JailPaths,
     *,
     envs: dict[str, str],
+    max_output_bytes: int,
+    uid: int | None,
+    prefix: list[str],
     etc: Path,
     runtime: Path,
     agent_lib: Path,
-    uid: int | None,
+    seccomp: Path | None,
+    own_network: bool = True,
 ) -> tuple[subprocess.Popen[bytes], int]:
     """Start the jail; return the bwrap process and the fd that turns readable when it is ready.
 
-    ``uid`` is the host uid bwrap runs as (None: the current user, when sandboxd is not root).
+    ``prefix`` runs first and execs the rest (joining cgroups, setting rlimits, dropping to
+    ``uid``); ``seccomp`` is a raw BPF program bwrap installs before the agent starts.
     """
-    paths.create(uid)
     config_file = paths.run / "agent.json"
-    config_file.write_text(agent_config(envs).to_json())
+    config = replace(agent_config(envs), max_output_bytes=max_output_bytes)
+    config_file.write_text(config.to_json())
     if uid is not None:
         os.chown(config_file, uid, uid)
     read_fd, write_fd = os.pipe()
+    seccomp_fd = os.open(seccomp, os.O_RDONLY) if seccomp is not None else None
     log = paths.log.open("ab")
+    command = bwrap_command(
+        paths,
+        etc=etc,
+        runtime=runtime,
+        agent_lib=agent_lib,
+        ready_fd=write_fd,
+        seccomp_fd=seccomp_fd,
+        own_network=own_network,
+    )
     try:
         proc = subprocess.Popen(
-            bwrap_command(paths, etc=etc, runtime=runtime, agent_lib=agent_lib, ready_fd=write_fd),
+            [*prefix, *command],
             stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL,
             stderr=log,
-            pass_fds=(write_fd,),
-            user=uid,
-            group=uid,
-            extra_groups=[] if uid is not None else None,
+            pass_fds=(write_fd,) if seccomp_fd is None else (write_fd, seccomp_fd),
             start_new_session=True,
-            env={"PATH": "/usr/bin:/bin"},
+            env={"PATH": "/usr/sbin:/usr/bin:/sbin:/bin"},
         )
     finally:
         os.close(write_fd)
+        if seccomp_fd is not None:
+            os.close(seccomp_fd)
         log.close()
     return proc, read_fd

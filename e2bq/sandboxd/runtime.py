@@ -12,6 +12,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from .jail import SECCOMP_FILE
+
 REQUIREMENTS = Path(__file__).with_name("runtime-requirements.txt")
 SYSTEM_PYTHONS = ("/usr/bin/python3", "/usr/local/bin/python3")
 
@@ -39,4 +41,8 @@ def install_runtime(target: Path, *, python: str | None = None, upgrade: bool = 
         "--disable-pip-version-check",
     ]
     subprocess.run([*pip, "-r", str(REQUIREMENTS)], check=True, stdout=sys.stderr)
+    policy = Path(__file__).with_name("seccomp_policy.py")
+    subprocess.run(
+        [str(target / "bin" / "python"), str(policy), str(target / SECCOMP_FILE)], check=True
+    )
     subprocess.run(["chmod", "-R", "a+rX", str(target)], check=True)

@@ -9,11 +9,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import os
 import secrets
 import shutil
-import signal
-import subprocess
 import tempfile
 import time
 from dataclasses import dataclass, field
@@ -23,7 +20,8 @@ from typing import Any
 
 import httpx
 
-from . import jail
+from .launcher import Jail, Launcher, LaunchError
+from .limits import Limits
 from .ports import PortPublisher
 from .settings import HostSettings
 
@@ -61,8 +59,7 @@ class Sandbox:
     end_at: float
     access_token: str
     traffic_token: str
-    paths: jail.JailPaths
-    proc: subprocess.Popen[bytes]
+    jail: Jail
     client: httpx.AsyncClient
     ports: PortPublisher
     state: str = "running"
@@ -76,16 +73,21 @@ class Sandbox:
             "clientID": CLIENT_ID,
             "startedAt": _iso(self.started_at),
             "endAt": _iso(self.end_at),
-            "cpuCount": os.cpu_count() or 1,
-            "memoryMB": 512,
-            "diskSizeMB": 1024,
+            "cpuCount": max(1, round(self.jail.limits.cpu)),
+            "memoryMB": self.jail.limits.memory_mb,
+            "diskSizeMB": self.jail.limits.disk_mb,
             "state": self.state,
             "envdVersion": ENVD_VERSION,
             "metadata": self.metadata,
         }
 
     def detail(self) -> dict[str, Any]:
-        return {**self.summary(), "envdAccessToken": self.access_token, "domain": None}
+        return {
+            **self.summary(),
+            "envdAccessToken": self.access_token,
+            "domain": None,
+            "allow_internet_access": self.jail.internet,
+        }
 
     def created(self) -> dict[str, Any]:
         return {
@@ -107,7 +109,7 @@ class SandboxHost:
         self.sandboxes: dict[str, Sandbox] = {}
         self._own_state_dir = settings.state_dir is None
         self.state_dir = settings.state_dir or Path(tempfile.mkdtemp(prefix="e2bq-sandboxd-"))
-        self.uid: int | None = settings.sandbox_uid if os.geteuid() == 0 else None
+        self.launcher: Launcher | None = None
         self._sweeper: asyncio.Task[None] | None = None
         self._creating = 0
 
@@ -121,36 +123,18 @@ class SandboxHost:
             )
         if shutil.which("bwrap") is None:
             raise RuntimeError("bubblewrap is not installed: apt-get install -y bubblewrap")
-        self.state_dir.mkdir(parents=True, exist_ok=True)
-        self.state_dir.chmod(0o711)
-        if self.uid is not None:
-            _check_traversable(self.state_dir)
-        for leftover in self.state_dir.glob("i*"):  # jails of an earlier run that died
-            shutil.rmtree(leftover, ignore_errors=True)
-        jail.write_etc(self.etc)
-        shutil.rmtree(self.agent_lib, ignore_errors=True)
-        source = Path(__file__).parent / "agent"
-        shutil.copytree(
-            source, self.agent_lib / "agent", ignore=shutil.ignore_patterns("__pycache__")
-        )
-        for path in [self.agent_lib, *self.agent_lib.rglob("*")]:
-            path.chmod(0o755 if path.is_dir() else 0o644)
+        self.launcher = Launcher(self.settings, self.state_dir)
+        self.launcher.prepare()
         self._sweeper = asyncio.create_task(self._sweep())
 
     async def close(self) -> None:
         if self._sweeper is not None:
             self._sweeper.cancel()
         await asyncio.gather(*(self.kill(sid) for sid in list(self.sandboxes)))
+        if self.launcher is not None:
+            self.launcher.close()
         if self._own_state_dir:
             shutil.rmtree(self.state_dir, ignore_errors=True)
-
-    @property
-    def etc(self) -> Path:
-        return self.state_dir / "etc"
-
-    @property
-    def agent_lib(self) -> Path:
-        return self.state_dir / "lib"
 
     async def _sweep(self) -> None:
         while True:
@@ -160,7 +144,7 @@ class SandboxHost:
                 if sandbox.end_at <= now:
                     log.info("sandbox %s expired", sandbox.sandbox_id)
                     await self.kill(sandbox.sandbox_id)
-                elif sandbox.proc.poll() is not None:
+                elif sandbox.jail.proc.poll() is not None:
                     log.warning("sandbox %s's jail exited unexpectedly", sandbox.sandbox_id)
                     await self.kill(sandbox.sandbox_id)
 
@@ -173,51 +157,49 @@ class SandboxHost:
             raise HostError(400, f"timeout must be a whole number of seconds >= 0, not {timeout!r}")
         if timeout > self.settings.max_timeout:
             raise HostError(
-                400,
-                f"timeout {timeout}s is longer than this host allows ({self.settings.max_timeout}s)",
+                400, f"timeout {timeout}s is longer than this host allows ({self.settings.max_timeout}s)"
             )
         return timeout
 
+    def limits(self, asked: dict[str, Any]) -> Limits:
+        """The limits of a new sandbox: the host's, lowered where the request asks."""
+        try:
+            return self.settings.limits.narrowed(asked)
+        except ValueError as exc:
+            raise HostError(400, str(exc)) from exc
+
     async def create(
-        self, template_id: str, timeout: int, metadata: dict[str, str], envs: dict[str, str]
+        self,
+        template_id: str,
+        timeout: int,
+        metadata: dict[str, str],
+        envs: dict[str, str],
+        *,
+        limits: Limits | None = None,
+        internet: bool = True,
     ) -> Sandbox:
         if template_id not in TEMPLATES:
-            raise HostError(
-                404, f"template '{template_id}' not found; this host serves {TEMPLATES}"
-            )
+            raise HostError(404, f"template '{template_id}' not found; this host serves {TEMPLATES}")
         if len(self.sandboxes) + self._creating >= self.settings.max_sandboxes:
             raise HostError(
                 429,
                 f"this host runs at most {self.settings.max_sandboxes} sandboxes at once; "
                 "kill one or raise E2BQ_SANDBOXD_MAX_SANDBOXES",
             )
+        assert self.launcher is not None, "start() the host first"
         self._creating += 1
         try:
-            return await self._start(template_id, timeout, metadata, envs)
+            sandbox_id = new_sandbox_id()
+            try:
+                handle = await self.launcher.launch(
+                    sandbox_id, envs, limits or self.settings.limits, internet
+                )
+            except LaunchError as exc:
+                raise HostError(500, str(exc)) from exc
         finally:
             self._creating -= 1
-
-    async def _start(
-        self, template_id: str, timeout: int, metadata: dict[str, str], envs: dict[str, str]
-    ) -> Sandbox:
-        sandbox_id = new_sandbox_id()
-        paths = jail.JailPaths(self.state_dir / sandbox_id)
-        proc, ready_fd = jail.spawn(
-            paths,
-            envs=envs,
-            etc=self.etc,
-            runtime=self.settings.runtime,
-            agent_lib=self.agent_lib,
-            uid=self.uid,
-        )
-        try:
-            await self._wait_ready(proc, ready_fd, paths)
-        except BaseException:
-            _kill_jail(proc)
-            paths.remove()
-            raise
         now = time.time()
-        transport = httpx.AsyncHTTPTransport(uds=str(paths.socket))
+        transport = httpx.AsyncHTTPTransport(uds=str(handle.paths.socket))
         sandbox = Sandbox(
             sandbox_id=sandbox_id,
             template_id=template_id,
@@ -227,39 +209,15 @@ class SandboxHost:
             end_at=now + timeout,
             access_token=secrets.token_hex(16),
             traffic_token=secrets.token_hex(16),
-            paths=paths,
-            proc=proc,
+            jail=handle,
             client=httpx.AsyncClient(transport=transport, base_url="http://sandbox", timeout=None),
             ports=PortPublisher(
-                paths.forward_socket, self.settings.host, self.settings.advertised_host
+                handle.paths.forward_socket, self.settings.host, self.settings.advertised_host
             ),
         )
         self.sandboxes[sandbox_id] = sandbox
         log.info("sandbox %s created (template %s, %ss)", sandbox_id, template_id, timeout)
         return sandbox
-
-    async def _wait_ready(
-        self, proc: subprocess.Popen[bytes], ready_fd: int, paths: jail.JailPaths
-    ) -> None:
-        loop = asyncio.get_running_loop()
-        ready: asyncio.Future[bytes] = loop.create_future()
-
-        def on_readable() -> None:
-            if not ready.done():
-                ready.set_result(os.read(ready_fd, 1))
-
-        loop.add_reader(ready_fd, on_readable)
-        try:
-            signal_byte = await asyncio.wait_for(ready, self.settings.ready_timeout)
-        except TimeoutError as exc:
-            raise HostError(500, "the sandbox did not start in time") from exc
-        finally:
-            loop.remove_reader(ready_fd)
-            os.close(ready_fd)
-        if signal_byte != b"1":  # the pipe closed: the jail died before its agent was up
-            await loop.run_in_executor(None, _wait_quietly, proc)
-            stderr = paths.log.read_text(errors="replace") if paths.log.exists() else ""
-            raise HostError(500, f"the sandbox failed to start: {stderr[-2000:]}")
 
     def get(self, sandbox_id: str) -> Sandbox:
         sandbox = self.sandboxes.get(sandbox_id)
@@ -277,56 +235,9 @@ class SandboxHost:
         sandbox.state = "killed"
         sandbox.killed.set()
         await sandbox.ports.close()
-        await asyncio.get_running_loop().run_in_executor(None, _kill_jail, sandbox.proc)
+        if self.launcher is not None:
+            await asyncio.to_thread(self.launcher.destroy, sandbox.jail)
         with contextlib.suppress(Exception):
             await sandbox.client.aclose()
-        sandbox.paths.remove()
         log.info("sandbox %s killed", sandbox_id)
         return True
-
-
-def _check_traversable(folder: Path) -> None:
-    """Jails are set up as the unprivileged sandbox uid, which must reach the state folder."""
-    for parent in [folder, *folder.parents]:
-        if not parent.stat().st_mode & 0o001:
-            raise RuntimeError(
-                f"the sandboxes' uid cannot reach {folder}: {parent} is not searchable by others; "
-                "choose another --state-dir (E2BQ_SANDBOXD_STATE_DIR) or chmod o+x it"
-            )
-
-
-def _kill_jail(proc: subprocess.Popen[bytes]) -> None:
-    """SIGKILL the jail; return once none of its processes runs any more.
-
-    The signal goes to the jail's init (bwrap's child, pid 1 inside). When the init of a PID
-    namespace dies, the kernel kills every other process in it and lets the init's parent reap
-    it only once they have all exited; bwrap exits when its child is reaped, so bwrap's exit
-    means the jail is empty. Killing bwrap itself returns sooner, while the jail's processes
-    may still run and write into the sandbox's folder. Blocks: call it from a worker thread.
-    """
-    if proc.poll() is not None:
-        return
-    inits = _children(proc.pid)
-    for pid in inits:
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(pid, signal.SIGKILL)
-    if inits:
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            proc.wait(timeout=5)
-    if proc.poll() is None:  # no init found, or bwrap did not follow it
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait()
-
-
-def _children(pid: int) -> list[int]:
-    """The processes ``pid`` started (from /proc; empty when the kernel does not list them)."""
-    try:
-        return [int(child) for child in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
-    except OSError:
-        return []
-
-
-def _wait_quietly(proc: subprocess.Popen[bytes]) -> None:
-    with contextlib.suppress(subprocess.TimeoutExpired):
-        proc.wait(timeout=5)

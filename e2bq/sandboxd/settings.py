@@ -5,9 +5,11 @@ from __future__ import annotations
 import os
 import secrets
 from collections.abc import Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
+
+from .limits import Limits
 
 DEFAULT_RUNTIME = "/opt/e2bq/runtime"
 DEFAULT_SANDBOX_UID = 64000
@@ -33,6 +35,9 @@ class HostSettings:
     - ``E2BQ_SANDBOXD_MAX_SANDBOXES``: live sandboxes at most; past it creates answer 429 (100).
     - ``E2BQ_SANDBOXD_MAX_TIMEOUT``: the longest sandbox lifetime a client may ask for, seconds.
     - ``E2BQ_SANDBOX_UID``: the unprivileged host uid sandboxes run as when sandboxd is root.
+    - ``E2BQ_SANDBOX_MEMORY_MB``, ``E2BQ_SANDBOX_PIDS``, ``E2BQ_SANDBOX_CPU``, ``E2BQ_SANDBOX_DISK_MB``,
+      ``E2BQ_SANDBOX_OPEN_FILES``, ``E2BQ_SANDBOX_OUTPUT_BYTES``: each sandbox's limits (see
+      :class:`Limits`); a sandbox may ask for less at create time, never more.
     """
 
     host: str = "127.0.0.1"
@@ -46,6 +51,7 @@ class HostSettings:
     max_timeout: int = 86_400
     sandbox_uid: int = DEFAULT_SANDBOX_UID
     ready_timeout: float = 30.0
+    limits: Limits = field(default_factory=Limits)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **overrides: Any) -> HostSettings:
@@ -64,6 +70,13 @@ class HostSettings:
         for name, (var, convert) in simple.items():
             if env.get(var):
                 values[name] = convert(env[var])
+        limits = {
+            name: (float if name == "cpu" else int)(env[f"E2BQ_SANDBOX_{name.upper()}"])
+            for name in (f.name for f in fields(Limits))
+            if env.get(f"E2BQ_SANDBOX_{name.upper()}")
+        }
+        limit_overrides = overrides.pop("limits", None) or {}
+        values["limits"] = replace(Limits(), **{**limits, **limit_overrides}).validate()
         key = env.get("E2BQ_SANDBOXD_API_KEY") or env.get("E2B_API_KEY")
         if key:
             values["api_key"] = key

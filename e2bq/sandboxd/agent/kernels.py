@@ -25,6 +25,7 @@ from jupyter_client.asynchronous.client import AsyncKernelClient
 from jupyter_client.connect import write_connection_file
 
 from . import kernel_startup
+from .oom import prefer_for_oom
 
 log = logging.getLogger(__name__)
 
@@ -118,7 +119,7 @@ class Kernel:
 
     async def _launch(self, connection_file: Path) -> asyncio.subprocess.Process:
         try:
-            return await asyncio.create_subprocess_exec(
+            proc = await asyncio.create_subprocess_exec(
                 *(self.python, "-m", "ipykernel_launcher", "-f", str(connection_file)),
                 env=self.env,
                 cwd=self.cwd,
@@ -129,6 +130,8 @@ class Kernel:
             )
         except OSError as exc:
             raise KernelError(f"cannot start {self.python} in {self.cwd}: {exc}") from exc
+        prefer_for_oom(proc.pid)
+        return proc
 
     async def restart(self) -> None:
         """A fresh kernel in place of this one (all state is lost)."""

@@ -21,6 +21,7 @@ from starlette.routing import BaseRoute, Route
 
 from .config import AgentConfig
 from .connect import ConnectError, Message, server_stream, unary
+from .oom import prefer_for_oom
 from .paths import resolve
 
 _SIGNALS = {"SIGNAL_SIGKILL": signal.SIGKILL, "SIGNAL_SIGTERM": signal.SIGTERM}
@@ -153,6 +154,7 @@ class ProcessService:
             )
         except OSError as exc:
             raise ConnectError("invalid_argument", f"cannot start {cmd}: {exc.strerror}") from exc
+        prefer_for_oom(proc.pid)
         config: Message = {"cmd": cmd, "args": args, "envs": spec.get("envs", {}), "cwd": str(cwd)}
         process = _Process(proc.pid, proc, config, message.get("tag"), self.config.max_output_bytes)
         self.processes[proc.pid] = process

@@ -58,3 +58,9 @@ def toolkit(client_env: dict[str, str], queue_worker: WorkerProcess) -> Iterator
         yield kit
     finally:
         kit.shutdown_all_sandboxes()
+
+
+@pytest.fixture
+def bare_toolkit(client_env: dict[str, str], queue_worker: WorkerProcess) -> E2BToolkit:
+    """A toolkit with no sandbox, for calls that must be refused before they reach one."""
+    return E2BToolkit(SandboxManager(default_timeout=300), auto_create_default=False)

@@ -73,7 +73,7 @@ def test_a_matplotlib_plot_comes_back_as_png_and_chart(toolkit: E2BToolkit) -> N
 
 
 def test_a_timeout_is_an_error_and_the_sandbox_stays_usable(toolkit: E2BToolkit) -> None:
-    result = toolkit.run_python_code("import time\ntime.sleep(30)\nslept = True", timeout=2)
+    result = toolkit.run_python_code("import time\ntime.sleep(30)\nslept = True", timeout=1)
 
     assert result["status"] == "error"
     assert result["message"]
@@ -83,8 +83,8 @@ def test_a_timeout_is_an_error_and_the_sandbox_stays_usable(toolkit: E2BToolkit)
     assert after["results"][0]["text"] == "False"
 
 
-def test_an_unknown_sandbox_is_an_error_dict(toolkit: E2BToolkit) -> None:
-    result = toolkit.run_python_code("1", sandbox_id="no-such-sandbox", timeout=30)
+def test_an_unknown_sandbox_is_an_error_dict(bare_toolkit: E2BToolkit) -> None:
+    result = bare_toolkit.run_python_code("1", sandbox_id="no-such-sandbox", timeout=30)
 
     assert result["status"] == "error"
     assert "no-such-sandbox" in result["message"]
@@ -92,16 +92,16 @@ def test_an_unknown_sandbox_is_an_error_dict(toolkit: E2BToolkit) -> None:
 
 
 @pytest.mark.parametrize("timeout", [-1, 0, "ten", True])
-def test_a_bad_timeout_is_an_error_dict(toolkit: E2BToolkit, timeout: object) -> None:
-    result = toolkit.run_python_code("1", timeout=timeout)  # type: ignore[arg-type]
+def test_a_bad_timeout_is_an_error_dict(bare_toolkit: E2BToolkit, timeout: object) -> None:
+    result = bare_toolkit.run_python_code("1", timeout=timeout)  # type: ignore[arg-type]
 
     assert result["status"] == "error"
     assert "timeout" in result["message"]
 
 
 @pytest.mark.parametrize("code", [None, 42, b"print(1)", ["print(1)"]])
-def test_code_that_is_not_a_string_is_an_error_dict(toolkit: E2BToolkit, code: object) -> None:
-    result = toolkit.run_python_code(code)  # type: ignore[arg-type]
+def test_code_that_is_not_a_string_is_an_error_dict(bare_toolkit: E2BToolkit, code: object) -> None:
+    result = bare_toolkit.run_python_code(code)  # type: ignore[arg-type]
 
     assert result == {"status": "error", "message": "code must be a string"}
 

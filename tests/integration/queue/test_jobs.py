@@ -151,17 +151,17 @@ def test_a_custom_job_id_is_used_and_cannot_be_reused(toolkit: E2BToolkit) -> No
 
 
 @pytest.mark.parametrize("job_id", ["", "   ", 7])
-def test_a_bad_custom_job_id_is_an_error_dict(toolkit: E2BToolkit, job_id: object) -> None:
-    result = toolkit.run_command_background("echo x", job_id=job_id)  # type: ignore[arg-type]
+def test_a_bad_custom_job_id_is_an_error_dict(bare_toolkit: E2BToolkit, job_id: object) -> None:
+    result = bare_toolkit.run_command_background("echo x", sandbox_id="any", job_id=job_id)  # type: ignore[arg-type]
 
     assert result["status"] == "error"
     assert "job_id" in result["message"]
 
 
-def test_an_unknown_job_is_not_found(toolkit: E2BToolkit) -> None:
-    assert toolkit.get_job_status("no-such-job")["status"] == "not_found"
-    assert toolkit.get_job_status(None)["status"] == "not_found"  # type: ignore[arg-type]
-    assert toolkit.kill_job("no-such-job")["status"] == "error"
+def test_an_unknown_job_is_not_found(bare_toolkit: E2BToolkit) -> None:
+    assert bare_toolkit.get_job_status("no-such-job")["status"] == "not_found"
+    assert bare_toolkit.get_job_status(None)["status"] == "not_found"  # type: ignore[arg-type]
+    assert bare_toolkit.kill_job("no-such-job")["status"] == "error"
 
 
 def test_the_output_tail_grows_while_the_job_runs(toolkit: E2BToolkit) -> None:

@@ -12,8 +12,8 @@ import pytest
 from celery.result import AsyncResult
 from e2b_code_interpreter import Sandbox
 
-from e2bq import E2BToolkit, SandboxManager
-from tests.procs import WorkerProcess, redis_server, wait_for, worker
+from e2bq import E2BToolkit, SandboxManager, Settings
+from tests.procs import WorkerProcess, redis_server, start_worker, wait_for, worker
 
 GATE = "/home/user/gate"
 MARKER = "/home/user/marker"
@@ -134,6 +134,31 @@ def test_a_job_killed_while_no_worker_is_alive_never_runs(
         assert record["status"] == "cancelled"
         assert record["started_at"] is None
     assert not marker_exists(toolkit)
+
+
+def test_killing_a_job_whose_worker_died_ends_its_process(
+    toolkit: E2BToolkit, client_env: dict[str, str], tmp_path: Path
+) -> None:
+    # The job runs on a worker of its own queue; the cancel goes through the module's queue.
+    own_queue = f"doomed-{uuid.uuid4().hex[:8]}"
+    doomed_client = E2BToolkit(
+        SandboxManager(settings=Settings.from_env(client_env, queue=own_queue)), auto_create_default=False
+    )
+    doomed = start_worker(tmp_path, {**client_env, "E2BQ_QUEUE": own_queue})  # threads: one process
+    try:
+        job_id = doomed_client.run_command_background("sleep 40")["job_id"]
+        wait_for(lambda: "sleep 40" in sandbox_processes(toolkit), 60, "sleep 40 to run in the sandbox")
+        assert status(toolkit, job_id)["pid"]
+    finally:
+        doomed.proc.kill()
+        doomed.proc.wait()
+    assert "sleep 40" in sandbox_processes(toolkit)  # the work outlives its worker
+    assert status(toolkit, job_id)["status"] == "running"
+
+    assert toolkit.kill_job(job_id)["status"] == "success"
+
+    wait_for(lambda: "sleep 40" not in sandbox_processes(toolkit), 20, "sleep 40 to be gone")
+    assert status(toolkit, job_id)["status"] == "cancelled"
 
 
 def test_the_marker_check_sees_a_job_that_did_run(toolkit: E2BToolkit) -> None:

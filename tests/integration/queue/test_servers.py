@@ -71,13 +71,15 @@ def test_killing_the_server_job_stops_the_server(toolkit: E2BToolkit) -> None:
 
 
 @pytest.mark.parametrize("port", [0, 70000, "8000", None, True])
-def test_a_bad_port_is_an_error_dict(toolkit: E2BToolkit, port: object) -> None:
-    assert toolkit.get_public_url(port)["status"] == "error"  # type: ignore[arg-type]
-    assert toolkit.run_server("true", port)["status"] == "error"  # type: ignore[arg-type]
+def test_a_bad_port_is_an_error_dict(bare_toolkit: E2BToolkit, port: object) -> None:
+    assert bare_toolkit.get_public_url(port, sandbox_id="any")["status"] == "error"  # type: ignore[arg-type]
+    refused = bare_toolkit.run_server("true", port, sandbox_id="any")  # type: ignore[arg-type]
+    assert refused["status"] == "error"
+    assert "port" in refused["message"]
 
 
-def test_a_negative_wait_is_an_error_dict(toolkit: E2BToolkit) -> None:
-    result = toolkit.run_server("python -m http.server 8000", 8000, wait_seconds=-1)
+def test_a_negative_wait_is_an_error_dict(bare_toolkit: E2BToolkit) -> None:
+    result = bare_toolkit.run_server("python -m http.server 8000", 8000, sandbox_id="any", wait_seconds=-1)
 
     assert result["status"] == "error"
     assert "wait_seconds" in result["message"]

@@ -79,7 +79,7 @@ def test_a_sandbox_cannot_see_another_sandboxs_files(
     assert other.commands.run(f"find / -name {name} 2>/dev/null; true").stdout == ""
     assert other.files.exists(f"/home/user/{name}") is False
     # nor through the host path of the first sandbox's home
-    host_copy = sdk_env.state_dir / sandbox.sandbox_id / "home" / name
+    host_copy = sdk_env.state_dir / sandbox.sandbox_id / "data" / "home" / name
     assert host_copy.exists()
     assert other.files.exists(str(host_copy)) is False
     assert other.commands.run(f"cat {host_copy} 2>&1; true").stdout != "only for the first sandbox"

@@ -1,0 +1,61 @@
+"""A sandbox's writable space: an ext4 image of its own, mounted as its home and /tmp.
+
+Writing past the image's size fails inside with "No space left on device", and an upload past it
+answers 507. The image is sparse: it takes only what the sandbox wrote. Needs root (mount) and
+mkfs.ext4; without them the space is a plain folder on the host's disk, unlimited.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+log = logging.getLogger("e2bq.sandboxd")
+
+
+class Disks:
+    def __init__(self) -> None:
+        self.mkfs = shutil.which("mkfs.ext4") or "/sbin/mkfs.ext4"
+        self.available = os.geteuid() == 0 and Path(self.mkfs).exists() and Path("/dev/loop-control").exists()
+        if not self.available:
+            log.warning("per-sandbox disk limits unavailable (need root, mkfs.ext4 and loop devices)")
+
+    def create(self, image: Path, mountpoint: Path, size_mb: int, owner: int | None) -> bool:
+        """Make and mount the image; False (a plain folder instead) when that is not possible here."""
+        mountpoint.mkdir(exist_ok=True)
+        if not self.available:
+            return False
+        root_owner = f"{owner}:{owner}" if owner is not None else f"{os.getuid()}:{os.getgid()}"
+        try:
+            with image.open("wb") as handle:
+                handle.truncate(size_mb * 1024 * 1024)
+            subprocess.run(
+                [self.mkfs, "-q", "-F", "-O", "^has_journal", "-m", "0",
+                 "-E", f"lazy_itable_init=1,root_owner={root_owner}", str(image)],
+                check=True, capture_output=True, timeout=60,
+            )
+            subprocess.run(
+                ["mount", "-o", "loop,nosuid,nodev", str(image), str(mountpoint)],
+                check=True, capture_output=True, timeout=60,
+            )
+            shutil.rmtree(mountpoint / "lost+found", ignore_errors=True)
+        except (OSError, subprocess.SubprocessError) as exc:
+            detail = getattr(exc, "stderr", b"") or b""
+            log.warning(
+                "disk image for %s failed, using a plain folder: %s %s", mountpoint, exc, detail[-300:]
+            )
+            image.unlink(missing_ok=True)
+            return False
+        return True
+
+    def remove(self, image: Path, mountpoint: Path) -> None:
+        if os.path.ismount(mountpoint):
+            result = subprocess.run(["umount", str(mountpoint)], capture_output=True, timeout=60)
+            if result.returncode != 0:
+                subprocess.run(["umount", "-l", str(mountpoint)], capture_output=True, timeout=60)
+        with contextlib.suppress(OSError):
+            image.unlink()

@@ -1,0 +1,211 @@
+"""Starting and ending jails with everything around them: disk image, cgroups, network, seccomp.
+
+A jail starts as: ``sh`` (root) joins the sandbox's cgroups → ``prlimit`` sets the open-files
+limit → ``setpriv`` becomes the unprivileged sandbox uid → ``bwrap`` builds the jail under the
+seccomp filter → the agent. Each step ``exec``s the next, so the process sandboxd holds is bwrap.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import shutil
+import signal
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+
+from . import jail
+from .cgroups import Cgroups
+from .disk import Disks
+from .limits import Limits
+from .network import Network, Uplink
+from .settings import HostSettings
+
+log = logging.getLogger("e2bq.sandboxd")
+
+# Join every cgroup given before "--", then run the rest.
+_JOIN = 'while [ "$1" != "--" ]; do echo $$ > "$1" || exit 111; shift; done; shift; exec "$@"'
+
+
+class LaunchError(Exception):
+    pass
+
+
+@dataclass
+class Jail:
+    sandbox_id: str
+    paths: jail.JailPaths
+    proc: subprocess.Popen[bytes]
+    limits: Limits
+    internet: bool
+    uplink: Uplink | None = None
+
+
+class Launcher:
+    """What every jail of one sandboxd shares, and how to start and end one."""
+
+    def __init__(self, settings: HostSettings, state_dir: Path) -> None:
+        self.settings = settings
+        self.state_dir = state_dir
+        self.uid: int | None = settings.sandbox_uid if os.geteuid() == 0 else None
+        self.cgroups = Cgroups(f"e2bq-{os.getpid()}")
+        self.disks = Disks()
+        self.network = Network(self.uid)
+        seccomp = settings.runtime / jail.SECCOMP_FILE
+        self.seccomp: Path | None = seccomp if seccomp.exists() else None
+        if self.seccomp is None:
+            log.warning("no seccomp filter at %s: run `e2bq sandboxd install-runtime`", seccomp)
+
+    @property
+    def etc(self) -> Path:
+        return self.state_dir / "etc"
+
+    @property
+    def agent_lib(self) -> Path:
+        return self.state_dir / "lib"
+
+    def prepare(self) -> None:
+        """Lay out the state folder: generated /etc files and a copy of the agent's code."""
+        self.state_dir.mkdir(parents=True, exist_ok=True)
+        self.state_dir.chmod(0o711)
+        if self.uid is not None:
+            _check_traversable(self.state_dir)
+        for leftover in self.state_dir.glob("i*"):  # jails of an earlier run that died
+            jail_paths = jail.JailPaths(leftover)
+            self.disks.remove(jail_paths.image, jail_paths.data)
+            jail_paths.remove()
+        jail.write_etc(self.etc)
+        shutil.rmtree(self.agent_lib, ignore_errors=True)
+        source = Path(__file__).parent / "agent"
+        shutil.copytree(source, self.agent_lib / "agent", ignore=shutil.ignore_patterns("__pycache__"))
+        for path in [self.agent_lib, *self.agent_lib.rglob("*")]:
+            path.chmod(0o755 if path.is_dir() else 0o644)
+
+    def close(self) -> None:
+        self.network.close()
+        self.cgroups.close()
+
+    async def launch(self, sandbox_id: str, envs: dict[str, str], limits: Limits, internet: bool) -> Jail:
+        paths = jail.JailPaths(self.state_dir / sandbox_id)
+        paths.create(self.uid)
+        await asyncio.to_thread(self.disks.create, paths.image, paths.data, limits.disk_mb, self.uid)
+        paths.create_data(self.uid)
+        cgroup_dirs = self.cgroups.create(sandbox_id, limits)
+        uplink = (
+            await asyncio.to_thread(self.network.connect, sandbox_id, paths.root / "network.log")
+            if internet
+            else None
+        )
+        prefix = self._prefix(cgroup_dirs, limits)
+        if uplink is not None:
+            prefix = ["nsenter", f"--net={uplink.path}", "--", *prefix]
+        proc, ready_fd = jail.spawn(
+            paths,
+            envs=envs,
+            max_output_bytes=limits.output_bytes,
+            uid=self.uid,
+            prefix=prefix,
+            own_network=uplink is None,
+            etc=self.etc,
+            runtime=self.settings.runtime,
+            agent_lib=self.agent_lib,
+            seccomp=self.seccomp,
+        )
+        handle = Jail(sandbox_id, paths, proc, limits, internet=uplink is not None, uplink=uplink)
+        try:
+            await self._wait_ready(proc, ready_fd, paths)
+        except BaseException:
+            await asyncio.to_thread(self.destroy, handle)
+            raise
+        return handle
+
+    def _prefix(self, cgroup_dirs: list[Path], limits: Limits) -> list[str]:
+        prefix: list[str] = []
+        if cgroup_dirs:
+            prefix += ["/bin/sh", "-c", _JOIN, "sh", *(str(d / "cgroup.procs") for d in cgroup_dirs), "--"]
+        prefix += ["prlimit", f"--nofile={limits.open_files}:{limits.open_files}", "--"]
+        if self.uid is not None:
+            prefix += ["setpriv", f"--reuid={self.uid}", f"--regid={self.uid}", "--clear-groups", "--"]
+        return prefix
+
+    async def _wait_ready(self, proc: subprocess.Popen[bytes], ready_fd: int, paths: jail.JailPaths) -> None:
+        loop = asyncio.get_running_loop()
+        ready: asyncio.Future[bytes] = loop.create_future()
+
+        def on_readable() -> None:
+            if not ready.done():
+                ready.set_result(os.read(ready_fd, 1))
+
+        loop.add_reader(ready_fd, on_readable)
+        try:
+            signal_byte = await asyncio.wait_for(ready, self.settings.ready_timeout)
+        except TimeoutError as exc:
+            raise LaunchError("the sandbox did not start in time") from exc
+        finally:
+            loop.remove_reader(ready_fd)
+            os.close(ready_fd)
+        if signal_byte != b"1":  # the pipe closed: the jail died before its agent was up
+            await asyncio.to_thread(_wait_quietly, proc)
+            stderr = paths.log.read_text(errors="replace") if paths.log.exists() else ""
+            raise LaunchError(f"the sandbox failed to start: {stderr[-2000:]}")
+
+    def oom_kills(self, handle: Jail) -> int:
+        return self.cgroups.oom_kills(handle.sandbox_id)
+
+    def destroy(self, handle: Jail) -> None:
+        """End every process of the jail and remove all it had. Blocks: call from a thread."""
+        _kill_jail(handle.proc)
+        self.network.disconnect(handle.uplink)
+        self.cgroups.remove(handle.sandbox_id)
+        self.disks.remove(handle.paths.image, handle.paths.data)
+        handle.paths.remove()
+
+
+def _check_traversable(folder: Path) -> None:
+    """Jails are set up as the unprivileged sandbox uid, which must reach the state folder."""
+    for parent in [folder, *folder.parents]:
+        if not parent.stat().st_mode & 0o001:
+            raise RuntimeError(
+                f"the sandboxes' uid cannot reach {folder}: {parent} is not searchable by others; "
+                "choose another --state-dir (E2BQ_SANDBOXD_STATE_DIR) or chmod o+x it"
+            )
+
+
+def _kill_jail(proc: subprocess.Popen[bytes]) -> None:
+    """SIGKILL the jail; return once none of its processes runs any more.
+
+    The signal goes to the jail's init (bwrap's child, pid 1 inside). When the init of a PID
+    namespace dies, the kernel kills every other process in it and lets the init's parent reap
+    it only once they have all exited; bwrap exits when its child is reaped, so bwrap's exit
+    means the jail is empty. Killing bwrap itself returns sooner, while the jail's processes
+    may still run and write into the sandbox's folder. Blocks: call it from a worker thread.
+    """
+    if proc.poll() is not None:
+        return
+    inits = _children(proc.pid)
+    for pid in inits:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+    if inits:
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            proc.wait(timeout=5)
+    if proc.poll() is None:  # no init found, or bwrap did not follow it
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+
+
+def _children(pid: int) -> list[int]:
+    """The processes ``pid`` started (from /proc; empty when the kernel does not list them)."""
+    try:
+        return [int(child) for child in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+    except OSError:
+        return []
+
+
+def _wait_quietly(proc: subprocess.Popen[bytes]) -> None:
+    with contextlib.suppress(subprocess.TimeoutExpired):
+        proc.wait(timeout=5)
