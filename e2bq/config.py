@@ -34,6 +34,7 @@ class Settings:
     queue: str = "e2bq"
     job_ttl: int = 86_400
     output_tail_bytes: int = 64 * 1024
+    heartbeat_ttl: int = 15
     transfer_chunk_bytes: int = 1024 * 1024
     transfer_window: int = 4
     e2b_api_key: str | None = None

@@ -10,6 +10,7 @@
     ├── ProviderError            the sandbox provider (E2B cloud or sandboxd) failed or refused
     ├── ExecutionTimeoutError    work that did not finish within its time bound
     ├── JobCancelledError        work stopped by kill_job
+    ├── WorkerStoppedError       work a shutting-down worker could not finish in its grace period
     └── QueueError               Redis or the broker cannot be reached, or no worker answered
 
 The toolkit never lets these escape: each public method turns them into
@@ -61,6 +62,10 @@ class ExecutionTimeoutError(E2BQError):
 
 
 class JobCancelledError(E2BQError):
+    pass
+
+
+class WorkerStoppedError(E2BQError):
     pass
 
 

@@ -2,6 +2,12 @@
 
 Transitions are atomic (a Lua script): once a job is ``done``, ``error`` or ``cancelled`` nothing
 moves it again, so a worker finishing a job that was just cancelled cannot revive it.
+
+A started job has a heartbeat: its worker renews ``e2bq:job:<id>:alive`` every few seconds. When
+the worker dies (SIGKILL, out of memory, host gone) the heartbeat lapses and the job is ended as
+``error`` ("worker lost") by the first reader or worker reaper that notices — never left ``running``.
+Such a job is not run again: sandbox work has effects (files, processes) that make a blind re-run
+unsafe; the caller sees the error and decides.
 """
 
 from __future__ import annotations
@@ -16,6 +22,9 @@ from .config import Settings
 from .errors import InvalidInputError
 from .store import CANCEL_CHANNEL, connect, job_key
 from .types import TERMINAL_STATES, JobKind, JobRecord, JobStatus, ToolResult
+
+STARTED_JOBS = "e2bq:jobs:started"
+_LOST = "worker lost: the worker running this job stopped (killed, out of memory or its host went away)"
 
 # KEYS[1] = job hash; ARGV[1] = "guarded" | "always"; ARGV[2..] = field, json value, ...
 _TRANSITION = """
@@ -71,6 +80,14 @@ class JobStore:
         return record
 
     def get(self, job_id: str) -> JobRecord | None:
+        """The job's record; a started job whose worker stopped beating is ended first."""
+        record = self._read(job_id)
+        if record is not None and self._lost(record):
+            self.finish(job_id, "error", None, _LOST)
+            record = self._read(job_id)
+        return record
+
+    def _read(self, job_id: str) -> JobRecord | None:
         raw = self.redis.hgetall(job_key(job_id))
         if not raw or "status" not in raw:
             return None
@@ -90,7 +107,31 @@ class JobStore:
         """Mark the job started; False when it was cancelled (or already ended) meanwhile."""
         if self.is_cancelled(job_id):
             return False
+        self.heartbeat(job_id, worker)
+        self.redis.sadd(STARTED_JOBS, job_id)
         return self._apply(job_id, {"state": "started", "started_at": time.time(), "worker": worker})
+
+    def heartbeat(self, job_id: str, worker: str) -> None:
+        self.redis.set(job_key(job_id, "alive"), worker, ex=self.settings.heartbeat_ttl)
+
+    def _lost(self, record: JobRecord) -> bool:
+        if record.get("status") != "running" or record.get("state") != "started":
+            return False
+        started = record.get("started_at") or 0.0
+        if time.time() - started < self.settings.heartbeat_ttl:
+            return False
+        return not self.redis.exists(job_key(record["job_id"], "alive"))
+
+    def reap(self) -> list[str]:
+        """End every started job whose worker is gone; return their ids."""
+        reaped = []
+        for job_id in self.redis.smembers(STARTED_JOBS):
+            record = self._read(job_id)
+            if record is None or record.get("status") != "running":
+                self.redis.srem(STARTED_JOBS, job_id)
+            elif self._lost(record) and self.finish(job_id, "error", None, _LOST):
+                reaped.append(job_id)
+        return reaped
 
     def set_pid(self, job_id: str, pid: int) -> None:
         self._apply(job_id, {"pid": pid}, guarded=False)
@@ -98,10 +139,15 @@ class JobStore:
     def finish(self, job_id: str, status: JobStatus, result: ToolResult | None, message: str = "") -> bool:
         """End the job unless it already ended; True when this call ended it."""
         assert status in TERMINAL_STATES
-        return self._apply(
+        ended = self._apply(
             job_id,
             {"status": status, "finished_at": time.time(), "result": result, "message": message},
         )
+        pipe = self.redis.pipeline()
+        pipe.srem(STARTED_JOBS, job_id)
+        pipe.delete(job_key(job_id, "alive"))
+        pipe.execute()
+        return ended
 
     def cancel(self, job_id: str) -> bool:
         """Flag the job cancelled (workers watch the flag) and end it; False if it had ended."""
@@ -117,11 +163,13 @@ class JobStore:
         return bool(self.redis.exists(job_key(job_id, "cancel")))
 
     def append_output(self, job_id: str, text: str) -> None:
-        """Keep the last ``output_tail_bytes`` of a job's output."""
+        """Keep the last ``output_tail_bytes`` of a job's output, in whole UTF-8 characters."""
         key = job_key(job_id, "output")
         limit = self.settings.output_tail_bytes
         length: int = self.redis.append(key, text)  # type: ignore[no-untyped-call]
         if length > 2 * limit:
-            tail = self.redis.getrange(key, length - limit, -1)  # type: ignore[no-untyped-call]
-            self.redis.set(key, tail)
+            # Cut in Python, not with GETRANGE: a byte offset can split a character, and a value
+            # that is not UTF-8 would break every later read of the job.
+            whole = self.redis.get(key) or ""
+            self.redis.set(key, whole.encode()[-limit:].decode(errors="ignore"))
         self.redis.expire(key, self.settings.job_ttl)

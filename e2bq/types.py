@@ -54,6 +54,7 @@ class ToolResult(TypedDict, total=False):
 
     status: Status
     message: str
+    error_type: str
     sandbox_id: str
     job_id: str
     # code

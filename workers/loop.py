@@ -18,7 +18,7 @@ from typing import Any, TypeVar
 from e2b_code_interpreter import AsyncSandbox
 
 from e2bq.config import Settings
-from e2bq.errors import ExecutionTimeoutError, JobCancelledError
+from e2bq.errors import E2BQError, ExecutionTimeoutError
 
 T = TypeVar("T")
 _POLL = 0.05  # seconds between looks at the cancel flag
@@ -35,19 +35,20 @@ class SdkLoop:
         self,
         coro: Coroutine[Any, Any, T],
         *,
-        cancelled: Callable[[], bool] | None = None,
+        stop: Callable[[], E2BQError | None] | None = None,
         timeout: float | None = None,
     ) -> T:
-        """Run ``coro`` on the loop; stop it when ``cancelled()`` turns true or ``timeout`` passes."""
+        """Run ``coro`` on the loop; stop it when ``stop()`` returns an error (then raised) or at ``timeout``."""
         future = asyncio.run_coroutine_threadsafe(coro, self.loop)
         deadline = None if timeout is None else time.monotonic() + timeout
         while True:
             try:
                 return future.result(timeout=_POLL)
             except concurrent.futures.TimeoutError:
-                if cancelled is not None and cancelled():
+                reason = stop() if stop is not None else None
+                if reason is not None:
                     self._stop(future)
-                    raise JobCancelledError("the job was cancelled by kill_job") from None
+                    raise reason from None
                 if deadline is not None and time.monotonic() > deadline:
                     self._stop(future)
                     raise ExecutionTimeoutError(f"the work did not finish within {timeout:g} s") from None

@@ -14,7 +14,7 @@ from typing import Any
 from celery import Task
 
 from e2bq.config import Settings
-from e2bq.errors import E2BQError, JobCancelledError
+from e2bq.errors import E2BQError, JobCancelledError, SandboxNotFoundError
 from e2bq.jobs import JobStore
 from e2bq.registry import Registry
 from e2bq.types import ToolResult
@@ -22,6 +22,7 @@ from e2bq.types import ToolResult
 from .loop import SdkLoop
 from .operations import Context
 from .translate import translate
+from .watch import Watch
 
 log = logging.getLogger("e2bq.worker")
 
@@ -55,10 +56,16 @@ def run_operation(
     if job_id and not ctx.jobs.start(job_id, worker=str(task.request.hostname)):
         return {"status": "error", "job_id": job_id, "message": "the job was cancelled before it ran"}
     sandbox_id = kwargs.get("sandbox_id")
+    watch = Watch(
+        jobs=ctx.jobs, registry=ctx.registry, loop=ctx.loop, worker=str(task.request.hostname),
+        job_id=job_id, sandbox_id=sandbox_id if operation.__name__ != "kill_sandbox" else None,
+    )
+    if watch.sandbox_id and deadline is not None:
+        watch.keep_alive(deadline + _DEADLINE_MARGIN)
     try:
         result = ctx.loop.run(
             operation(ctx, **kwargs),
-            cancelled=(lambda: ctx.jobs.is_cancelled(job_id)) if job_id else None,
+            stop=watch,
             timeout=None if deadline is None else deadline + _DEADLINE_MARGIN,
         )
     except JobCancelledError as exc:
@@ -67,9 +74,10 @@ def run_operation(
         if not isinstance(exc, E2BQError) and not _is_sdk_error(exc):
             log.exception("task %s failed", task.name)
         error = translate(exc, sandbox_id)
-        if sandbox_id and type(error).__name__ == "SandboxNotFoundError":
+        if sandbox_id and isinstance(error, SandboxNotFoundError):
             ctx.loop.forget(sandbox_id)
-        result = {"status": "error", "message": str(error)}
+            ctx.registry.remove(sandbox_id)  # the registry follows the sandbox's life
+        result = {"status": "error", "message": str(error), "error_type": type(error).__name__}
         if sandbox_id:
             result["sandbox_id"] = sandbox_id
     if job_id:

@@ -1,0 +1,110 @@
+"""What a worker watches while an operation runs: kill_job, its own shutdown, heartbeats, expiry.
+
+The SDK loop asks the watch every 50 ms whether to stop the work; the watch answers with the
+error to end it with (or None), and on the way keeps the job's heartbeat fresh and the sandbox
+alive: a sandbox with work running on it must not expire mid-job.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+import time
+
+import redis
+
+from e2bq.config import Settings
+from e2bq.errors import E2BQError, JobCancelledError, WorkerStoppedError
+from e2bq.jobs import JobStore
+from e2bq.registry import Registry
+
+from .loop import SdkLoop
+
+log = logging.getLogger("e2bq.worker")
+_CHECK_EVERY = 0.25  # seconds between looks at Redis
+_BEAT_EVERY = 3.0
+_EXTEND_EVERY = 20.0
+_KEEP_ALIVE = 300  # seconds of life a sandbox keeps ahead of running work
+_REAP_EVERY = 10.0
+
+
+def stopping_key(worker: str) -> str:
+    return f"e2bq:worker:{worker}:stopping"
+
+
+def announce_stop(settings: Settings, worker: str, grace: float) -> None:
+    """Tell this worker's processes it is shutting down: running work gets ``grace`` more seconds."""
+    client = redis.Redis.from_url(settings.redis_url, socket_connect_timeout=5)
+    client.set(stopping_key(worker), str(time.time() + grace), ex=int(grace) + 3600)
+
+
+class Watch:
+    def __init__(
+        self,
+        *,
+        jobs: JobStore,
+        registry: Registry,
+        loop: SdkLoop,
+        worker: str,
+        job_id: str | None,
+        sandbox_id: str | None,
+    ) -> None:
+        self.jobs, self.registry, self.loop = jobs, registry, loop
+        self.worker, self.job_id, self.sandbox_id = worker, job_id, sandbox_id
+        self._checked = self._beaten = self._extended = 0.0
+
+    def __call__(self) -> E2BQError | None:
+        now = time.monotonic()
+        if now - self._checked < _CHECK_EVERY:
+            return None
+        self._checked = now
+        if self.job_id and self.jobs.is_cancelled(self.job_id):
+            return JobCancelledError("the job was cancelled by kill_job")
+        stop_at = self.jobs.redis.get(stopping_key(self.worker))
+        if stop_at and time.time() > float(stop_at):
+            return WorkerStoppedError(
+                f"worker {self.worker} shut down before the job finished (its grace period ended)"
+            )
+        if self.job_id and now - self._beaten >= _BEAT_EVERY:
+            self._beaten = now
+            self.jobs.heartbeat(self.job_id, self.worker)
+        if self.sandbox_id and now - self._extended >= _EXTEND_EVERY:
+            self._extended = now
+            self.keep_alive()
+        return None
+
+    def keep_alive(self, needed: float = _KEEP_ALIVE) -> None:
+        """Extend the sandbox's lifetime when less than ``needed`` seconds remain (never shorten)."""
+        if self.sandbox_id is None:
+            return
+        entry = self.registry.get(self.sandbox_id)
+        if entry is not None and entry["expires_at"] - time.time() >= needed:
+            return
+        asyncio.run_coroutine_threadsafe(self._extend(self.sandbox_id, needed), self.loop.loop)
+
+    async def _extend(self, sandbox_id: str, needed: float) -> None:
+        try:
+            sandbox = await self.loop.sandbox(sandbox_id)
+            await sandbox.set_timeout(int(needed) + 30)
+            self.registry.extend(sandbox_id, time.time() + needed + 30)
+        except Exception as exc:  # the work itself will say what is wrong with the sandbox
+            log.debug("could not extend sandbox %s: %s", sandbox_id, exc)
+
+
+def start_reaper(settings: Settings) -> threading.Thread:
+    """A thread ending the jobs of dead workers (each worker runs one; any of them may end a job)."""
+
+    def reap_forever() -> None:
+        jobs = JobStore(settings)
+        while True:
+            try:
+                for job_id in jobs.reap():
+                    log.warning("job %s lost its worker; ended as error", job_id)
+            except redis.RedisError as exc:
+                log.warning("reaper cannot reach Redis: %s", exc)
+            time.sleep(_REAP_EVERY)
+
+    thread = threading.Thread(target=reap_forever, name="e2bq-reaper", daemon=True)
+    thread.start()
+    return thread
