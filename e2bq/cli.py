@@ -34,6 +34,9 @@ def cli() -> None:
 @click.option("--disk-mb", type=int, help="Writable space per sandbox [E2BQ_SANDBOX_DISK_MB, 2048].")
 @click.option("--open-files", type=int, help="Open files per process [E2BQ_SANDBOX_OPEN_FILES, 1024].")
 @click.option("--output-bytes", type=int, help="Output kept per stream of a run [E2BQ_SANDBOX_OUTPUT_BYTES].")
+@click.option(
+    "--local", is_flag=True, help="Local mode: without a key, make one; listen on loopback only."
+)
 @click.option("--log-level", default="info", show_default=True)
 @click.pass_context
 def sandboxd(
@@ -50,12 +53,26 @@ def sandboxd(
     disk_mb: int | None,
     open_files: int | None,
     output_bytes: int | None,
+    local: bool,
     log_level: str,
 ) -> None:
-    """Run the local sandbox host (E2B's wire protocol, one bubblewrap jail per sandbox)."""
+    """Run the local sandbox host (E2B's wire protocol, one bubblewrap jail per sandbox).
+
+    It refuses to start without an API key unless in --local mode, where it makes one, prints
+    it, and listens on 127.0.0.1 only.
+    """
     if ctx.invoked_subcommand is not None:
         return
     from .sandboxd.server import serve
+
+    given_key = api_key or os.environ.get("E2BQ_SANDBOXD_API_KEY") or os.environ.get("E2B_API_KEY")
+    if not given_key and not local:
+        raise click.UsageError(
+            "sandboxd needs an API key: --api-key or E2BQ_SANDBOXD_API_KEY (e2b_ + 40 hex digits); "
+            "or --local to make one for this machine only"
+        )
+    if local and not given_key and host not in (None, "127.0.0.1", "localhost", "::1"):
+        raise click.UsageError("--local without an API key listens on loopback only: drop --host")
 
     settings = HostSettings.from_env(
         host=host,
@@ -74,7 +91,7 @@ def sandboxd(
         },
     )
     click.echo(f"E2B_API_URL={settings.url} E2B_SANDBOX_URL={settings.url}", err=True)
-    if not (api_key or os.environ.get("E2BQ_SANDBOXD_API_KEY") or os.environ.get("E2B_API_KEY")):
+    if not given_key:
         click.echo(f"E2B_API_KEY={settings.api_key}", err=True)
     serve(settings, log_level=log_level)
 

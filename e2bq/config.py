@@ -27,6 +27,9 @@ class Settings:
     - ``E2BQ_JOB_TTL``: seconds a job record is kept after it is created (86400).
     - ``E2B_API_KEY``: the provider's key (E2B cloud's, or the local sandboxd's).
     - ``E2B_API_URL`` / ``E2B_SANDBOX_URL``: a local sandboxd; when set, it is the provider.
+    - ``E2BQ_CREATE_RATE`` / ``E2BQ_MAX_LIVE_SANDBOXES``: sandbox creates per second and live
+      sandboxes at most, shared by every worker (E2B cloud: 1 and 20, its Hobby plan; a local
+      sandboxd: 0, unshaped). Creates past them wait, up to ``E2BQ_CREATE_WAIT`` seconds (300).
     """
 
     redis_url: str = DEFAULT_REDIS_URL
@@ -35,6 +38,9 @@ class Settings:
     job_ttl: int = 86_400
     output_tail_bytes: int = 64 * 1024
     heartbeat_ttl: int = 15
+    create_rate: float | None = None
+    max_live_sandboxes: int | None = None
+    create_wait: float = 300.0
     transfer_chunk_bytes: int = 1024 * 1024
     transfer_window: int = 4
     e2b_api_key: str | None = None
@@ -54,6 +60,12 @@ class Settings:
         }
         if env.get("E2BQ_JOB_TTL"):
             values["job_ttl"] = int(env["E2BQ_JOB_TTL"])
+        if env.get("E2BQ_CREATE_RATE"):
+            values["create_rate"] = float(env["E2BQ_CREATE_RATE"])
+        if env.get("E2BQ_MAX_LIVE_SANDBOXES"):
+            values["max_live_sandboxes"] = int(env["E2BQ_MAX_LIVE_SANDBOXES"])
+        if env.get("E2BQ_CREATE_WAIT"):
+            values["create_wait"] = float(env["E2BQ_CREATE_WAIT"])
         values.update({k: v for k, v in overrides.items() if v is not None})
         return cls(**values)
 
@@ -71,6 +83,14 @@ class Settings:
             "no sandbox provider configured: set E2B_API_KEY for E2B's cloud, or "
             "E2B_API_URL and E2B_SANDBOX_URL for a local `e2bq sandboxd` (`e2bq up` starts one)"
         )
+
+    @property
+    def creation_budget(self) -> tuple[float, int]:
+        """(creates per second, live sandboxes at most) for this provider; 0 means unshaped."""
+        cloud = self.provider == "e2b"
+        rate = self.create_rate if self.create_rate is not None else (1.0 if cloud else 0.0)
+        cap = self.max_live_sandboxes if self.max_live_sandboxes is not None else (20 if cloud else 0)
+        return rate, cap
 
     def sdk_options(self) -> dict[str, Any]:
         """Keyword options that point the e2b SDK at the provider."""

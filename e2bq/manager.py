@@ -108,7 +108,7 @@ class SandboxManager:
                 "set_default": set_default,
                 "options": self.default_options,
             },
-            timeout=120 + QUEUE_MARGIN,
+            timeout=self.settings.create_wait + 120 + QUEUE_MARGIN,
         )
         return self._slot(result)
 

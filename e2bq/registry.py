@@ -12,6 +12,7 @@ from typing import cast
 import redis
 
 from .config import Settings
+from .shaping import live_key
 from .store import connect, namespace_key, sandbox_key
 from .types import SandboxEntry
 
@@ -29,6 +30,7 @@ class Registry:
         pipe.hset(key, mapping={k: json.dumps(v) for k, v in entry.items() if k != "is_default"})
         pipe.expireat(key, int(entry["expires_at"]) + _GRACE)
         pipe.sadd(namespace_key(entry["namespace"], "sandboxes"), entry["sandbox_id"])
+        pipe.zadd(live_key(entry["provider"]), {entry["sandbox_id"]: entry["expires_at"]})
         pipe.execute()
 
     def get(self, sandbox_id: str) -> SandboxEntry | None:
@@ -52,21 +54,30 @@ class Registry:
                 entries.append(entry)
         return sorted(entries, key=lambda e: e["created_at"])
 
-    def remove(self, sandbox_id: str) -> None:
+    def remove(self, sandbox_id: str, *, shut_down: bool = False) -> None:
+        """Forget a sandbox. When it was shut down on purpose its namespace has no default after;
+        when it vanished (expired, its host restarted) the default pointer stays, and the
+        toolkit replaces the default sandbox on next use."""
         entry = self.get(sandbox_id)
         pipe = self.redis.pipeline()
         pipe.delete(sandbox_key(sandbox_id))
         if entry is not None:
+            # the default pointer stays: a toolkit seeing it dangle replaces the default sandbox
             pipe.srem(namespace_key(entry["namespace"], "sandboxes"), sandbox_id)
-            if entry["is_default"]:
+            pipe.zrem(live_key(entry["provider"]), sandbox_id)
+            if shut_down and entry["is_default"]:
                 pipe.delete(namespace_key(entry["namespace"], "default"))
         pipe.execute()
 
     def extend(self, sandbox_id: str, expires_at: float) -> None:
+        entry = self.get(sandbox_id)
+        if entry is None:
+            return
         key = sandbox_key(sandbox_id)
         pipe = self.redis.pipeline()
         pipe.hset(key, "expires_at", json.dumps(expires_at))
         pipe.expireat(key, int(expires_at) + _GRACE)
+        pipe.zadd(live_key(entry["provider"]), {sandbox_id: expires_at})
         pipe.execute()
 
     def set_default(self, namespace: str, sandbox_id: str) -> None:

@@ -12,7 +12,11 @@ e2bq:cancel                 pubsub where cancels are announced to the workers
 
 from __future__ import annotations
 
+from typing import Any
+
 import redis
+from redis.backoff import ExponentialBackoff
+from redis.retry import Retry
 
 from .config import Settings
 from .errors import QueueError
@@ -36,20 +40,24 @@ def transfer_key(transfer_id: str) -> str:
     return f"e2bq:transfer:{transfer_id}"
 
 
+def _options() -> dict[str, Any]:
+    """Ride out a Redis restart: reconnect and retry a command for about 10 s before failing."""
+    return {
+        "socket_connect_timeout": 5,
+        "health_check_interval": 30,
+        "retry": Retry(ExponentialBackoff(cap=2, base=0.1), retries=8),
+        "retry_on_error": [redis.ConnectionError, redis.TimeoutError],
+    }
+
+
 def connect(settings: Settings) -> redis.Redis[str]:
-    """A Redis client for e2bq's own keys (strings in, strings out; retries on a dropped link)."""
+    """A Redis client for e2bq's own keys (strings in, strings out)."""
     try:
-        return redis.Redis.from_url(
-            settings.redis_url,
-            decode_responses=True,
-            socket_connect_timeout=5,
-            health_check_interval=30,
-            retry_on_timeout=True,
-        )
+        return redis.Redis.from_url(settings.redis_url, decode_responses=True, **_options())
     except ValueError as exc:
         raise QueueError(f"E2BQ_REDIS_URL {settings.redis_url!r} is not a Redis URL: {exc}") from exc
 
 
 def binary(settings: Settings) -> redis.Redis[bytes]:
     """A Redis client for raw bytes (file chunks)."""
-    return redis.Redis.from_url(settings.redis_url, socket_connect_timeout=5, retry_on_timeout=True)
+    return redis.Redis.from_url(settings.redis_url, **_options())

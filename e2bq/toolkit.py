@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import threading
 import time
 import uuid
 from collections.abc import Callable
@@ -33,13 +34,18 @@ def tool(method: Callable[P, ToolResult]) -> Callable[P, ToolResult]:
 
     @functools.wraps(method)
     def wrapper(*args: P.args, **kwargs: P.kwargs) -> ToolResult:
+        notes: threading.local = args[0]._notes  # type: ignore[attr-defined]
+        notes.text = None
         try:
-            return method(*args, **kwargs)
+            result = method(*args, **kwargs)
         except E2BQError as exc:
-            return {"status": "error", "message": str(exc)}
+            result = {"status": "error", "message": str(exc)}
         except Exception as exc:
             log.exception("%s failed", method.__name__)
-            return {"status": "error", "message": f"internal error in e2bq: {type(exc).__name__}: {exc}"}
+            result = {"status": "error", "message": f"internal error in e2bq: {type(exc).__name__}: {exc}"}
+        if notes.text:  # e.g. the default sandbox was replaced: say so
+            result["message"] = " ".join(filter(None, [notes.text, result.get("message")]))
+        return result
 
     return wrapper
 
@@ -67,6 +73,7 @@ class E2BToolkit(Toolkit):
         self.jobs = JobStore(self.settings, self.registry.redis)
         self.global_workers = max(1, int(global_workers))
         self._last_results: dict[str, list[ExecutionResult]] = {}
+        self._notes = threading.local()
         super().__init__(name=kwargs.pop("name", "e2b_tools"), tools=self._tool_methods(), **kwargs)
         if auto_create_default and self._live_default() is None:
             self.manager.create(set_default=True)
@@ -105,11 +112,19 @@ class E2BToolkit(Toolkit):
                 raise InvalidInputError("sandbox_id must be a non-empty string")
             return sandbox_id
         default = self._live_default()
-        if default is None:
+        if default is not None:
+            return default
+        gone = self.registry.default(self.manager.namespace)
+        if gone is None:
             raise NotFoundError(
                 "no default sandbox: pass sandbox_id, or create one with create_sandbox(set_as_default=True)"
             )
-        return default
+        replacement = self.manager.create(set_default=True).sandbox_id
+        self._notes.text = (
+            f"the default sandbox {gone} was gone (killed or expired); "
+            f"a new default sandbox {replacement} replaces it (its state starts empty)."
+        )
+        return replacement
 
     def _submit_job(
         self, kind: JobKind, task: str, sandbox_id: str, job_id: str | None, **kwargs: Any

@@ -1,9 +1,41 @@
-"""The worker's Celery app: e2bq's shared configuration plus the tasks. ``e2bq worker`` runs it."""
+"""The worker's Celery app: e2bq's shared configuration plus the tasks. ``e2bq worker`` runs it.
+
+On start a worker clears any stale shutdown mark under its name and starts its reaper; on SIGTERM
+(warm shutdown) it gives running work ``E2BQ_WORKER_GRACE`` seconds (30) to finish, then stops it
+and ends those jobs as ``error`` ("worker shut down") — none is left ``running``.
+"""
 
 from __future__ import annotations
 
-from e2bq.celery_app import make_celery
+import os
+from typing import Any
+
+import redis
+from celery.signals import worker_ready, worker_shutting_down
+
+from e2bq.celery_app import CANCEL_JOB, make_celery
 from e2bq.config import Settings
 
-app = make_celery(Settings.from_env())
+from .watch import announce_stop, start_reaper, stopping_key
+
+settings = Settings.from_env()
+app = make_celery(settings)
 app.conf.imports = ("workers.tasks",)
+
+
+def _grace() -> float:
+    return float(os.environ.get("E2BQ_WORKER_GRACE") or 30)
+
+
+@worker_ready.connect
+def _on_ready(sender: Any = None, **_: Any) -> None:
+    hostname = str(getattr(sender, "hostname", ""))
+    redis.Redis.from_url(settings.redis_url).delete(stopping_key(hostname))
+    start_reaper(
+        settings, lambda job_id: app.send_task(CANCEL_JOB, kwargs={"job_id": job_id}, queue=settings.queue)
+    )
+
+
+@worker_shutting_down.connect
+def _on_shutdown(sender: Any = None, **_: Any) -> None:
+    announce_stop(settings, str(sender), _grace())

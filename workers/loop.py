@@ -38,7 +38,7 @@ class SdkLoop:
         stop: Callable[[], E2BQError | None] | None = None,
         timeout: float | None = None,
     ) -> T:
-        """Run ``coro`` on the loop; stop it when ``stop()`` returns an error (then raised) or at ``timeout``."""
+        """Run ``coro`` on the loop until done, ``stop()`` returns an error (raised), or ``timeout``."""
         future = asyncio.run_coroutine_threadsafe(coro, self.loop)
         deadline = None if timeout is None else time.monotonic() + timeout
         while True:

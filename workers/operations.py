@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import httpx
-from e2b.exceptions import SandboxException
+from e2b.exceptions import RateLimitException, SandboxException
 from e2b.sandbox.commands.command_handle import CommandExitException
 from e2b_code_interpreter import AsyncSandbox
 
@@ -23,6 +23,7 @@ from e2bq.config import Settings
 from e2bq.errors import InvalidInputError, ProviderError
 from e2bq.jobs import JobStore
 from e2bq.registry import Registry
+from e2bq.shaping import CreationShaper
 from e2bq.types import SandboxEntry, ToolResult
 
 from .loop import SdkLoop
@@ -30,6 +31,7 @@ from .results import command_dict, execution_dict
 from .translate import translate
 
 DEFAULT_COMMAND_TIMEOUT = 60.0
+_CREATE_RETRIES = 6
 
 
 @dataclass
@@ -54,10 +56,20 @@ async def create_sandbox(
     set_default: bool,
     options: dict[str, Any],
 ) -> ToolResult:
-    sandbox = await AsyncSandbox.create(
-        timeout=timeout, metadata=metadata, **options, **ctx.settings.sdk_options()
+    """Create a sandbox within the provider's shared budget (waiting for it, not failing)."""
+    rate, cap = ctx.settings.creation_budget
+    shaper = CreationShaper(ctx.registry.redis, ctx.settings.provider, rate=rate, cap=cap)
+    reservation = (
+        await asyncio.to_thread(shaper.acquire, ctx.settings.create_wait) if shaper.active else None
     )
+    sandbox_id: str | None = None
     now = time.time()
+    try:
+        sandbox = await _create_with_retries(ctx, timeout=timeout, metadata=metadata, options=options)
+        sandbox_id = sandbox.sandbox_id
+    finally:
+        if reservation is not None:
+            shaper.settle(reservation, sandbox_id, now + timeout)
     entry: SandboxEntry = {
         "sandbox_id": sandbox.sandbox_id,
         "provider": ctx.settings.provider,
@@ -72,6 +84,22 @@ async def create_sandbox(
     if set_default:
         ctx.registry.set_default(namespace, sandbox.sandbox_id)
     return {"status": "success", "sandbox_id": sandbox.sandbox_id, "result": dict(entry)}
+
+
+async def _create_with_retries(
+    ctx: Context, *, timeout: int, metadata: dict[str, str], options: dict[str, Any]
+) -> AsyncSandbox:
+    """The SDK's create, retried with backoff when the provider answers 429 anyway."""
+    for attempt in range(_CREATE_RETRIES):
+        try:
+            return await AsyncSandbox.create(
+                timeout=timeout, metadata=metadata, **options, **ctx.settings.sdk_options()
+            )
+        except RateLimitException:
+            if attempt == _CREATE_RETRIES - 1:
+                raise
+            await asyncio.sleep(min(30.0, 2.0**attempt))
+    raise AssertionError("unreachable")
 
 
 async def connect_sandbox(ctx: Context, *, sandbox_id: str, namespace: str) -> ToolResult:
@@ -96,7 +124,7 @@ async def connect_sandbox(ctx: Context, *, sandbox_id: str, namespace: str) -> T
 
 async def kill_sandbox(ctx: Context, *, sandbox_id: str) -> ToolResult:
     killed = await AsyncSandbox.kill(sandbox_id, **ctx.settings.sdk_options())
-    ctx.registry.remove(sandbox_id)
+    ctx.registry.remove(sandbox_id, shut_down=True)
     ctx.loop.forget(sandbox_id)
     return {"status": "success", "sandbox_id": sandbox_id, "result": bool(killed)}
 

@@ -11,6 +11,7 @@ import asyncio
 import logging
 import threading
 import time
+from collections.abc import Callable
 
 import redis
 
@@ -92,8 +93,11 @@ class Watch:
             log.debug("could not extend sandbox %s: %s", sandbox_id, exc)
 
 
-def start_reaper(settings: Settings) -> threading.Thread:
-    """A thread ending the jobs of dead workers (each worker runs one; any of them may end a job)."""
+def start_reaper(settings: Settings, stop_work: Callable[[str], object]) -> threading.Thread:
+    """A thread ending the jobs of dead workers (each worker runs one; any of them may end a job).
+
+    ``stop_work(job_id)`` is called for each, to stop what the job left running in its sandbox.
+    """
 
     def reap_forever() -> None:
         jobs = JobStore(settings)
@@ -101,6 +105,7 @@ def start_reaper(settings: Settings) -> threading.Thread:
             try:
                 for job_id in jobs.reap():
                     log.warning("job %s lost its worker; ended as error", job_id)
+                    stop_work(job_id)
             except redis.RedisError as exc:
                 log.warning("reaper cannot reach Redis: %s", exc)
             time.sleep(_REAP_EVERY)

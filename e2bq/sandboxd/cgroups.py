@@ -97,6 +97,20 @@ class Cgroups:
             with contextlib.suppress(OSError):
                 path.rmdir()
 
+    def sweep(self) -> None:
+        """Remove what sandboxd processes that died left behind (their sandboxes ended with them)."""
+        roots = [ROOT] if self.v2 else [ROOT / ctrl for ctrl in _V1_CONTROLLERS]
+        for root in roots:
+            for base in root.glob("e2bq-*"):
+                owner = base.name.removeprefix("e2bq-")
+                if owner.isdigit() and not Path(f"/proc/{owner}").exists():
+                    for group in base.iterdir():
+                        if group.is_dir():
+                            with contextlib.suppress(OSError):
+                                group.rmdir()
+                    with contextlib.suppress(OSError):
+                        base.rmdir()
+
     def close(self) -> None:
         for base in self._bases():
             with contextlib.suppress(OSError):

@@ -56,6 +56,7 @@ class ControlPlane:
         guard = self._guard
         return [
             Route("/health", self.health, methods=["GET"]),
+            Route("/metrics", self.metrics, methods=["GET"]),
             Route("/sandboxes", guard(self.create), methods=["POST"]),
             Route("/v2/sandboxes", guard(self.create), methods=["POST"]),
             Route("/sandboxes", guard(self.list), methods=["GET"]),
@@ -88,6 +89,10 @@ class ControlPlane:
 
     async def health(self, _: Request) -> Response:
         return JSONResponse({"status": "ok", "sandboxes": len(self.host.sandboxes)})
+
+    async def metrics(self, _: Request) -> Response:
+        """Prometheus metrics: counts and durations only, nothing about any sandbox's content."""
+        return Response(self.host.metrics.render(), media_type="text/plain; version=0.0.4")
 
     async def create(self, request: Request) -> Response:
         body = await _json_body(request)

@@ -68,7 +68,10 @@ class Launcher:
         return self.state_dir / "lib"
 
     def prepare(self) -> None:
-        """Lay out the state folder: generated /etc files and a copy of the agent's code."""
+        """Lay out the state folder (generated /etc files, the agent's code); clear dead hosts' leftovers."""
+        if self.cgroups.available:
+            self.cgroups.sweep()
+        self.network.sweep()
         self.state_dir.mkdir(parents=True, exist_ok=True)
         self.state_dir.chmod(0o711)
         if self.uid is not None:

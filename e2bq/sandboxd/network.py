@@ -85,7 +85,7 @@ class Network:
         """A network namespace with outbound access for a new jail; None when not possible."""
         if not self.available or self.slirp is None or self.ip is None:
             return None
-        name = f"e2bq-{sandbox_id}"
+        name = f"e2bq-{os.getpid()}-{sandbox_id}"
         try:
             subprocess.run([self.ip, "netns", "add", name], check=True, capture_output=True)
             subprocess.run([self.ip, "-n", name, "link", "set", "lo", "up"], check=True, capture_output=True)
@@ -137,6 +137,14 @@ class Network:
     def _delete(self, name: str) -> None:
         if self.ip is not None:
             subprocess.run([self.ip, "netns", "delete", name], capture_output=True)
+
+    def sweep(self) -> None:
+        """Delete the namespaces of sandboxd processes that died without cleaning up."""
+        netns = Path("/run/netns")
+        for path in netns.glob("e2bq-*-*") if netns.is_dir() else []:
+            owner = path.name.split("-")[1]
+            if owner.isdigit() and not Path(f"/proc/{owner}").exists():
+                self._delete(path.name)
 
     def close(self) -> None:
         if self.available and self.iptables and self.gid is not None:

@@ -159,15 +159,27 @@ class DataPlane:
         request = sandbox.client.build_request(
             scope["method"], path, headers=headers, content=content
         )
+        started = time.monotonic()
         try:
             response = await sandbox.client.send(request, stream=True)
         except httpx.HTTPError:
             await _answer(send, 502, f"The sandbox {sandbox.sandbox_id} was not found")
             return
+        self._count(scope, response.status_code)
         try:
             await self._relay(response, send, receive, body_done, disconnected)
         finally:
             await response.aclose()
+            if scope["path"] == "/execute":
+                self.host.metrics.executions.inc()
+                self.host.metrics.execute_seconds.observe(time.monotonic() - started)
+
+    def _count(self, scope: Scope, status: int) -> None:
+        port = header(scope, b"e2b-sandbox-port")
+        service = "interpreter" if port == str(INTERPRETER_PORT) else "envd"
+        self.host.metrics.requests.labels(service, str(status)).inc()
+        if status == 507:
+            self.host.metrics.limits_hit.labels("disk").inc()
 
     async def _relay(
         self,

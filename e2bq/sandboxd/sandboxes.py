@@ -22,6 +22,7 @@ import httpx
 
 from .launcher import Jail, Launcher, LaunchError
 from .limits import Limits
+from .metrics import HostMetrics
 from .ports import PortPublisher
 from .settings import HostSettings
 
@@ -110,6 +111,7 @@ class SandboxHost:
         self._own_state_dir = settings.state_dir is None
         self.state_dir = settings.state_dir or Path(tempfile.mkdtemp(prefix="e2bq-sandboxd-"))
         self.launcher: Launcher | None = None
+        self.metrics = HostMetrics()
         self._sweeper: asyncio.Task[None] | None = None
         self._creating = 0
 
@@ -143,10 +145,10 @@ class SandboxHost:
             for sandbox in list(self.sandboxes.values()):
                 if sandbox.end_at <= now:
                     log.info("sandbox %s expired", sandbox.sandbox_id)
-                    await self.kill(sandbox.sandbox_id)
+                    await self.kill(sandbox.sandbox_id, reason="expired")
                 elif sandbox.jail.proc.poll() is not None:
                     log.warning("sandbox %s's jail exited unexpectedly", sandbox.sandbox_id)
-                    await self.kill(sandbox.sandbox_id)
+                    await self.kill(sandbox.sandbox_id, reason="crashed")
 
     # -- sandboxes -----------------------------------------------------------------------------
 
@@ -181,6 +183,8 @@ class SandboxHost:
         if template_id not in TEMPLATES:
             raise HostError(404, f"template '{template_id}' not found; this host serves {TEMPLATES}")
         if len(self.sandboxes) + self._creating >= self.settings.max_sandboxes:
+            self.metrics.limits_hit.labels("sandboxes").inc()
+            self.metrics.create_failures.labels("cap").inc()
             raise HostError(
                 429,
                 f"this host runs at most {self.settings.max_sandboxes} sandboxes at once; "
@@ -188,6 +192,7 @@ class SandboxHost:
             )
         assert self.launcher is not None, "start() the host first"
         self._creating += 1
+        started = time.monotonic()
         try:
             sandbox_id = new_sandbox_id()
             try:
@@ -195,9 +200,12 @@ class SandboxHost:
                     sandbox_id, envs, limits or self.settings.limits, internet
                 )
             except LaunchError as exc:
+                self.metrics.create_failures.labels("launch").inc()
                 raise HostError(500, str(exc)) from exc
         finally:
             self._creating -= 1
+        self.metrics.create_seconds.observe(time.monotonic() - started)
+        self.metrics.created.inc()
         now = time.time()
         transport = httpx.AsyncHTTPTransport(uds=str(handle.paths.socket))
         sandbox = Sandbox(
@@ -216,6 +224,7 @@ class SandboxHost:
             ),
         )
         self.sandboxes[sandbox_id] = sandbox
+        self.metrics.live.set(len(self.sandboxes))
         log.info("sandbox %s created (template %s, %ss)", sandbox_id, template_id, timeout)
         return sandbox
 
@@ -228,14 +237,19 @@ class SandboxHost:
     def set_timeout(self, sandbox_id: str, timeout: int) -> None:
         self.get(sandbox_id).end_at = time.time() + timeout
 
-    async def kill(self, sandbox_id: str) -> bool:
+    async def kill(self, sandbox_id: str, *, reason: str = "killed") -> bool:
         sandbox = self.sandboxes.pop(sandbox_id, None)
         if sandbox is None:
             return False
+        self.metrics.live.set(len(self.sandboxes))
+        self.metrics.ended.labels(reason).inc()
         sandbox.state = "killed"
         sandbox.killed.set()
         await sandbox.ports.close()
         if self.launcher is not None:
+            oom_kills = self.launcher.oom_kills(sandbox.jail)
+            if oom_kills:
+                self.metrics.limits_hit.labels("memory").inc(oom_kills)
             await asyncio.to_thread(self.launcher.destroy, sandbox.jail)
         with contextlib.suppress(Exception):
             await sandbox.client.aclose()
