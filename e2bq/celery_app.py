@@ -40,7 +40,8 @@ def make_celery(settings: Settings) -> Celery:
         result_expires=settings.job_ttl,
         result_extended=True,
         broker_connection_retry_on_startup=True,
-        broker_transport_options={"visibility_timeout": 3600},
+        # With acks on receipt nothing is redelivered, so a job longer than this still runs once.
+        broker_transport_options={"visibility_timeout": settings.visibility_timeout},
         worker_cancel_long_running_tasks_on_connection_loss=True,
     )
     return app
