@@ -43,6 +43,10 @@ class Registry:
         entry["is_default"] = self.default(entry["namespace"]) == sandbox_id
         return cast(SandboxEntry, entry)
 
+    def expires_at(self, sandbox_id: str) -> float | None:
+        raw = self.redis.hget(sandbox_key(sandbox_id), "expires_at")
+        return float(json.loads(raw)) if raw else None
+
     def list(self, namespace: str) -> list[SandboxEntry]:
         """The namespace's live sandboxes, oldest first; forgets those that expired."""
         entries = []

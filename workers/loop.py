@@ -15,6 +15,7 @@ import time
 from collections.abc import Callable, Coroutine
 from typing import Any, TypeVar
 
+import httpx
 from e2b_code_interpreter import AsyncSandbox
 
 from e2bq.config import Settings
@@ -29,6 +30,8 @@ class SdkLoop:
         self.settings = settings
         self.loop = asyncio.new_event_loop()
         self._sandboxes: dict[str, AsyncSandbox] = {}
+        self.expiry: dict[str, float] = {}  # sandbox id -> when it expires, as last seen
+        self._http: httpx.AsyncClient | None = None
         threading.Thread(target=self.loop.run_forever, name="e2bq-sdk", daemon=True).start()
 
     def run(
@@ -69,3 +72,11 @@ class SdkLoop:
 
     def forget(self, sandbox_id: str) -> None:
         self._sandboxes.pop(sandbox_id, None)
+        self.expiry.pop(sandbox_id, None)
+
+    @property
+    def http(self) -> httpx.AsyncClient:
+        """A plain HTTP client for the provider's control plane, reused (use it on the loop only)."""
+        if self._http is None:
+            self._http = httpx.AsyncClient(timeout=10)
+        return self._http

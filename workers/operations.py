@@ -14,7 +14,6 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-import httpx
 from e2b.exceptions import RateLimitException, SandboxException
 from e2b.sandbox.commands.command_handle import CommandExitException
 from e2b_code_interpreter import AsyncSandbox
@@ -183,11 +182,10 @@ async def public_url(ctx: Context, *, sandbox_id: str, port: int) -> ToolResult:
     if ctx.settings.provider == "e2b":
         url = f"https://{sandbox.get_host(port)}"
     else:
-        async with httpx.AsyncClient(timeout=10) as client:
-            answer = await client.get(
-                f"{ctx.settings.e2b_api_url}/sandboxes/{sandbox_id}/ports/{port}",
-                headers={"X-API-KEY": ctx.settings.e2b_api_key or ""},
-            )
+        answer = await ctx.loop.http.get(
+            f"{ctx.settings.e2b_api_url}/sandboxes/{sandbox_id}/ports/{port}",
+            headers={"X-API-KEY": ctx.settings.e2b_api_key or ""},
+        )
         if answer.status_code != 200:
             raise ProviderError(f"the sandbox host could not publish port {port}: {answer.text}")
         url = str(answer.json()["url"])

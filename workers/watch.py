@@ -53,7 +53,8 @@ class Watch:
     ) -> None:
         self.jobs, self.registry, self.loop = jobs, registry, loop
         self.worker, self.job_id, self.sandbox_id = worker, job_id, sandbox_id
-        self._checked = self._beaten = self._extended = 0.0
+        # the job was checked for a cancel when it started: the first look is due a little later
+        self._checked = self._beaten = self._extended = time.monotonic()
 
     def __call__(self) -> E2BQError | None:
         now = time.monotonic()
@@ -79,8 +80,11 @@ class Watch:
         """Extend the sandbox's lifetime when less than ``needed`` seconds remain (never shorten)."""
         if self.sandbox_id is None:
             return
-        entry = self.registry.get(self.sandbox_id)
-        if entry is not None and entry["expires_at"] - time.time() >= needed:
+        known = self.loop.expiry.get(self.sandbox_id)
+        if known is None or known - time.time() < needed:
+            known = self.registry.expires_at(self.sandbox_id) or 0.0
+            self.loop.expiry[self.sandbox_id] = known
+        if known - time.time() >= needed:
             return
         asyncio.run_coroutine_threadsafe(self._extend(self.sandbox_id, needed), self.loop.loop)
 
@@ -89,6 +93,7 @@ class Watch:
             sandbox = await self.loop.sandbox(sandbox_id)
             await sandbox.set_timeout(int(needed) + 30)
             self.registry.extend(sandbox_id, time.time() + needed + 30)
+            self.loop.expiry[sandbox_id] = time.time() + needed + 30
         except Exception as exc:  # the work itself will say what is wrong with the sandbox
             log.debug("could not extend sandbox %s: %s", sandbox_id, exc)
 
