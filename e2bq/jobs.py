@@ -5,7 +5,8 @@ moves it again, so a worker finishing a job that was just cancelled cannot reviv
 
 A started job has a heartbeat: its worker renews ``e2bq:job:<id>:alive`` every few seconds. When
 the worker dies (SIGKILL, out of memory, host gone) the heartbeat lapses and the job is ended as
-``error`` ("worker lost") by the first reader or worker reaper that notices — never left ``running``.
+``error`` ("worker lost") by the first reader or worker reaper that notices — never left ``running`` —
+and a worker's reaper then stops what the job left running in its sandbox, whoever ended it.
 Such a job is not run again: sandbox work has effects (files, processes) that make a blind re-run
 unsafe; the caller sees the error and decides.
 """
@@ -24,6 +25,7 @@ from .store import CANCEL_CHANNEL, connect, job_key
 from .types import TERMINAL_STATES, JobKind, JobRecord, JobStatus, ToolResult
 
 STARTED_JOBS = "e2bq:jobs:started"
+ORPHANED_JOBS = "e2bq:jobs:orphaned"  # ended as lost; their work in the sandbox is still to be stopped
 _LOST = "worker lost: the worker running this job stopped (killed, out of memory or its host went away)"
 
 # KEYS[1] = job hash; ARGV[1] = "guarded" | "always"; ARGV[2..] = field, json value, ...
@@ -83,7 +85,7 @@ class JobStore:
         """The job's record; a started job whose worker stopped beating is ended first."""
         record = self._read(job_id)
         if record is not None and self._lost(record):
-            self.finish(job_id, "error", None, _LOST)
+            self._end_lost(job_id)
             record = self._read(job_id)
         return record
 
@@ -122,16 +124,28 @@ class JobStore:
             return False
         return not self.redis.exists(job_key(record["job_id"], "alive"))
 
+    def _end_lost(self, job_id: str) -> None:
+        if self.finish(job_id, "error", None, _LOST):
+            self.orphan(job_id)
+
+    def orphan(self, job_id: str) -> None:
+        """Leave the job's work to be stopped by a reaper (see :meth:`reap`)."""
+        self.redis.sadd(ORPHANED_JOBS, job_id)
+
     def reap(self) -> list[str]:
-        """End every started job whose worker is gone; return their ids."""
-        reaped = []
+        """End every started job whose worker is gone; return the ids of the jobs ended so, here or
+        by a reader, whose work is still to be stopped (each id is returned to one caller only)."""
         for job_id in self.redis.smembers(STARTED_JOBS):
             record = self._read(job_id)
             if record is None or record.get("status") != "running":
                 self.redis.srem(STARTED_JOBS, job_id)
-            elif self._lost(record) and self.finish(job_id, "error", None, _LOST):
-                reaped.append(job_id)
-        return reaped
+            elif self._lost(record):
+                self._end_lost(job_id)
+        pipe = self.redis.pipeline()  # a transaction: two reapers never both take an orphan
+        pipe.smembers(ORPHANED_JOBS)
+        pipe.delete(ORPHANED_JOBS)
+        orphans, _ = pipe.execute()
+        return sorted(orphans)
 
     def set_pid(self, job_id: str, pid: int) -> None:
         self._apply(job_id, {"pid": pid}, guarded=False)

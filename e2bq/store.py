@@ -6,6 +6,9 @@ e2bq:ns:<ns>:default        string the namespace's default sandbox id
 e2bq:job:<id>               hash   a job (JobRecord fields, JSON values)
 e2bq:job:<id>:output        string the bounded tail of a job's output
 e2bq:job:<id>:cancel        string set when kill_job was called
+e2bq:job:<id>:alive         string a started job's heartbeat, renewed by its worker
+e2bq:jobs:started           set    ids of started jobs, which worker reapers watch
+e2bq:jobs:orphaned          set    ids of jobs ended as "worker lost" whose work a reaper must stop
 e2bq:transfer:<id>          list   file chunks in flight between a client and a worker
 e2bq:cancel                 pubsub where cancels are announced to the workers
 """

@@ -7,11 +7,12 @@ and ends those jobs as ``error`` ("worker shut down") — none is left ``running
 
 from __future__ import annotations
 
+import logging
 import os
 from typing import Any
 
 import redis
-from celery.signals import worker_ready, worker_shutting_down
+from celery.signals import after_setup_logger, worker_ready, worker_shutting_down
 
 from e2bq.celery_app import CANCEL_JOB, make_celery
 from e2bq.config import Settings
@@ -25,6 +26,12 @@ app.conf.imports = ("workers.tasks",)
 
 def _grace() -> float:
     return float(os.environ.get("E2BQ_WORKER_GRACE") or 30)
+
+
+@after_setup_logger.connect
+def _quiet_results(**_: Any) -> None:
+    """Celery logs each task's return value at INFO: that is user code's output. Keep it out."""
+    logging.getLogger("celery.app.trace").setLevel(logging.WARNING)
 
 
 @worker_ready.connect

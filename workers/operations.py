@@ -132,7 +132,8 @@ async def run_code(ctx: Context, *, sandbox_id: str, code: str, timeout: float |
     sandbox = await ctx.loop.sandbox(sandbox_id)
     execution = await sandbox.run_code(
         code,
-        timeout=timeout,
+        # a background job runs until it ends or is killed (0: no deadline in the SDK)
+        timeout=0 if timeout is None and ctx.job_id else timeout,
         on_stdout=(lambda m: ctx.output(m.line)) if ctx.job_id else None,
         on_stderr=(lambda m: ctx.output(m.line)) if ctx.job_id else None,
     )

@@ -109,10 +109,14 @@ def start_reaper(settings: Settings, stop_work: Callable[[str], object]) -> thre
         while True:
             try:
                 for job_id in jobs.reap():
-                    log.warning("job %s lost its worker; ended as error", job_id)
-                    stop_work(job_id)
-            except redis.RedisError as exc:
-                log.warning("reaper cannot reach Redis: %s", exc)
+                    log.warning("job %s lost its worker; ended as error, stopping its work", job_id)
+                    try:
+                        stop_work(job_id)
+                    except Exception:  # the broker is away (restarting?): try again next round
+                        jobs.orphan(job_id)
+                        raise
+            except Exception as exc:  # this thread must outlive any outage
+                log.warning("reaper cannot reach Redis or the broker: %s", exc)
             time.sleep(_REAP_EVERY)
 
     thread = threading.Thread(target=reap_forever, name="e2bq-reaper", daemon=True)

@@ -17,16 +17,23 @@ from __future__ import annotations
 import asyncio
 import os
 import stat
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 from starlette.requests import ClientDisconnect, Request
-from starlette.responses import FileResponse, JSONResponse, Response
+from starlette.responses import FileResponse, JSONResponse, Response, StreamingResponse
 from starlette.routing import BaseRoute, Route
 
 from .config import AgentConfig
 from .connect import ConnectError
 from .paths import resolve
 from .upload import MultipartUpload, PendingFile, UploadError, decoded, http_error
+
+
+async def _chunks(path: Path, size: int = 64 * 1024) -> AsyncIterator[bytes]:
+    with path.open("rb") as handle:
+        while chunk := await asyncio.to_thread(handle.read, size):
+            yield chunk
 
 
 def _error(status: int, message: str) -> Response:
@@ -82,6 +89,9 @@ class FilesService:
             st = await asyncio.to_thread(self._readable, path)
         except UploadError as err:
             return _error(err.status, err.message)
+        if st.st_size == 0:
+            # /proc and /sys files say 0 bytes yet have content: send them without a length
+            return StreamingResponse(_chunks(path), media_type="application/octet-stream")
         return FileResponse(path, stat_result=st)
 
     @staticmethod
