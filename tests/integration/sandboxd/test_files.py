@@ -190,3 +190,11 @@ def test_a_bad_signature_is_refused(sandbox: Sandbox) -> None:
     assert sandbox.files.read("/home/user/public.txt") == "public"
     # no signature at all and no sandbox headers: nothing to serve
     assert httpx.get(_with_query(url, signature="")).status_code in (401, 403)
+
+
+def test_a_proc_file_that_says_zero_bytes_reads_whole_and_leaves_the_connection_usable(
+    sandbox: Sandbox,
+) -> None:
+    status = sandbox.files.read("/proc/self/status")
+    assert "Pid:" in status
+    assert sandbox.commands.run("echo still fine").stdout == "still fine\n"
