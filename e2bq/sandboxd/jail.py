@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import socket
 import subprocess
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -139,19 +140,24 @@ class JailPaths:
         return self.root / "jail.log"
 
     @property
+    def sockets(self) -> Path:
+        """sandboxd's end of the agent's sockets: never mounted into the jail, so nothing inside
+        can put a symlink where sandboxd connects."""
+        return self.root / "sockets"
+
+    @property
     def socket(self) -> Path:
-        return self.run / "agent.sock"
+        return self.sockets / "agent.sock"
 
     @property
     def forward_socket(self) -> Path:
-        return self.run / "forward.sock"
+        return self.sockets / "forward.sock"
 
     def create(self, owner: int | None) -> None:
-        """The host-side folders; the writable space comes with :meth:`create_data`."""
+        """The host-side folders (sandboxd's own); the writable space comes with :meth:`create_data`."""
         self.root.mkdir(mode=0o711, exist_ok=True)
-        self.run.mkdir(mode=0o700, exist_ok=True)
-        if owner is not None:
-            os.chown(self.run, owner, owner)
+        self.run.mkdir(mode=0o755, exist_ok=True)  # read-only inside: the agent's settings
+        self.sockets.mkdir(mode=0o700, exist_ok=True)
 
     def create_data(self, owner: int | None) -> None:
         """Home and /tmp, inside the (mounted) disk image."""
@@ -243,7 +249,7 @@ def bwrap_command(
         "--bind",
         str(paths.tmp),
         "/tmp",
-        "--bind",
+        "--ro-bind",
         str(paths.run),
         str(RUN),
         "--chdir",
@@ -283,11 +289,16 @@ def spawn(
     ``prefix`` runs first and execs the rest (joining cgroups, setting rlimits, dropping to
     ``uid``); ``seccomp`` is a raw BPF program bwrap installs before the agent starts.
     """
+    listeners = [_listen(paths.socket), _listen(paths.forward_socket)]
+    config = replace(
+        agent_config(envs),
+        max_output_bytes=max_output_bytes,
+        socket_fd=listeners[0].fileno(),
+        forward_fd=listeners[1].fileno(),
+    )
     config_file = paths.run / "agent.json"
-    config = replace(agent_config(envs), max_output_bytes=max_output_bytes)
     config_file.write_text(config.to_json())
-    if uid is not None:
-        os.chown(config_file, uid, uid)
+    config_file.chmod(0o644)
     read_fd, write_fd = os.pipe()
     seccomp_fd = os.open(seccomp, os.O_RDONLY) if seccomp is not None else None
     log = paths.log.open("ab")
@@ -306,13 +317,24 @@ def spawn(
             stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL,
             stderr=log,
-            pass_fds=(write_fd,) if seccomp_fd is None else (write_fd, seccomp_fd),
+            pass_fds=(write_fd, *(lst.fileno() for lst in listeners), *([seccomp_fd] if seccomp_fd else [])),
             start_new_session=True,
             env={"PATH": "/usr/sbin:/usr/bin:/sbin:/bin"},
         )
     finally:
         os.close(write_fd)
+        for listener in listeners:  # the agent holds them now
+            listener.close()
         if seccomp_fd is not None:
             os.close(seccomp_fd)
         log.close()
     return proc, read_fd
+
+
+def _listen(path: Path) -> socket.socket:
+    """A listening unix socket at ``path``, made by sandboxd and handed to the agent."""
+    path.unlink(missing_ok=True)
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    listener.bind(str(path))
+    listener.listen(1024)
+    return listener

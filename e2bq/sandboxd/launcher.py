@@ -53,7 +53,7 @@ class Launcher:
         self.uid: int | None = settings.sandbox_uid if os.geteuid() == 0 else None
         self.cgroups = Cgroups(f"e2bq-{os.getpid()}")
         self.disks = Disks()
-        self.network = Network(self.uid)
+        self.network = Network(self.uid, block_private=settings.block_private_networks)
         seccomp = settings.runtime / jail.SECCOMP_FILE
         self.seccomp: Path | None = seccomp if seccomp.exists() else None
         if self.seccomp is None:
@@ -71,7 +71,6 @@ class Launcher:
         """Lay out the state folder (generated /etc files, the agent's code); clear dead hosts' leftovers."""
         if self.cgroups.available:
             self.cgroups.sweep()
-        self.network.sweep()
         self.state_dir.mkdir(parents=True, exist_ok=True)
         self.state_dir.chmod(0o711)
         if self.uid is not None:

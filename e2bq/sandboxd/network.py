@@ -22,20 +22,44 @@ from pathlib import Path
 log = logging.getLogger("e2bq.sandboxd")
 
 
-def _rule(gid: int) -> list[str]:
-    return [
-        "OUTPUT",
-        "-m",
-        "owner",
-        "--gid-owner",
-        str(gid),
-        "-m",
-        "addrtype",
-        "--dst-type",
-        "LOCAL",
-        "-j",
-        "REJECT",
+# Never reachable from a sandbox: besides the host's own addresses (matched by type), private and
+# link-local ranges, where cloud metadata services (169.254.169.254) and a deployment's Redis,
+# workers and Flower live.
+BLOCKED_RANGES = (
+    "0.0.0.0/8",
+    "10.0.0.0/8",
+    "100.64.0.0/10",
+    "127.0.0.0/8",
+    "169.254.0.0/16",
+    "172.16.0.0/12",
+    "192.168.0.0/16",
+    "224.0.0.0/4",
+    "240.0.0.0/4",
+)
+
+
+def _nameservers() -> list[str]:
+    """The host's resolvers (slirp4netns forwards the sandbox's DNS to them): allowed, port 53 only."""
+    servers = []
+    with contextlib.suppress(OSError):
+        for line in Path("/etc/resolv.conf").read_text().splitlines():
+            parts = line.split()
+            if len(parts) >= 2 and parts[0] == "nameserver" and ":" not in parts[1]:
+                servers.append(parts[1])
+    return servers
+
+
+def firewall_rules(chain: str, block_private: bool) -> list[list[str]]:
+    """The rules of this sandboxd's chain, in order."""
+    rules = [
+        ["-A", chain, "-d", ns, "-p", proto, "--dport", "53", "-j", "ACCEPT"]
+        for ns in _nameservers()
+        for proto in ("udp", "tcp")
     ]
+    rules.append(["-A", chain, "-m", "addrtype", "--dst-type", "LOCAL", "-j", "REJECT"])
+    if block_private:
+        rules += [["-A", chain, "-d", cidr, "-j", "REJECT"] for cidr in BLOCKED_RANGES]
+    return rules
 
 
 @dataclass
@@ -51,11 +75,14 @@ class Uplink:
 
 
 class Network:
-    def __init__(self, gid: int | None) -> None:
+    def __init__(self, gid: int | None, *, block_private: bool = True) -> None:
         self.gid = gid
+        self.block_private = block_private
+        self.chain = f"E2BQ-{os.getpid()}"
         self.slirp = shutil.which("slirp4netns")
-        self.iptables = shutil.which("iptables")
+        self.iptables = shutil.which("iptables") if os.geteuid() == 0 else None
         self.ip = shutil.which("ip")
+        self.sweep()  # what sandboxds that died left behind, before this one adds its own
         self.available = self._prepare()
 
     def _prepare(self) -> bool:
@@ -71,15 +98,37 @@ class Network:
                 "iptables): sandboxes get no internet"
             )
             return False
-        if subprocess.run([self.iptables, "-C", *_rule(self.gid)], capture_output=True).returncode != 0:
-            added = subprocess.run([self.iptables, "-I", *_rule(self.gid)], capture_output=True)
-            if added.returncode != 0:
-                log.warning(
-                    "iptables refused the rule (%s): sandboxes get no internet",
-                    added.stderr.decode(errors="replace").strip(),
-                )
-                return False
+        try:
+            self._iptables("-N", self.chain)
+            for rule in firewall_rules(self.chain, self.block_private):
+                self._iptables(*rule)
+            self._iptables("-I", "OUTPUT", *self._jump())
+        except subprocess.CalledProcessError as exc:
+            log.warning(
+                "iptables refused e2bq's rules (%s): sandboxes get no internet",
+                exc.stderr.decode(errors="replace").strip(),
+            )
+            self._remove_chain(self.chain)
+            return False
         return True
+
+    def _jump(self) -> list[str]:
+        return ["-m", "owner", "--gid-owner", str(self.gid), "-j", self.chain]
+
+    def _iptables(self, *args: str) -> None:
+        assert self.iptables is not None
+        subprocess.run([self.iptables, "-w", *args], check=True, capture_output=True)
+
+    def _remove_chain(self, chain: str, gid: str | None = None) -> None:
+        if self.iptables is None:
+            return
+        jump = ["-m", "owner", "--gid-owner", gid or str(self.gid), "-j", chain]
+        while (
+            subprocess.run([self.iptables, "-w", "-D", "OUTPUT", *jump], capture_output=True).returncode == 0
+        ):
+            pass
+        subprocess.run([self.iptables, "-w", "-F", chain], capture_output=True)
+        subprocess.run([self.iptables, "-w", "-X", chain], capture_output=True)
 
     def connect(self, sandbox_id: str, log_file: Path) -> Uplink | None:
         """A network namespace with outbound access for a new jail; None when not possible."""
@@ -139,7 +188,15 @@ class Network:
             subprocess.run([self.ip, "netns", "delete", name], capture_output=True)
 
     def sweep(self) -> None:
-        """Delete the namespaces of sandboxd processes that died without cleaning up."""
+        """Delete the namespaces and firewall chains of sandboxd processes that died."""
+        if self.iptables is not None and self.gid is not None:
+            listing = subprocess.run([self.iptables, "-w", "-S"], capture_output=True, text=True).stdout
+            for line in listing.splitlines():
+                if line.startswith("-N E2BQ-"):
+                    chain = line.split()[1]
+                    owner = chain.removeprefix("E2BQ-")
+                    if owner.isdigit() and not Path(f"/proc/{owner}").exists():
+                        self._remove_chain(chain)
         netns = Path("/run/netns")
         for path in netns.glob("e2bq-*-*") if netns.is_dir() else []:
             owner = path.name.split("-")[1]
@@ -147,5 +204,6 @@ class Network:
                 self._delete(path.name)
 
     def close(self) -> None:
-        if self.available and self.iptables and self.gid is not None:
-            subprocess.run([self.iptables, "-D", *_rule(self.gid)], capture_output=True)
+        """Remove this sandboxd's own chain (other sandboxds keep theirs)."""
+        if self.available:
+            self._remove_chain(self.chain)

@@ -35,6 +35,8 @@ class HostSettings:
     - ``E2BQ_SANDBOXD_MAX_SANDBOXES``: live sandboxes at most; past it creates answer 429 (100).
     - ``E2BQ_SANDBOXD_MAX_TIMEOUT``: the longest sandbox lifetime a client may ask for, seconds.
     - ``E2BQ_SANDBOX_UID``: the unprivileged host uid sandboxes run as when sandboxd is root.
+    - ``E2BQ_SANDBOX_PRIVATE_NETWORKS=allow``: let sandboxes with internet reach private and
+      link-local addresses (blocked by default: cloud metadata, a deployment's Redis and workers).
     - ``E2BQ_SANDBOX_MEMORY_MB``, ``E2BQ_SANDBOX_PIDS``, ``E2BQ_SANDBOX_CPU``, ``E2BQ_SANDBOX_DISK_MB``,
       ``E2BQ_SANDBOX_OPEN_FILES``, ``E2BQ_SANDBOX_OUTPUT_BYTES``: each sandbox's limits (see
       :class:`Limits`); a sandbox may ask for less at create time, never more.
@@ -52,6 +54,7 @@ class HostSettings:
     sandbox_uid: int = DEFAULT_SANDBOX_UID
     ready_timeout: float = 30.0
     limits: Limits = field(default_factory=Limits)
+    block_private_networks: bool = True
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **overrides: Any) -> HostSettings:
@@ -77,6 +80,8 @@ class HostSettings:
         }
         limit_overrides = overrides.pop("limits", None) or {}
         values["limits"] = replace(Limits(), **{**limits, **limit_overrides}).validate()
+        if env.get("E2BQ_SANDBOX_PRIVATE_NETWORKS", "").lower() in ("allow", "1", "true", "yes"):
+            values["block_private_networks"] = False
         key = env.get("E2BQ_SANDBOXD_API_KEY") or env.get("E2B_API_KEY")
         if key:
             values["api_key"] = key

@@ -8,6 +8,7 @@ with explicit options, so module-scoped sandboxes work beside the per-test clean
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -47,6 +48,19 @@ def make_sandbox(host: SandboxHostProcess) -> Iterator[Callable[..., Sandbox]]:
     yield make
     for sandbox in made:
         kill_quietly(sandbox)
+
+
+@pytest.fixture
+def canary() -> Iterator[Path]:
+    """A world-readable file with known content in the host's /tmp, as a careless host process
+    would leave one: a sandbox must neither read nor change it."""
+    path = Path(f"/tmp/e2bq-canary-{uuid.uuid4().hex}.txt")
+    path.write_text(f"host canary {uuid.uuid4().hex}")
+    path.chmod(0o644)
+    try:
+        yield path
+    finally:
+        path.unlink(missing_ok=True)
 
 
 @pytest.fixture(scope="module")

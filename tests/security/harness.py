@@ -4,6 +4,7 @@ an attack whose failure is the expected outcome, and checking that nobody else n
 from __future__ import annotations
 
 import contextlib
+import json
 import uuid
 from typing import Any
 
@@ -20,6 +21,28 @@ HOST_SECRETS = {
 }
 # Generous: an attack may slow its own sandbox down, never make a neighbour unresponsive.
 ANSWER_TIMEOUT = 90
+
+
+# Forks sleeping children until fork fails or 1,000 run: bounded, so harmless without a limit.
+FORK_PROBE = """
+import json, os, time
+children, failure = [], None
+for _ in range(1000):
+    try:
+        pid = os.fork()
+    except OSError as exc:
+        failure = exc.errno
+        break
+    if pid == 0:
+        time.sleep(120)
+        os._exit(0)
+    children.append(pid)
+for pid in children:
+    os.kill(pid, 9)
+for pid in children:
+    os.waitpid(pid, 0)
+print(json.dumps({"started": len(children), "errno": failure}))
+"""
 
 
 def sdk_options(host: SandboxHostProcess) -> dict[str, Any]:
@@ -44,6 +67,15 @@ def run(sandbox: Sandbox, command: str, *, timeout: float = ANSWER_TIMEOUT, **op
         return sandbox.commands.run(command, timeout=timeout, request_timeout=ANSWER_TIMEOUT, **options)
     except CommandExitException as exited:
         return exited
+
+
+def fork_probe(sandbox: Sandbox) -> dict[str, int | None]:
+    """How many processes the sandbox could start at once, and the errno that stopped it."""
+    sandbox.files.write("/tmp/fork_probe.py", FORK_PROBE)
+    result = run(sandbox, "python /tmp/fork_probe.py")
+    assert result.exit_code == 0, result.stderr
+    outcome: dict[str, int | None] = json.loads(result.stdout)
+    return outcome
 
 
 def run_attack(sandbox: Sandbox, command: str, *, timeout: float = ANSWER_TIMEOUT) -> CommandResult | None:

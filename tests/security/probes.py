@@ -7,6 +7,7 @@ without trusting anything the jail reports about itself.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import os
 import socket
 import subprocess
@@ -14,6 +15,10 @@ import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+
+
+def sha256_of(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 def cmdline(pid: int) -> str:
@@ -34,10 +39,13 @@ def host_pids_running(text: str) -> list[int]:
 
 
 def children(pid: int) -> list[int]:
-    try:
-        return [int(c) for c in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
-    except OSError:
-        return []
+    """Processes ``pid`` started, from any of its threads."""
+    found: list[int] = []
+    with contextlib.suppress(OSError):
+        for task in Path(f"/proc/{pid}/task").iterdir():
+            with contextlib.suppress(OSError):
+                found += [int(c) for c in (task / "children").read_text().split()]
+    return found
 
 
 def descendants(pid: int) -> list[int]:
@@ -57,20 +65,50 @@ def _pid_namespace(pid: int) -> str | None:
         return None
 
 
-def jail_pids(sandbox_id: str) -> list[int]:
-    """Host pids of every process inside the sandbox's jail (its PID namespace)."""
+def jail_namespaces(sandbox_id: str) -> set[str]:
+    """The PID namespace of the sandbox's jail (empty once its bwrap has gone)."""
     outer = [
         pid for pid in host_pids_running(sandbox_id) if Path(cmdline(pid).split(" ")[0]).name == "bwrap"
     ]
     namespaces = {ns for pid in outer for child in children(pid) if (ns := _pid_namespace(child))}
     namespaces.discard(_pid_namespace(os.getpid()))
-    if not namespaces:
-        return []
-    return [pid for pid in host_pids() if _pid_namespace(pid) in namespaces]
+    return namespaces
+
+
+def pids_in(namespaces: set[str]) -> list[int]:
+    """Host pids of every process in one of the PID ``namespaces``."""
+    return [pid for pid in host_pids() if namespaces and _pid_namespace(pid) in namespaces]
+
+
+def jail_pids(sandbox_id: str) -> list[int]:
+    """Host pids of every process inside the sandbox's jail (its PID namespace)."""
+    return pids_in(jail_namespaces(sandbox_id))
 
 
 def jail_processes_running(sandbox_id: str, text: str) -> list[int]:
     return [pid for pid in jail_pids(sandbox_id) if text in cmdline(pid)]
+
+
+def jail_agent(sandbox_id: str) -> int:
+    """Host pid of the sandbox's agent (not bwrap, whose command line names it too)."""
+    [agent] = [
+        pid
+        for pid in jail_processes_running(sandbox_id, "agent.server")
+        if Path(cmdline(pid).split(" ")[0]).name != "bwrap"
+    ]
+    return agent
+
+
+def real_and_effective_uids(pid: int) -> set[int]:
+    """The real and effective uid of ``pid`` (empty if it has ended)."""
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return set()
+    for line in status.splitlines():
+        if line.startswith("Uid:"):
+            return {int(uid) for uid in line.split()[1:3]}
+    return set()
 
 
 def vm_rss_kib(pid: int) -> int:

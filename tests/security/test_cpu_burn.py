@@ -24,7 +24,7 @@ def test_a_cpu_burn_in_one_sandbox_leaves_its_neighbour_answering(
     )
     try:
         wait_for(
-            lambda: len(jail_processes_running(sandbox.sandbox_id, BURN)) == BURNERS,
+            lambda: len(jail_processes_running(sandbox.sandbox_id, BURN)) > BURNERS,  # and their shell
             60,
             f"{BURNERS} burners to run",
         )

@@ -60,7 +60,7 @@ def test_the_limit_holds_for_home_and_tmp_together(
     assert_host_and_neighbour_answer(host, neighbour)
 
 
-@pytest.mark.parametrize("target", ["/fill", "/run/fill", "/home/fill", "/dev/fill"])
+@pytest.mark.parametrize("target", ["/fill", "/etc/fill", "/run/fill", "/home/fill", "/dev/fill"])
 def test_the_jails_other_writable_places_cannot_hold_more_than_the_sandboxs_memory(
     target: str, make_sandbox: Callable[..., Sandbox], host: SandboxHostProcess, neighbour: Sandbox
 ) -> None:

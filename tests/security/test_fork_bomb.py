@@ -7,53 +7,29 @@ its process count is capped, so a missing limit fails the test instead of taking
 from __future__ import annotations
 
 import errno
-import json
 from collections.abc import Callable
 
 import pytest
 from e2b_code_interpreter import Sandbox
 
 from tests.procs import SandboxHostProcess, wait_for
-from tests.security.harness import ANSWER_TIMEOUT, answers_or_is_gone, assert_host_and_neighbour_answer, run
-from tests.security.probes import jail_pids
+from tests.security.harness import (
+    ANSWER_TIMEOUT,
+    answers_or_is_gone,
+    assert_host_and_neighbour_answer,
+    fork_probe,
+    run,
+)
+from tests.security.probes import jail_namespaces, jail_pids, pids_in
 
 PIDS = 64
 LIMITED = {"e2bq.pids": str(PIDS), "e2bq.cpu": "0.5"}
-
-# Forks sleeping children until fork fails or 1,000 run: bounded, so harmless without a limit.
-FORK_PROBE = """
-import json, os, time
-children, failure = [], None
-for _ in range(1000):
-    try:
-        pid = os.fork()
-    except OSError as exc:
-        failure = exc.errno
-        break
-    if pid == 0:
-        time.sleep(120)
-        os._exit(0)
-    children.append(pid)
-for pid in children:
-    os.kill(pid, 9)
-for pid in children:
-    os.waitpid(pid, 0)
-print(json.dumps({"started": len(children), "errno": failure}))
-"""
 
 # The leader stays put (the agent knows its pid and process group); its child becomes the bomb.
 FORK_BOMB = (
     "python -c \"import os, time; os.fork() or os.execvp('bash', ['bash', '-c', ':(){ :|:& };:']); "
     'time.sleep(3600)"'
 )
-
-
-def fork_probe(sandbox: Sandbox) -> dict[str, int | None]:
-    sandbox.files.write("/tmp/fork_probe.py", FORK_PROBE)
-    result = run(sandbox, "python /tmp/fork_probe.py")
-    assert result.exit_code == 0, result.stderr
-    outcome: dict[str, int | None] = json.loads(result.stdout)
-    return outcome
 
 
 def test_processes_past_the_sandboxs_pids_limit_cannot_start(
@@ -109,8 +85,9 @@ def test_killing_a_fork_bombed_sandbox_leaves_nothing_on_the_host(
         pytest.fail(f"e2bq.pids={PIDS} is not enforced: refusing to set off a fork bomb on this host")
     sandbox.commands.run(FORK_BOMB, background=True, timeout=0)
     wait_for(lambda: len(jail_pids(sandbox.sandbox_id)) >= PIDS // 2, 60, "the fork bomb to spread")
+    namespace = jail_namespaces(sandbox.sandbox_id)
 
     assert sandbox.kill() is True
 
-    assert jail_pids(sandbox.sandbox_id) == []
+    assert pids_in(namespace) == []
     assert_host_and_neighbour_answer(host, neighbour)

@@ -81,8 +81,33 @@ def test_the_agent_socket_cannot_be_pointed_at_a_host_socket(
 
     # requests at once: sandboxd's pool to the agent must open new connections for them
     with ThreadPoolExecutor(max_workers=CONCURRENT) as pool:
-        for _ in pool.map(lambda _: attempt(sandbox), range(CONCURRENT)):
-            pass
+        list(pool.map(lambda _: attempt(sandbox), range(CONCURRENT)))
 
     assert host_socket.received == [], "sandboxd connected to a host socket the sandbox chose"
+    assert_host_and_neighbour_answer(host, neighbour)
+
+
+def test_a_sandbox_cannot_take_over_its_neighbours_agent(
+    make_sandbox: Callable[..., Sandbox], host: SandboxHostProcess, neighbour: Sandbox
+) -> None:
+    """The same swap, aimed at the neighbour's agent socket (a relative link: ../../<id>/run/...):
+    the attacker's own requests, made with its own token, must not be served by the neighbour."""
+    secret = f"neighbour-secret-{uuid.uuid4().hex}"
+    neighbour.files.write("/home/user/secret.txt", secret)
+    attacker = make_sandbox()
+    attacker.files.write("/home/user/secret.txt", "the attacker's own file")
+    link = f"../../{neighbour.sandbox_id}/run/agent.sock"
+    run(attacker, f"cd /run/e2bq && rm -f agent.sock && ln -s {link} agent.sock")
+
+    def read_through(_: int) -> str:
+        try:
+            return str(attacker.files.read("/home/user/secret.txt", request_timeout=30))
+        except Exception as exc:
+            return repr(exc)
+
+    with ThreadPoolExecutor(max_workers=CONCURRENT) as pool:
+        answers = list(pool.map(read_through, range(2 * CONCURRENT)))
+
+    assert [a for a in answers if secret in a] == [], "the attacker read the neighbour's file"
+    assert neighbour.files.read("/home/user/secret.txt") == secret
     assert_host_and_neighbour_answer(host, neighbour)

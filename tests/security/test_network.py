@@ -10,14 +10,15 @@ from __future__ import annotations
 import json
 import socket
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from urllib.parse import urlsplit
 
 import httpx
 import pytest
 from e2b_code_interpreter import Sandbox
 
-from tests.procs import SandboxHostProcess, wait_for
-from tests.security.harness import run
+from tests.procs import SandboxHostProcess, sandbox_host, wait_for
+from tests.security.harness import assert_host_and_neighbour_answer, run
 from tests.security.probes import Listener, descendants, host_addresses, host_listener, host_listeners_of
 
 SLIRP_GATEWAY = "10.0.2.2"  # slirp4netns's address of the host
@@ -28,11 +29,16 @@ import json, socket, sys
 outcomes = {}
 for host, port in json.loads(sys.argv[1]):
     try:
-        with socket.create_connection((host, port), timeout=3) as conn:
-            conn.settimeout(3)
-            outcomes[f"{host}:{port}"] = "connected: " + repr(conn.recv(64))
+        conn = socket.create_connection((host, port), timeout=3)
     except OSError as exc:
         outcomes[f"{host}:{port}"] = type(exc).__name__
+        continue
+    with conn:  # connected: what the other end says, if it speaks first, is a bonus
+        try:
+            conn.settimeout(1)
+            outcomes[f"{host}:{port}"] = "connected: " + repr(conn.recv(64))
+        except OSError:
+            outcomes[f"{host}:{port}"] = "connected"
 print(json.dumps(outcomes))
 """
 INSIDE_SERVER = (
@@ -73,6 +79,7 @@ def test_nothing_of_the_host_is_reachable_from_inside(
     internet: bool,
     make_sandbox: Callable[..., Sandbox],
     host: SandboxHostProcess,
+    neighbour: Sandbox,
     redis_like: Listener,
 ) -> None:
     sandbox = make_sandbox(allow_internet_access=internet)
@@ -92,6 +99,7 @@ def test_nothing_of_the_host_is_reachable_from_inside(
     reached = {target: outcome for target, outcome in outcomes.items() if outcome.startswith("connected")}
     assert reached == {}
     assert redis_like.accepted == []
+    assert_host_and_neighbour_answer(host, neighbour)
 
 
 def test_the_hosts_own_addresses_answer_from_the_host(redis_like: Listener) -> None:
@@ -172,3 +180,45 @@ def test_a_server_inside_is_reachable_only_through_its_published_port(
         assert host_listeners_of(descendants(host.proc.pid)) == set()
     finally:
         sandbox.commands.kill(server.pid)
+
+
+METADATA = ("169.254.169.254", 80)  # the link-local address of cloud instance metadata
+
+
+def _host_reaches_metadata() -> bool:
+    try:
+        socket.create_connection(METADATA, timeout=3).close()
+        return True
+    except OSError:
+        return False
+
+
+def test_the_instance_metadata_address_is_unreachable(
+    make_sandbox: Callable[..., Sandbox], host: SandboxHostProcess
+) -> None:
+    """On a cloud VM, 169.254.169.254 hands out the host's credentials: the host's secrets."""
+    if not _host_reaches_metadata():
+        pytest.skip("this host reaches no metadata service at 169.254.169.254: nothing to hide")
+    sandbox = make_sandbox()
+
+    outcomes = probe(sandbox, [METADATA])
+
+    assert not outcomes[f"{METADATA[0]}:{METADATA[1]}"].startswith("connected"), outcomes
+
+
+def test_another_sandboxd_stopping_leaves_this_ones_sandboxes_fenced_in(
+    make_sandbox: Callable[..., Sandbox],
+    host: SandboxHostProcess,
+    redis_like: Listener,
+    tmp_path: Path,
+) -> None:
+    """Several sandboxds may share a machine (tests, a restart overlapping the old process): what
+    keeps one's sandboxes away from the host must not be undone when another one stops."""
+    with sandbox_host(tmp_path) as other:
+        assert httpx.get(other.url + "/health").status_code == 200
+    sandbox = make_sandbox()
+
+    outcomes = probe(sandbox, [(address, redis_like.port) for address in host_addresses()])
+
+    assert [target for target, outcome in outcomes.items() if outcome.startswith("connected")] == []
+    assert redis_like.accepted == []

@@ -25,6 +25,8 @@ class AgentConfig:
     envs: dict[str, str] = field(default_factory=dict)
     start_kernel: bool = True
     max_output_bytes: int = 0
+    socket_fd: int | None = None
+    forward_fd: int | None = None
 
     @classmethod
     def load(cls, path: str | Path) -> AgentConfig:
@@ -38,6 +40,8 @@ class AgentConfig:
             envs=dict(raw.get("envs", {})),
             start_kernel=bool(raw.get("start_kernel", True)),
             max_output_bytes=int(raw.get("max_output_bytes", 0)),
+            socket_fd=raw.get("socket_fd"),
+            forward_fd=raw.get("forward_fd"),
         )
 
     def to_json(self) -> str:
@@ -51,5 +55,7 @@ class AgentConfig:
                 "envs": self.envs,
                 "start_kernel": self.start_kernel,
                 "max_output_bytes": self.max_output_bytes,
+                "socket_fd": self.socket_fd,
+                "forward_fd": self.forward_fd,
             }
         )

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import socket
 
 from .config import AgentConfig
 
@@ -47,6 +48,10 @@ class Forwarder:
         self.server: asyncio.AbstractServer | None = None
 
     async def start(self) -> None:
+        if self.config.forward_fd is not None:  # bound by sandboxd, outside the jail
+            listening = socket.socket(fileno=self.config.forward_fd)
+            self.server = await asyncio.start_unix_server(self._handle, sock=listening)
+            return
         path = self.config.forward_socket
         with contextlib.suppress(FileNotFoundError):
             path.unlink()

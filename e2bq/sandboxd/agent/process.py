@@ -28,6 +28,7 @@ _SIGNALS = {"SIGNAL_SIGKILL": signal.SIGKILL, "SIGNAL_SIGTERM": signal.SIGTERM}
 _READ_CHUNK = 64 * 1024
 _DRAIN_AFTER_EXIT = 0.5  # seconds to read what a finished process's orphans still write
 KEEPALIVE: Message = {"event": {"keepalive": {}}}
+TRUNCATED = b"\n[e2bq: output truncated]\n"
 
 
 @dataclass
@@ -53,13 +54,16 @@ class _Process:
             await queue.put(event)
 
     async def read(self, stream: asyncio.StreamReader, kind: str) -> None:
+        """Forward a stream's output; past ``max_output`` bytes of it, mark the cut and drop the rest."""
+        sent, cut = 0, False
         while chunk := await stream.read(_READ_CHUNK):
             if self.max_output:
-                room = self.max_output - self.output_bytes
-                if room <= 0:
+                if cut:
                     continue  # keep draining so the process never blocks on a full pipe
-                if len(chunk) > room:
-                    chunk = chunk[:room] + b"\n[e2bq: output truncated]\n"
+                room = self.max_output - sent
+                if len(chunk) > room:  # data is dropped from here on: say so, once
+                    chunk, cut = chunk[:room] + TRUNCATED, True
+                sent += len(chunk)
             self.output_bytes += len(chunk)
             await self.publish({"event": {"data": {kind: base64.b64encode(chunk).decode()}}})
 

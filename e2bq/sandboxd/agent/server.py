@@ -63,7 +63,12 @@ def _listen(path: str) -> socket.socket:
 
 async def serve(config: AgentConfig, ready_fd: int | None = None) -> None:
     """Serve until SIGTERM; write one byte to ``ready_fd`` once the socket accepts connections."""
-    sock = _listen(str(config.socket))
+    # In a jail the sockets come bound and listening from sandboxd (their paths are outside)
+    sock = (
+        socket.socket(fileno=config.socket_fd)
+        if config.socket_fd is not None
+        else _listen(str(config.socket))
+    )
     server = uvicorn.Server(
         uvicorn.Config(
             build_app(config),
