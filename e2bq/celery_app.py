@@ -37,6 +37,10 @@ def make_celery(settings: Settings) -> Celery:
         # sandbox), and a job whose worker died is accounted for in the job store instead.
         task_acks_late=False,
         worker_prefetch_multiplier=1,
+        # Take a message only when a slot is free: a message reserved behind a busy slot is not yet
+        # acknowledged, so past the visibility timeout Redis hands it to another worker (a second
+        # run), and meanwhile it waits while other workers may be idle.
+        worker_disable_prefetch=True,
         result_expires=settings.job_ttl,
         result_extended=True,
         broker_connection_retry_on_startup=True,

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import json
 import time
-from typing import Any, cast
+from typing import Any, Literal, cast
 
 import redis
 
@@ -28,13 +28,15 @@ STARTED_JOBS = "e2bq:jobs:started"
 ORPHANED_JOBS = "e2bq:jobs:orphaned"  # ended as lost; their work in the sandbox is still to be stopped
 _LOST = "worker lost: the worker running this job stopped (killed, out of memory or its host went away)"
 
-# KEYS[1] = job hash; ARGV[1] = "guarded" | "always"; ARGV[2..] = field, json value, ...
+# KEYS[1] = job hash; ARGV[1] = mode; ARGV[2..] = field, json value, ...
+# Modes: "always" writes; "guarded" writes unless the job ended; "claim" also needs it still queued.
 _TRANSITION = """
 local status = redis.call('HGET', KEYS[1], 'status')
 if not status then return 0 end
-if ARGV[1] == 'guarded' and (status == '"done"' or status == '"error"' or status == '"cancelled"') then
+if ARGV[1] ~= 'always' and (status == '"done"' or status == '"error"' or status == '"cancelled"') then
   return -1
 end
+if ARGV[1] == 'claim' and redis.call('HGET', KEYS[1], 'state') ~= '"queued"' then return -1 end
 redis.call('HSET', KEYS[1], unpack(ARGV, 2))
 return 1
 """
@@ -99,19 +101,22 @@ class JobStore:
             record["output"] = output
         return cast(JobRecord, record)
 
-    def _apply(self, job_id: str, fields: dict[str, Any], *, guarded: bool = True) -> bool:
-        result = self._transition(
-            keys=[job_key(job_id)], args=["guarded" if guarded else "always", *_encode(fields)]
-        )
+    def _apply(
+        self, job_id: str, fields: dict[str, Any], *, mode: Literal["guarded", "always", "claim"] = "guarded"
+    ) -> bool:
+        result = self._transition(keys=[job_key(job_id)], args=[mode, *_encode(fields)])
         return bool(result == 1)
 
     def start(self, job_id: str, worker: str) -> bool:
-        """Mark the job started; False when it was cancelled (or already ended) meanwhile."""
+        """Claim the job for ``worker``: False when it was cancelled, ended or already started
+        meanwhile (its message was delivered twice): then this delivery must not run it."""
         if self.is_cancelled(job_id):
             return False
         self.heartbeat(job_id, worker)
         self.redis.sadd(STARTED_JOBS, job_id)
-        return self._apply(job_id, {"state": "started", "started_at": time.time(), "worker": worker})
+        return self._apply(
+            job_id, {"state": "started", "started_at": time.time(), "worker": worker}, mode="claim"
+        )
 
     def heartbeat(self, job_id: str, worker: str) -> None:
         self.redis.set(job_key(job_id, "alive"), worker, ex=self.settings.heartbeat_ttl)
@@ -148,7 +153,7 @@ class JobStore:
         return sorted(orphans)
 
     def set_pid(self, job_id: str, pid: int) -> None:
-        self._apply(job_id, {"pid": pid}, guarded=False)
+        self._apply(job_id, {"pid": pid}, mode="always")
 
     def finish(self, job_id: str, status: JobStatus, result: ToolResult | None, message: str = "") -> bool:
         """End the job unless it already ended; True when this call ended it."""

@@ -276,7 +276,6 @@ def spawn(
     *,
     envs: dict[str, str],
     max_output_bytes: int,
-    uid: int | None,
     prefix: list[str],
     etc: Path,
     runtime: Path,

@@ -38,9 +38,10 @@ class LaunchError(Exception):
 class Jail:
     sandbox_id: str
     paths: jail.JailPaths
-    proc: subprocess.Popen[bytes]
+    proc: subprocess.Popen[bytes] | None
     limits: Limits
     internet: bool
+    uid: int | None = None
     uplink: Uplink | None = None
 
 
@@ -54,6 +55,7 @@ class Launcher:
         self.cgroups = Cgroups(f"e2bq-{os.getpid()}")
         self.disks = Disks()
         self.network = Network(self.uid, block_private=settings.block_private_networks)
+        self._uids_in_use: set[int] = set()
         seccomp = settings.runtime / jail.SECCOMP_FILE
         self.seccomp: Path | None = seccomp if seccomp.exists() else None
         if self.seccomp is None:
@@ -91,46 +93,57 @@ class Launcher:
         self.cgroups.close()
 
     async def launch(self, sandbox_id: str, envs: dict[str, str], limits: Limits, internet: bool) -> Jail:
+        uid = self._take_uid()
         paths = jail.JailPaths(self.state_dir / sandbox_id)
-        paths.create(self.uid)
-        await asyncio.to_thread(self.disks.create, paths.image, paths.data, limits.disk_mb, self.uid)
-        paths.create_data(self.uid)
-        cgroup_dirs = self.cgroups.create(sandbox_id, limits)
-        uplink = (
-            await asyncio.to_thread(self.network.connect, sandbox_id, paths.root / "network.log")
-            if internet
-            else None
-        )
-        prefix = self._prefix(cgroup_dirs, limits)
-        if uplink is not None:
-            prefix = ["nsenter", f"--net={uplink.path}", "--", *prefix]
-        proc, ready_fd = jail.spawn(
-            paths,
-            envs=envs,
-            max_output_bytes=limits.output_bytes,
-            uid=self.uid,
-            prefix=prefix,
-            own_network=uplink is None,
-            etc=self.etc,
-            runtime=self.settings.runtime,
-            agent_lib=self.agent_lib,
-            seccomp=self.seccomp,
-        )
-        handle = Jail(sandbox_id, paths, proc, limits, internet=uplink is not None, uplink=uplink)
+        handle = Jail(sandbox_id, paths, None, limits, internet=False, uid=uid)
         try:
-            await self._wait_ready(proc, ready_fd, paths)
+            paths.create(uid)
+            await asyncio.to_thread(self.disks.create, paths.image, paths.data, limits.disk_mb, uid)
+            paths.create_data(uid)
+            cgroup_dirs = self.cgroups.create(sandbox_id, limits)
+            if internet:
+                handle.uplink = await asyncio.to_thread(
+                    self.network.connect, sandbox_id, paths.root / "network.log"
+                )
+            handle.internet = handle.uplink is not None
+            prefix = self._prefix(cgroup_dirs, limits, uid)
+            if handle.uplink is not None:
+                prefix = ["nsenter", f"--net={handle.uplink.path}", "--", *prefix]
+            handle.proc, ready_fd = jail.spawn(
+                paths,
+                envs=envs,
+                max_output_bytes=limits.output_bytes,
+                prefix=prefix,
+                own_network=handle.uplink is None,
+                etc=self.etc,
+                runtime=self.settings.runtime,
+                agent_lib=self.agent_lib,
+                seccomp=self.seccomp,
+            )
+            await self._wait_ready(handle.proc, ready_fd, paths)
         except BaseException:
             await asyncio.to_thread(self.destroy, handle)
             raise
         return handle
 
-    def _prefix(self, cgroup_dirs: list[Path], limits: Limits) -> list[str]:
+    def _take_uid(self) -> int | None:
+        """A host uid of its own for each sandbox: per-uid kernel limits (inotify instances, message
+        queues, pending signals) then bind each sandbox alone."""
+        if self.uid is None:
+            return None
+        uid = self.uid + 1
+        while uid in self._uids_in_use:
+            uid += 1
+        self._uids_in_use.add(uid)
+        return uid
+
+    def _prefix(self, cgroup_dirs: list[Path], limits: Limits, uid: int | None) -> list[str]:
         prefix: list[str] = []
         if cgroup_dirs:
             prefix += ["/bin/sh", "-c", _JOIN, "sh", *(str(d / "cgroup.procs") for d in cgroup_dirs), "--"]
         prefix += ["prlimit", f"--nofile={limits.open_files}:{limits.open_files}", "--"]
-        if self.uid is not None:
-            prefix += ["setpriv", f"--reuid={self.uid}", f"--regid={self.uid}", "--clear-groups", "--"]
+        if uid is not None:
+            prefix += ["setpriv", f"--reuid={uid}", f"--regid={uid}", "--clear-groups", "--"]
         return prefix
 
     async def _wait_ready(self, proc: subprocess.Popen[bytes], ready_fd: int, paths: jail.JailPaths) -> None:
@@ -159,11 +172,13 @@ class Launcher:
 
     def destroy(self, handle: Jail) -> None:
         """End every process of the jail and remove all it had. Blocks: call from a thread."""
-        _kill_jail(handle.proc)
+        if handle.proc is not None:
+            _kill_jail(handle.proc)
         self.network.disconnect(handle.uplink)
         self.cgroups.remove(handle.sandbox_id)
         self.disks.remove(handle.paths.image, handle.paths.data)
         handle.paths.remove()
+        self._uids_in_use.discard(handle.uid or -1)
 
 
 def _check_traversable(folder: Path) -> None:

@@ -1,11 +1,12 @@
 """Outbound network for a sandbox that may reach the internet, as E2B's ``allow_internet_access``.
 
 Every jail has a network namespace of its own. Without internet, bwrap makes it and it holds only a
-loopback. With internet, sandboxd makes a named namespace (``ip netns``), starts slirp4netns (a
-user-mode TCP/IP stack) on it, and starts the jail inside it: the sandbox's traffic leaves from the
-host as ordinary sockets of slirp4netns. ``--disable-host-loopback`` keeps the host's 127.0.0.1 out,
-and a firewall rule (iptables, matching slirp4netns's group) rejects every address of the host itself,
-so no service of the host (Redis, sandboxd, the workers) is reachable. Where that rule cannot be
+loopback. With internet, sandboxd makes a namespace (held by a sleeping process), starts slirp4netns
+(a user-mode TCP/IP stack) on it, and starts the jail inside it: the sandbox's traffic leaves from
+the host as ordinary sockets of slirp4netns. ``--disable-host-loopback`` keeps the host's 127.0.0.1
+out, and a firewall chain of this sandboxd (iptables, matching slirp4netns's group) rejects every
+address of the host itself and the private and link-local ranges, so no service of the host or its
+networks (Redis, sandboxd, the workers, cloud metadata) is reachable. Where that chain cannot be
 set, sandboxes get no internet: the host's safety comes first.
 """
 
@@ -16,6 +17,7 @@ import logging
 import os
 import shutil
 import subprocess
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -64,14 +66,28 @@ def firewall_rules(chain: str, block_private: bool) -> list[list[str]]:
 
 @dataclass
 class Uplink:
-    """A sandbox's named network namespace and the slirp4netns serving it."""
+    """A sandbox's network namespace (held open by a sleeping process) and the slirp4netns serving it."""
 
-    name: str
-    proc: subprocess.Popen[bytes]
+    holder: subprocess.Popen[bytes]
+    slirp: subprocess.Popen[bytes] | None = None
 
     @property
     def path(self) -> str:
-        return f"/run/netns/{self.name}"
+        return f"/proc/{self.holder.pid}/ns/net"
+
+
+def _wait_for_own_netns(pid: int, timeout: float = 5.0) -> bool:
+    """Until ``pid`` is in a network namespace other than sandboxd's (unshare has run)."""
+    deadline = time.monotonic() + timeout
+    mine = os.readlink("/proc/self/ns/net")
+    while time.monotonic() < deadline:
+        try:
+            if os.readlink(f"/proc/{pid}/ns/net") != mine:
+                return True
+        except OSError:
+            return False
+        time.sleep(0.002)
+    return False
 
 
 class Network:
@@ -131,33 +147,58 @@ class Network:
         subprocess.run([self.iptables, "-w", "-X", chain], capture_output=True)
 
     def connect(self, sandbox_id: str, log_file: Path) -> Uplink | None:
-        """A network namespace with outbound access for a new jail; None when not possible."""
+        """A network namespace with outbound access for a new jail; None when not possible.
+
+        slirp4netns runs in its own sandbox (``--enable-sandbox``: an empty root, no capability
+        but binding low ports) under a seccomp filter, with the group the firewall matches. It keeps
+        uid 0 — joining a namespace owned by the host needs it, and an unprivileged slirp4netns needs
+        a world-writable /dev/net/tun — so a flaw in it is contained by those, not by its uid. The
+        namespace's holder sleeps as ``nobody``; both die with sandboxd.
+        """
         if not self.available or self.slirp is None or self.ip is None:
             return None
-        name = f"e2bq-{os.getpid()}-{sandbox_id}"
-        try:
-            subprocess.run([self.ip, "netns", "add", name], check=True, capture_output=True)
-            subprocess.run([self.ip, "-n", name, "link", "set", "lo", "up"], check=True, capture_output=True)
-        except subprocess.CalledProcessError as exc:
-            log.warning("cannot make a network namespace: %s", exc.stderr.decode(errors="replace"))
-            self._delete(name)
+        with log_file.open("ab") as err:
+            holder = subprocess.Popen(
+                [
+                    "unshare",
+                    "--net",
+                    "setpriv",
+                    "--reuid=65534",
+                    "--regid=65534",
+                    "--clear-groups",
+                    "--pdeathsig=KILL",
+                    "sleep",
+                    "infinity",
+                ],
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL,
+                stderr=err,
+            )
+        uplink = Uplink(holder)
+        if not _wait_for_own_netns(holder.pid):
+            log.warning("cannot make a network namespace for %s", sandbox_id)
+            self.disconnect(uplink)
             return None
+        subprocess.run(
+            ["nsenter", f"--net={uplink.path}", self.ip, "link", "set", "lo", "up"], capture_output=True
+        )
         read_fd, write_fd = os.pipe()
         try:
             with log_file.open("ab") as err:
-                proc = subprocess.Popen(
+                uplink.slirp = subprocess.Popen(
                     [
                         "setpriv",
                         f"--regid={self.gid}",
                         "--clear-groups",
+                        "--pdeathsig=KILL",
                         self.slirp,
                         "--configure",
                         "--mtu=65520",
                         "--disable-host-loopback",
+                        "--enable-sandbox",
                         "--enable-seccomp",
                         f"--ready-fd={write_fd}",
-                        "--netns-type=path",
-                        f"/run/netns/{name}",
+                        str(holder.pid),
                         "tap0",
                     ],
                     stdin=subprocess.DEVNULL,
@@ -169,26 +210,25 @@ class Network:
             os.close(write_fd)
         with os.fdopen(read_fd, "rb") as ready:
             if ready.read(1) == b"1":
-                return Uplink(name, proc)
+                return uplink
         log.warning("slirp4netns failed for %s (see %s)", sandbox_id, log_file)
-        self.disconnect(Uplink(name, proc))
+        self.disconnect(uplink)
         return None
 
-    def disconnect(self, uplink: Uplink | None) -> None:
+    @staticmethod
+    def disconnect(uplink: Uplink | None) -> None:
         if uplink is None:
             return
-        with contextlib.suppress(ProcessLookupError):
-            uplink.proc.kill()
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            uplink.proc.wait(timeout=5)
-        self._delete(uplink.name)
-
-    def _delete(self, name: str) -> None:
-        if self.ip is not None:
-            subprocess.run([self.ip, "netns", "delete", name], capture_output=True)
+        for proc in (uplink.slirp, uplink.holder):
+            if proc is None:
+                continue
+            with contextlib.suppress(ProcessLookupError):
+                proc.kill()
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                proc.wait(timeout=5)
 
     def sweep(self) -> None:
-        """Delete the namespaces and firewall chains of sandboxd processes that died."""
+        """Delete the firewall chains of sandboxd processes that died."""
         if self.iptables is not None and self.gid is not None:
             listing = subprocess.run([self.iptables, "-w", "-S"], capture_output=True, text=True).stdout
             for line in listing.splitlines():
@@ -197,11 +237,6 @@ class Network:
                     owner = chain.removeprefix("E2BQ-")
                     if owner.isdigit() and not Path(f"/proc/{owner}").exists():
                         self._remove_chain(chain)
-        netns = Path("/run/netns")
-        for path in netns.glob("e2bq-*-*") if netns.is_dir() else []:
-            owner = path.name.split("-")[1]
-            if owner.isdigit() and not Path(f"/proc/{owner}").exists():
-                self._delete(path.name)
 
     def close(self) -> None:
         """Remove this sandboxd's own chain (other sandboxds keep theirs)."""

@@ -146,7 +146,7 @@ class SandboxHost:
                 if sandbox.end_at <= now:
                     log.info("sandbox %s expired", sandbox.sandbox_id)
                     await self.kill(sandbox.sandbox_id, reason="expired")
-                elif sandbox.jail.proc.poll() is not None:
+                elif sandbox.jail.proc is not None and sandbox.jail.proc.poll() is not None:
                     log.warning("sandbox %s's jail exited unexpectedly", sandbox.sandbox_id)
                     await self.kill(sandbox.sandbox_id, reason="crashed")
 

@@ -7,6 +7,7 @@ import errno
 import json
 import uuid
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 from e2b import SandboxException
@@ -158,11 +159,12 @@ def test_asking_the_sdk_for_root_gives_the_user_all_the_same(make_sandbox: Calla
         sandbox.files.write("/usr/bin/e2bq-planted", "pwned", user="root")
 
 
-def test_nothing_sandboxd_runs_for_a_sandbox_is_root_on_the_host(
+def test_nothing_sandboxd_runs_for_a_sandbox_holds_root_s_power_on_the_host(
     make_sandbox: Callable[..., Sandbox], host: SandboxHostProcess
 ) -> None:
-    """The jail and its helpers (slirp4netns parses every packet the sandbox sends) run as the
-    unprivileged sandbox uid: a bug in one of them must not hand out the host's root."""
+    """The jail and its helpers run unprivileged. The one exception is slirp4netns (it parses every
+    packet the sandbox sends): it keeps uid 0 to join the namespace, so it must hold no capability
+    but binding low ports, and run under a seccomp filter, in its own empty root."""
     sandbox = make_sandbox(allow_internet_access=True)
     assert run(sandbox, "echo up").stdout == "up\n"
 
@@ -171,5 +173,14 @@ def test_nothing_sandboxd_runs_for_a_sandbox_is_root_on_the_host(
         for pid in descendants(host.proc.pid)
         if 0 in real_and_effective_uids(pid)
     }
-
-    assert as_root == {}
+    slirps = {pid: line for pid, line in as_root.items() if "slirp4netns" in line}
+    assert slirps, "a sandbox with internet has a slirp4netns"
+    assert {pid: line for pid, line in as_root.items() if pid not in slirps} == {}
+    net_bind_service = 1 << 10
+    for pid in slirps:
+        status = dict(
+            line.split(":", 1) for line in Path(f"/proc/{pid}/status").read_text().splitlines() if ":" in line
+        )
+        assert int(status["CapEff"].strip(), 16) & ~net_bind_service == 0, slirps[pid]
+        assert int(status["CapPrm"].strip(), 16) & ~net_bind_service == 0, slirps[pid]
+        assert status["Seccomp"].strip() == "2", slirps[pid]
