@@ -71,9 +71,11 @@ class SandboxHostProcess:
 
 @contextlib.contextmanager
 def sandbox_host(
-    tmp: Path, *extra: str, env: dict[str, str] | None = None
+    tmp: Path, *extra: str, env: dict[str, str] | None = None, port: int | None = None
 ) -> Iterator[SandboxHostProcess]:
-    port = free_port()
+    """A running sandboxd on ``port`` (a free one by default: pass the port of a stopped host to
+    restart it at the same address)."""
+    port = port or free_port()
     # Jails are set up as an unprivileged uid, which cannot enter pytest's private tmp folders.
     state = Path(tempfile.mkdtemp(prefix=f"e2bq-test-sandboxd-{port}-"))
     log = tmp / f"sandboxd-{port}.log"
@@ -111,9 +113,13 @@ def sandbox_host(
 
 
 @contextlib.contextmanager
-def redis_server(tmp: Path, *extra: str) -> Iterator[str]:
-    """A private redis-server on a free port; yields its URL."""
-    port = free_port()
+def redis_server(tmp: Path, *extra: str, port: int | None = None) -> Iterator[str]:
+    """A private redis-server on ``port`` (a free one by default); yields its URL.
+
+    Its folder is ``tmp/redis-<port>``: a server started again with the same ``tmp`` and ``port``
+    reads what an earlier one persisted there (with ``--appendonly yes`` among ``extra``).
+    """
+    port = port or free_port()
     folder = tmp / f"redis-{port}"
     folder.mkdir(parents=True, exist_ok=True)
     proc = subprocess.Popen(
@@ -147,10 +153,16 @@ def start_worker(tmp: Path, env: dict[str, str], *args: str, name: str | None = 
             [sys.executable, "-m", "e2bq.cli", "worker", "--loglevel", "info", "-n", f"{name}@%h", *args],
             stdout=out, stderr=subprocess.STDOUT, env={**os.environ, **env},
         )
-    wait_for(
-        lambda: proc.poll() is None and " ready." in log.read_text(errors="replace"),
-        60, f"worker {name} (log: {log})",
-    )
+    try:
+        wait_for(
+            lambda: proc.poll() is not None or " ready." in log.read_text(errors="replace"),
+            60, f"worker {name} (log: {log})",
+        )
+    finally:
+        if proc.poll() is None and " ready." not in log.read_text(errors="replace"):
+            stop(proc)  # it never came up: do not leave it behind
+    if proc.poll() is not None:
+        raise RuntimeError(f"worker {name} exited with code {proc.returncode}: {log.read_text()[-2000:]}")
     return WorkerProcess(proc, name, log)
 
 

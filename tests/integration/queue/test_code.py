@@ -17,6 +17,7 @@ def test_state_persists_between_calls(toolkit: E2BToolkit) -> None:
     assert result["status"] == "success"
     assert result["results"][0]["text"] == "42"
     assert result["error"] is None
+    json.dumps(result)
 
 
 def test_stdout_and_stderr_come_back_as_logs(toolkit: E2BToolkit) -> None:

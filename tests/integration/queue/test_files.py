@@ -116,6 +116,16 @@ def test_a_missing_remote_file_is_an_error_dict_and_leaves_nothing(
     assert transfer_keys(redis_url) == []
 
 
+def test_a_download_into_a_missing_local_folder_is_an_error_dict(toolkit: E2BToolkit, tmp_path: Path) -> None:
+    assert toolkit.run_command("echo x > here.txt")["status"] == "success"
+
+    result = toolkit.download_file_from_sandbox("here.txt", local_path=str(tmp_path / "no" / "here.txt"))
+
+    assert result["status"] == "error"
+    assert "does not exist" in result["message"]
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_download_png_result_writes_the_plot(toolkit: E2BToolkit, tmp_path: Path) -> None:
     assert toolkit.run_python_code(PLOT)["status"] == "success"
     target = tmp_path / "plot.png"

@@ -50,6 +50,7 @@ def idle_toolkit(toolkit: E2BToolkit, idle_queue: str) -> E2BToolkit:
 def idle_queue_worker(
     idle_queue: str, client_env: dict[str, str], tmp_path: Path
 ) -> Iterator[Callable[[], WorkerProcess]]:
+    """Start a worker on the idle queue, when the test says so; it is stopped afterwards."""
     with contextlib.ExitStack() as stack:
         yield lambda: stack.enter_context(worker(tmp_path, {**client_env, "E2BQ_QUEUE": idle_queue}))
 
@@ -182,6 +183,29 @@ def test_the_output_tail_grows_while_the_job_runs(toolkit: E2BToolkit) -> None:
     record = ended(toolkit, job_id)
     assert record["status"] == "done"
     assert record["output"] == "step one\ntwo\n"
+
+
+@pytest.mark.parametrize(
+    "start",
+    [
+        lambda kit, line: kit.run_command_background(f"python3 -c \"print({line!r} * 40000)\"; echo end"),
+        lambda kit, line: kit.run_python_code_background(f"print({line!r} * 40000)\nprint('end')"),
+    ],
+    ids=["command", "code"],
+)
+def test_a_long_output_keeps_a_bounded_tail_of_whole_characters(
+    toolkit: E2BToolkit, start: Callable[[E2BToolkit, str], Any]
+) -> None:
+    # 200 kB of two- and three-byte characters: trimming the tail at a byte offset splits them.
+    job_id = start(toolkit, "é€")["job_id"]
+
+    record = ended(toolkit, job_id)
+
+    assert record["status"] == "done", record
+    tail = record["output"]
+    assert tail.endswith("é€\nend\n")
+    assert 0 < len(tail.encode()) <= 2 * toolkit.settings.output_tail_bytes
+    assert set(tail[:-5]) <= {"é", "€"}
 
 
 def test_killing_a_job_that_ended_is_refused(toolkit: E2BToolkit) -> None:

@@ -1,4 +1,4 @@
-"""kill_job stops the work itself — queued, running, or while no worker is alive — on a prefork worker."""
+"""kill_job stops the work itself — queued, running, with no worker alive, or after its worker died."""
 
 from __future__ import annotations
 
@@ -90,6 +90,9 @@ def test_killing_running_code_interrupts_it(toolkit: E2BToolkit) -> None:
     assert toolkit.kill_job(job_id)["status"] == "success"
 
     assert status(toolkit, job_id)["status"] == "cancelled"
+    again = toolkit.kill_job(job_id)
+    assert again["status"] == "error"
+    assert "already ended (cancelled)" in again["message"]
     # The kernel is free again at once (a 10 s bound, where the sleep would hold it 30 s),
     # and the cell did not get past its sleep.
     after = toolkit.run_python_code("'woke' in globals()", timeout=10)

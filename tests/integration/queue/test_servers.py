@@ -54,7 +54,7 @@ def test_a_server_that_never_listens_is_reported(toolkit: E2BToolkit) -> None:
 
 
 def test_a_server_that_exits_is_an_error(toolkit: E2BToolkit) -> None:
-    server = toolkit.run_server("echo no such server >&2; exit 2", 8002, wait_seconds=1)
+    server = toolkit.run_server("echo no such server >&2; exit 2", 8002, wait_seconds=3)
 
     assert server["status"] == "error"
     assert "no such server" in server["message"]
