@@ -136,9 +136,22 @@ def worker(ctx: click.Context) -> None:
 @cli.command(context_settings=_PASS_THROUGH)
 @click.pass_context
 def flower(ctx: click.Context) -> None:
-    """Run Flower on e2bq's app; Flower's options pass through (e.g. --port 5555, --basic-auth=u:p)."""
-    args = ["celery", "-A", "workers.app:app", "flower", *_tornado_options(ctx.args)]
-    os.execvp(sys.executable, [sys.executable, "-m", *args])
+    """Run Flower on e2bq's app; Flower's options pass through (e.g. --port 5555, --basic-auth=u:p).
+
+    Flower shows every task's arguments, so it requires authentication (--basic-auth,
+    FLOWER_BASIC_AUTH, or Flower's --auth) unless it listens on loopback only.
+    """
+    options = _tornado_options(ctx.args)
+    authenticated = bool(os.environ.get("FLOWER_BASIC_AUTH") or os.environ.get("FLOWER_AUTH")) or any(
+        a.startswith(("--basic-auth=", "--basic_auth=", "--auth=")) for a in options
+    )
+    address = next((a.split("=", 1)[1] for a in options if a.startswith("--address=")), "")
+    if not authenticated and address not in ("127.0.0.1", "localhost", "::1"):
+        raise click.UsageError(
+            "Flower needs authentication here: --basic-auth=user:password (or FLOWER_BASIC_AUTH), "
+            "or listen on loopback only with --address 127.0.0.1"
+        )
+    os.execvp(sys.executable, [sys.executable, "-m", "celery", "-A", "workers.app:app", "flower", *options])
 
 
 def _tornado_options(args: list[str]) -> list[str]:
