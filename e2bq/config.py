@@ -30,7 +30,8 @@ class Settings:
     - ``E2BQ_CREATE_RATE`` / ``E2BQ_MAX_LIVE_SANDBOXES``: sandbox creates per second and live
       sandboxes at most, shared by every worker (E2B cloud: 1 and 20, its Hobby plan; a local
       sandboxd: 0, unshaped). Creates past them wait, up to ``E2BQ_CREATE_WAIT`` seconds (300).
-    - ``E2BQ_VISIBILITY_TIMEOUT``: Redis broker's visibility timeout, seconds (3600).
+    - ``E2BQ_VISIBILITY_TIMEOUT``: Redis broker's visibility timeout, seconds (300): how soon a task
+      taken by a worker that died before starting it is handed out again.
     - ``E2BQ_WORKER_GRACE``: seconds a stopping worker lets running jobs finish (30; read by workers).
     """
 
@@ -43,7 +44,7 @@ class Settings:
     create_rate: float | None = None
     max_live_sandboxes: int | None = None
     create_wait: float = 300.0
-    visibility_timeout: int = 3600
+    visibility_timeout: int = 300
     transfer_chunk_bytes: int = 1024 * 1024
     transfer_window: int = 4
     e2b_api_key: str | None = None

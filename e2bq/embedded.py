@@ -103,8 +103,12 @@ def start_sandboxd(stack: Stack) -> dict[str, str]:
     return {"E2B_API_URL": url, "E2B_SANDBOX_URL": url, "E2B_API_KEY": key}
 
 
-def start_worker(stack: Stack, *args: str) -> subprocess.Popen[bytes]:
-    return stack.spawn("worker", [sys.executable, "-m", "e2bq.cli", "worker", "--loglevel", "warning", *args])
+def start_worker(stack: Stack, *args: str, name: str = "worker") -> subprocess.Popen[bytes]:
+    """An ``e2bq worker`` whose Celery node and log are called ``name`` (one name per worker)."""
+    return stack.spawn(
+        name,
+        [sys.executable, "-m", "e2bq.cli", "worker", "--loglevel", "warning", "-n", f"{name}@%h", *args],
+    )
 
 
 def start_flower(stack: Stack, port: int) -> subprocess.Popen[bytes]:
@@ -116,13 +120,16 @@ def start_flower(stack: Stack, port: int) -> subprocess.Popen[bytes]:
 
 
 @contextlib.contextmanager
-def embedded(*, worker_args: tuple[str, ...] = (), flower_port: int | None = None) -> Iterator[Stack]:
-    """Start the embedded default; stop every process it started on exit."""
+def embedded(
+    *, worker_args: tuple[str, ...] = (), flower_port: int | None = None, workers: int = 1
+) -> Iterator[Stack]:
+    """Start the embedded default (with ``workers`` workers); stop every process it started on exit."""
     stack = Stack(Path(tempfile.mkdtemp(prefix="e2bq-up-")))
     try:
         stack.env["E2BQ_REDIS_URL"] = os.environ.get("E2BQ_REDIS_URL") or start_redis(stack)
         stack.env.update(start_sandboxd(stack))
-        start_worker(stack, *worker_args)
+        for index in range(workers):
+            start_worker(stack, *worker_args, name="worker" if index == 0 else f"worker{index + 1}")
         if flower_port is not None:
             start_flower(stack, flower_port)
         yield stack

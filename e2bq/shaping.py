@@ -8,6 +8,7 @@ reservation while the sandbox is being made, then by the sandbox until it is kil
 
 from __future__ import annotations
 
+import asyncio
 import time
 import uuid
 
@@ -55,8 +56,12 @@ class CreationShaper:
     def active(self) -> bool:
         return self.rate > 0 or self.cap > 0
 
-    def acquire(self, max_wait: float) -> str:
-        """Wait for a token and a slot (at most ``max_wait`` seconds); return the reservation."""
+    async def acquire(self, max_wait: float) -> str:
+        """Wait for a token and a slot (at most ``max_wait`` seconds); return the reservation.
+
+        It waits on the event loop, not in a thread: creates waiting for their turn must not hold
+        the threads other work needs (file transfers run their Redis calls in the loop's executor).
+        """
         reservation = f"pending:{uuid.uuid4().hex}"
         deadline = time.monotonic() + max_wait
         while True:
@@ -73,7 +78,7 @@ class CreationShaper:
                     f"cap and {self.rate or 'no'} creates/s rate limit for {self.provider}; kill sandboxes "
                     "you no longer need, or raise E2BQ_MAX_LIVE_SANDBOXES / E2BQ_CREATE_RATE"
                 )
-            time.sleep(min(wait, 0.5))
+            await asyncio.sleep(min(wait, 0.5))
 
     def settle(self, reservation: str, sandbox_id: str | None, expires_at: float) -> None:
         """Swap the reservation for the sandbox made (or free it when the create failed)."""

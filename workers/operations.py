@@ -58,9 +58,7 @@ async def create_sandbox(
     """Create a sandbox within the provider's shared budget (waiting for it, not failing)."""
     rate, cap = ctx.settings.creation_budget
     shaper = CreationShaper(ctx.registry.redis, ctx.settings.provider, rate=rate, cap=cap)
-    reservation = (
-        await asyncio.to_thread(shaper.acquire, ctx.settings.create_wait) if shaper.active else None
-    )
+    reservation = await shaper.acquire(ctx.settings.create_wait) if shaper.active else None
     sandbox_id: str | None = None
     now = time.time()
     try:

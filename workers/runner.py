@@ -12,6 +12,7 @@ from collections.abc import Callable, Coroutine
 from typing import Any
 
 from celery import Task
+from celery.exceptions import Ignore
 
 from e2bq.config import Settings
 from e2bq.errors import E2BQError, JobCancelledError, SandboxNotFoundError
@@ -54,6 +55,10 @@ def run_operation(
     job_id = task.request.id if job else None
     ctx = Context(base.settings, base.loop, base.jobs, base.registry, job_id)
     if job_id and not ctx.jobs.start(job_id, worker=str(task.request.hostname)):
+        if not ctx.jobs.is_cancelled(job_id):
+            # Its message came twice (Redis redelivers past the visibility timeout): the delivery
+            # that claimed the job runs it and reports; this one leaves no trace.
+            raise Ignore()
         return {"status": "error", "job_id": job_id, "message": "the job was cancelled before it ran"}
     sandbox_id = kwargs.get("sandbox_id")
     watch = Watch(

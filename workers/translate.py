@@ -25,13 +25,18 @@ from e2bq.errors import (
     SandboxNotFoundError,
 )
 
+_GONE = "was not found"  # what E2B's proxy (and sandboxd) answer for a sandbox that is not running
+
 
 def translate(exc: BaseException, sandbox_id: str | None = None) -> E2BQError:
     """The e2bq error for an SDK exception, with a message that says what to change."""
     where = f"sandbox {sandbox_id}" if sandbox_id else "the sandbox"
     if isinstance(exc, E2BQError):
         return exc
-    if isinstance(exc, SandboxNotRunningException | SandboxNotFoundException):
+    if isinstance(exc, SandboxNotRunningException | SandboxNotFoundException) or (
+        # The code interpreter reports the proxy's 502 "The sandbox <id> was not found" as a timeout.
+        isinstance(exc, TimeoutException) and _GONE in str(exc)
+    ):
         return SandboxNotFoundError(
             f"{where} is not running (it was killed or its timeout passed): create a new one"
         )

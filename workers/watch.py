@@ -54,7 +54,9 @@ class Watch:
         self.jobs, self.registry, self.loop = jobs, registry, loop
         self.worker, self.job_id, self.sandbox_id = worker, job_id, sandbox_id
         # the job was checked for a cancel when it started: the first look is due a little later
-        self._checked = self._beaten = self._extended = time.monotonic()
+        self._checked = self._beaten = time.monotonic()
+        # but its sandbox may expire sooner than _EXTEND_EVERY: that look is due at once (cheap, cached)
+        self._extended = 0.0
 
     def __call__(self) -> E2BQError | None:
         now = time.monotonic()
