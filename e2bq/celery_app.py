@@ -33,8 +33,8 @@ def make_celery(settings: Settings) -> Celery:
         task_track_started=True,
         task_send_sent_event=True,
         worker_send_task_events=True,
-        # Acknowledge on receipt: a sandbox job is not safe to run twice (it has effects inside the
-        # sandbox), and a job whose worker died is accounted for in the job store instead.
+        # Acknowledge as a task starts, not when it ends: a sandbox job is not safe to run twice (it
+        # has effects inside the sandbox); a job whose worker died is ended in the job store instead.
         task_acks_late=False,
         worker_prefetch_multiplier=1,
         # Take a message only when a slot is free: a message reserved behind a busy slot is not yet
@@ -44,7 +44,9 @@ def make_celery(settings: Settings) -> Celery:
         result_expires=settings.job_ttl,
         result_extended=True,
         broker_connection_retry_on_startup=True,
-        # With acks on receipt nothing is redelivered, so a job longer than this still runs once.
+        # Running tasks are acknowledged, so a job longer than this is never redelivered; only a
+        # message taken by a worker that died before starting it comes back after this long (and
+        # the job store's atomic claim keeps any second delivery from running it again).
         broker_transport_options={"visibility_timeout": settings.visibility_timeout},
         worker_cancel_long_running_tasks_on_connection_loss=True,
     )
