@@ -37,6 +37,7 @@ test-fast: install
 bench: install
 	$(PYTHON) bench/sandboxd_bench.py
 	$(PYTHON) bench/queue_bench.py
+	$(PYTHON) bench/soak.py
 
 demo: install
 	$(PYTHON) -m e2bq.cli up -- $(PYTHON) examples/example_usage.py

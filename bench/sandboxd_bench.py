@@ -54,7 +54,7 @@ def kernel_baseline(n: int) -> list[float]:
 
     manager, client = start_new_kernel(kernel_name="python3")
     try:
-        client.execute_interactive("1+1", timeout=30)
+        client.execute_interactive("1+1", timeout=30, output_hook=lambda m: None)
         return timed(
             lambda: client.execute_interactive("1+1", timeout=30, output_hook=lambda m: None), n
         )

@@ -27,6 +27,9 @@ from .types import TERMINAL_STATES, JobKind, JobRecord, JobStatus, ToolResult
 STARTED_JOBS = "e2bq:jobs:started"
 ORPHANED_JOBS = "e2bq:jobs:orphaned"  # ended as lost; their work in the sandbox is still to be stopped
 _LOST = "worker lost: the worker running this job stopped (killed, out of memory or its host went away)"
+_LOST_BEFORE_START = (
+    "worker lost before the job started: the worker that took it stopped; nothing ran, submit it again"
+)
 
 # KEYS[1] = job hash; ARGV[1] = mode; ARGV[2..] = field, json value, ...
 # Modes: "always" writes; "guarded" writes unless the job ended; "claim" also needs it still queued.
@@ -84,10 +87,10 @@ class JobStore:
         return record
 
     def get(self, job_id: str) -> JobRecord | None:
-        """The job's record; a started job whose worker stopped beating is ended first."""
+        """The job's record; a job whose worker stopped beating is ended first."""
         record = self._read(job_id)
         if record is not None and self._lost(record):
-            self._end_lost(job_id)
+            self._end_lost(job_id, record.get("state"))
             record = self._read(job_id)
         return record
 
@@ -121,16 +124,29 @@ class JobStore:
     def heartbeat(self, job_id: str, worker: str) -> None:
         self.redis.set(job_key(job_id, "alive"), worker, ex=self.settings.heartbeat_ttl)
 
-    def _lost(self, record: JobRecord) -> bool:
-        if record.get("status") != "running" or record.get("state") != "started":
-            return False
-        started = record.get("started_at") or 0.0
-        if time.time() - started < self.settings.heartbeat_ttl:
-            return False
-        return not self.redis.exists(job_key(record["job_id"], "alive"))
+    def receive(self, job_id: str, worker: str) -> None:
+        """A worker took the job's message: from now until the job starts, its heartbeat (set
+        here, renewed by the start) says the worker lives; a worker that dies in between leaves
+        a job that will never run, which the reaper then ends."""
+        if self.redis.exists(job_key(job_id)):
+            self.heartbeat(job_id, worker)
+            self.redis.sadd(STARTED_JOBS, job_id)
 
-    def _end_lost(self, job_id: str) -> None:
-        if self.finish(job_id, "error", None, _LOST):
+    def _lost(self, record: JobRecord) -> bool:
+        if record.get("status") != "running":
+            return False
+        job_id = record["job_id"]
+        if record.get("state") == "started":
+            if time.time() - (record.get("started_at") or 0.0) < self.settings.heartbeat_ttl:
+                return False
+        elif not self.redis.sismember(STARTED_JOBS, job_id):
+            return False  # still waiting in the queue: no worker has it
+        return not self.redis.exists(job_key(job_id, "alive"))
+
+    def _end_lost(self, job_id: str, state: str | None = "started") -> None:
+        if state != "started":
+            self.finish(job_id, "error", None, _LOST_BEFORE_START)
+        elif self.finish(job_id, "error", None, _LOST):
             self.orphan(job_id)
 
     def orphan(self, job_id: str) -> None:
@@ -145,7 +161,7 @@ class JobStore:
             if record is None or record.get("status") != "running":
                 self.redis.srem(STARTED_JOBS, job_id)
             elif self._lost(record):
-                self._end_lost(job_id)
+                self._end_lost(job_id, record.get("state"))
         pipe = self.redis.pipeline()  # a transaction: two reapers never both take an orphan
         pipe.smembers(ORPHANED_JOBS)
         pipe.delete(ORPHANED_JOBS)

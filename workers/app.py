@@ -12,10 +12,11 @@ import os
 from typing import Any
 
 import redis
-from celery.signals import after_setup_logger, worker_ready, worker_shutting_down
+from celery.signals import after_setup_logger, task_received, worker_ready, worker_shutting_down
 
 from e2bq.celery_app import CANCEL_JOB, make_celery
 from e2bq.config import Settings
+from e2bq.jobs import JobStore
 
 from .watch import announce_stop, start_reaper, stopping_key
 
@@ -32,6 +33,16 @@ def _grace() -> float:
 def _quiet_results(**_: Any) -> None:
     """Celery logs each task's return value at INFO: that is user code's output. Keep it out."""
     logging.getLogger("celery.app.trace").setLevel(logging.WARNING)
+
+
+_jobs = JobStore(settings)
+
+
+@task_received.connect
+def _on_received(request: Any = None, **_: Any) -> None:
+    """Mark a job taken, so that its loss is noticed even if this worker dies before starting it."""
+    if request is not None:
+        _jobs.receive(str(request.id), str(request.hostname))
 
 
 @worker_ready.connect
