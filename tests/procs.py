@@ -109,7 +109,16 @@ def sandbox_host(
         yield host
     finally:
         stop(proc)
+        unmount_under(state)  # a host killed by a test cannot unmount its sandboxes' disks itself
         shutil.rmtree(state, ignore_errors=True)
+
+
+def unmount_under(folder: Path) -> None:
+    """Lazily unmount every mount below ``folder`` (the sandboxes' disk images)."""
+    for line in Path("/proc/self/mounts").read_text().splitlines():
+        target = line.split()[1]
+        if target.startswith(str(folder) + "/"):
+            subprocess.run(["umount", "-l", target], capture_output=True)
 
 
 @contextlib.contextmanager
