@@ -153,7 +153,7 @@ class JailPaths:
     def forward_socket(self) -> Path:
         return self.sockets / "forward.sock"
 
-    def create(self, owner: int | None) -> None:
+    def create(self) -> None:
         """The host-side folders (sandboxd's own); the writable space comes with :meth:`create_data`."""
         self.root.mkdir(mode=0o711, exist_ok=True)
         self.run.mkdir(mode=0o755, exist_ok=True)  # read-only inside: the agent's settings
@@ -285,8 +285,8 @@ def spawn(
 ) -> tuple[subprocess.Popen[bytes], int]:
     """Start the jail; return the bwrap process and the fd that turns readable when it is ready.
 
-    ``prefix`` runs first and execs the rest (joining cgroups, setting rlimits, dropping to
-    ``uid``); ``seccomp`` is a raw BPF program bwrap installs before the agent starts.
+    ``prefix`` runs first and execs the rest (joining cgroups, setting rlimits, dropping to the
+    sandbox's uid); ``seccomp`` is a raw BPF program bwrap installs before the agent starts.
     """
     listeners = [_listen(paths.socket), _listen(paths.forward_socket)]
     config = replace(

@@ -97,7 +97,7 @@ class Launcher:
         paths = jail.JailPaths(self.state_dir / sandbox_id)
         handle = Jail(sandbox_id, paths, None, limits, internet=False, uid=uid)
         try:
-            paths.create(uid)
+            paths.create()
             await asyncio.to_thread(self.disks.create, paths.image, paths.data, limits.disk_mb, uid)
             paths.create_data(uid)
             cgroup_dirs = self.cgroups.create(sandbox_id, limits)
