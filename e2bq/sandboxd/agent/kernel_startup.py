@@ -8,7 +8,9 @@ Kernels run this file's source as the module ``_e2bq_kernel``: the agent sends i
   [values]}``, and the ``application/json`` formatter also renders plain lists and dicts;
 - tracebacks carry no colour codes;
 - a PIL image saved to a file path, or shown, is also displayed;
-- ``set_env``/``restore_env`` give one execution its own environment variables.
+- ``set_env``/``restore_env`` give one execution its own environment variables;
+- output written straight to file descriptors 1 and 2 (``os.write``, child processes) is all
+  delivered before the execution ends (see ``_FdDrain``).
 
 The formatters know pandas and matplotlib types by name, so those libraries are imported only by
 code that uses them: a kernel starts in about half a second and stays small.
@@ -21,10 +23,14 @@ import importlib
 import json
 import math
 import os
+import stat
 import sys
+import threading
 from typing import Any
 
 MODULE_NAME = "_e2bq_kernel"
+DRAIN_MARK = "\x00e2bq-drained\x00"
+DRAIN_TIMEOUT = 1.0  # seconds an execution's end waits for its low-level output
 
 _saved_env: list[dict[str, str | None]] = []
 
@@ -177,12 +183,138 @@ def _display_saved_images() -> None:
     image_show.UnixViewer.show = show
 
 
+class _FdDrain:
+    """Makes an ipykernel output stream deliver the low-level output of an execution before it ends.
+
+    ipykernel points file descriptors 1 and 2 at pipes that a thread of each stream reads and
+    writes to the stream. The kernel flushes its streams when a cell ends; bytes written just
+    before that may still be in the pipe, or in the thread's hands, and would then reach the client
+    after the execution ended — that is, be lost to it. After each cell the drain writes a mark
+    into the pipe and waits until the thread hands it to the stream: everything written before it
+    has been handed over too. The mark itself is cut out of the stream.
+
+    The drain must see the pipe thread's text before anything that wraps the stream's ``write``
+    (IPython replaces it on the instance for each cell, to keep the cell's output in its history,
+    and so may the user's code). So the stream's class becomes a subclass whose ``write`` is a
+    property: to the pipe thread it is the drain's filter, which passes the text on to the
+    ``write`` everyone else sees: the last one assigned to the stream, or the class's own.
+    """
+
+    def __init__(self, stream: Any) -> None:
+        base = type(stream)
+        self._lock = threading.Lock()
+        self._waiting = False
+        self._carry = ""  # the start of a mark split between two of the thread's reads
+        self._seen = threading.Event()
+        self._stream = stream
+        self._original = base.write.__get__(stream)
+        self._assigned: Any = None  # a ``write`` set on the stream since (IPython's, or the user's)
+        drain = self
+
+        def get_write(stream: Any) -> Any:
+            if threading.current_thread() is getattr(stream, "watch_fd_thread", None):
+                return drain._filter
+            return drain._outer()
+
+        def set_write(stream: Any, value: Any) -> None:
+            drain._assigned = None if value == drain._original else value  # put back: unassigned
+
+        namespace = {"write": property(get_write, set_write), "__module__": base.__module__}
+        stream.__dict__.pop("write", None)
+        stream.__class__ = type(base.__name__, (base,), namespace)
+
+    def _outer(self) -> Any:
+        """The ``write`` that everyone but the pipe thread sees."""
+        return self._assigned or self._original
+
+    def _filter(self, string: str) -> int:
+        """The pipe thread's ``write``: cuts out the mark, and says when it has passed."""
+        with self._lock:
+            if not self._waiting:
+                return int(self._outer()(string) or 0)
+            text = self._carry + string
+            self._carry = ""
+            before, found, after = text.partition(DRAIN_MARK)
+            if found:
+                self._waiting = False
+                text = before + after
+            else:
+                self._carry = _mark_prefix_at_end(text)
+                text = text[: len(text) - len(self._carry)]
+            if text:
+                self._outer()(text)
+            if found:
+                self._seen.set()
+        return len(string)
+
+    def drain(self) -> None:
+        fd = self._pipe_fd()
+        if fd is None:
+            return
+        with self._lock:
+            self._seen.clear()
+            self._waiting = True
+        try:
+            os.write(fd, DRAIN_MARK.encode())
+        except OSError:
+            with self._lock:
+                self._waiting = False
+            return
+        if not self._seen.wait(DRAIN_TIMEOUT):
+            with self._lock:
+                self._waiting = False
+                carry, self._carry = self._carry, ""
+            if carry:
+                self._outer()(carry)
+
+    def _pipe_fd(self) -> int | None:
+        """The descriptor the stream watches, if it still leads into the stream's pipe (user code
+        may have closed it or pointed it elsewhere: then there is nothing to drain)."""
+        stream = self._stream
+        fd = getattr(stream, "_original_stdstream_fd", None)
+        pipe = getattr(stream, "_fid", None)
+        if not getattr(stream, "_should_watch", False) or fd is None or pipe is None:
+            return None
+        try:
+            written, read = os.fstat(fd), os.fstat(pipe)
+        except OSError:
+            return None
+        if not stat.S_ISFIFO(written.st_mode) or written.st_ino != read.st_ino:
+            return None
+        return int(fd)
+
+
+def _mark_prefix_at_end(text: str) -> str:
+    """The longest end of ``text`` that is a proper start of the drain mark."""
+    for size in range(min(len(text), len(DRAIN_MARK) - 1), 0, -1):
+        if DRAIN_MARK.startswith(text[-size:]):
+            return text[-size:]
+    return ""
+
+
+def _install_fd_drains(shell: Any) -> None:
+    try:
+        out_stream = _untyped("ipykernel.iostream").OutStream
+    except ImportError:
+        return
+    streams = (sys.stdout, sys.stderr)
+    drains = [_FdDrain(stream) for stream in streams if isinstance(stream, out_stream)]
+
+    def drain_all() -> None:
+        for drain in drains:
+            drain.drain()
+
+    if drains:
+        shell.events.register("post_execute", drain_all)
+
+
 def install() -> None:
     """Set up the running kernel (called once, by the agent, right after it starts)."""
     shell = _untyped("IPython").get_ipython()
     shell.colors = "nocolor"
     _install_formatters(shell)
     _display_saved_images()
+    _install_fd_drains(shell)
 
 
 def bootstrap_code(source: str) -> str:

@@ -248,7 +248,8 @@ class Kernel:
         how = f"was killed by signal {-code}" if code < 0 else f"exited with code {code}"
         if code == -signal.SIGKILL:
             how += " (out of memory?)"
-        tail = self._stderr_tail.decode(errors="replace").strip()
+        tail = self._stderr_tail.decode(errors="replace")
+        tail = tail.replace(kernel_startup.DRAIN_MARK, "").strip()
         raise KernelDied(f"the kernel {how}" + (f": {tail[-1000:]}" if tail else ""))
 
     async def _wait_ready(self) -> None:

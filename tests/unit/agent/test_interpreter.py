@@ -150,6 +150,69 @@ def test_stdout_and_stderr_stream_in_order_as_they_are_printed(client: httpx.Cli
     assert all(isinstance(line["timestamp"], str) for _, line in arrivals if "timestamp" in line)
 
 
+SLOW_PIPE_THREADS = """
+import os, sys, time, types, ipykernel.iostream
+_pipes = {sys.stdout._fid, sys.stderr._fid}
+class _SlowOs(types.ModuleType):
+    def __getattr__(self, name):
+        return getattr(os, name)
+    def read(self, fd, size):
+        data = os.read(fd, size)
+        if fd in _pipes:
+            time.sleep(0.05)
+        return data
+ipykernel.iostream.os = _SlowOs("os")
+"""
+
+
+def test_low_level_output_is_all_there_when_the_execution_ends(
+    client: httpx.Client, context_id: str
+) -> None:
+    """Output written to file descriptors 1 and 2 (os.write, a child process) reaches the kernel
+    through pipes that threads read, here made slow: each execution still carries all of its own."""
+    execute(client, SLOW_PIPE_THREADS, context_id=context_id)
+    code = (
+        "import os, subprocess\n"
+        "os.write(1, b'\\xff raw %d\\n' * 300)\n"
+        "os.write(2, b'raw err %d\\n')\n"
+        "subprocess.run(['echo', 'child %d'])\n"
+    )
+    for n in range(3):
+        lines = execute(client, code % (n, n, n), context_id=context_id)
+        stdout = "".join(line["text"] for line in of_type(lines, "stdout"))
+        assert stdout == f"\ufffd raw {n}\n" * 300 + f"child {n}\n"
+        assert "".join(line["text"] for line in of_type(lines, "stderr")) == f"raw err {n}\n"
+
+
+def test_low_level_output_sent_elsewhere_by_the_code_stays_there(
+    client: httpx.Client, context_id: str, agent: AgentProcess
+) -> None:
+    code = (
+        "import os, sys\n"
+        "saved = os.dup(1)\n"
+        "fd = os.open('redirected.txt', os.O_WRONLY | os.O_CREAT | os.O_TRUNC)\n"
+        "os.dup2(fd, 1)\n"
+        "os.write(1, b'to the file')\n"
+    )
+    lines = execute(client, code, context_id=context_id)
+    assert of_type(lines, "error") == []
+    assert (agent.home / "redirected.txt").read_bytes() == b"to the file"
+    lines = execute(client, "os.dup2(saved, 1)\nos.write(1, b'back')", context_id=context_id)
+    assert "".join(line["text"] for line in of_type(lines, "stdout")) == "back"
+    assert (agent.home / "redirected.txt").read_bytes() == b"to the file"
+
+
+def test_a_write_the_code_puts_on_sys_stdout_is_used(client: httpx.Client, context_id: str) -> None:
+    code = (
+        "import sys\n"
+        "_write = sys.stdout.write\n"
+        "sys.stdout.write = lambda text: _write(text.upper())\n"
+        "print('shout')\n"
+    )
+    lines = execute(client, code, context_id=context_id)
+    assert "".join(line["text"] for line in of_type(lines, "stdout")) == "SHOUT\n"
+
+
 def test_the_last_expression_is_the_main_result_and_displays_are_not(client: httpx.Client) -> None:
     lines = execute(client, "display('shown')\n6 * 7")
     results = of_type(lines, "result")
