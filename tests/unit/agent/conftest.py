@@ -8,8 +8,10 @@ loopback port, so that the e2b SDK's own clients (which speak TCP only) can driv
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import os
+import re
 import select
 import shutil
 import socket
@@ -187,9 +189,12 @@ def client(agent: AgentProcess) -> Iterator[httpx.Client]:
 
 @pytest.fixture
 def workdir(agent: AgentProcess, request: pytest.FixtureRequest) -> Path:
-    """A fresh folder in the agent's home for this test alone."""
+    """A fresh folder in the agent's home for this test alone (named after it, whatever the bytes
+    in its parameters' ids)."""
     name: str = request.node.name
-    path = agent.home / name.replace("[", "-").replace("]", "")
+    digest = hashlib.sha1(name.encode()).hexdigest()[:8]
+    readable = re.sub(r"[^\w.-]+", "-", name)[:100]
+    path = agent.home / f"{readable}-{digest}"
     path.mkdir()
     return path
 
