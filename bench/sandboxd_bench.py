@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import argparse
 import concurrent.futures
+import os
 import shutil
 import subprocess
 import time
 from pathlib import Path
 
+import httpx
 from common import header, host, ms, pct, row, summary
 
 
@@ -97,11 +99,24 @@ def _in_jail_of(proc: Path, marker: str) -> bool:
     return False
 
 
+def wait_for_pool(ready: int) -> None:
+    """Until sandboxd's metrics say the warm pool holds ``ready`` sandboxes."""
+    url = os.environ["E2B_API_URL"] + "/metrics"
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        for line in httpx.get(url).text.splitlines():
+            if line.startswith("e2bq_sandboxd_pool_ready ") and float(line.split()[1]) >= ready:
+                return
+        time.sleep(0.05)
+    raise TimeoutError(f"the warm pool did not fill to {ready} in 60 s")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--creates", type=int, default=20)
     parser.add_argument("--runs", type=int, default=300)
     parser.add_argument("--concurrent", type=int, default=20)
+    parser.add_argument("--pool", type=int, default=2)
     args = parser.parse_args()
 
     from e2b_code_interpreter import Sandbox
@@ -149,6 +164,20 @@ def main() -> None:
         row("idle memory per sandbox (PSS, agent + kernel)", f"{kib / 1024:.0f} MiB", "")
         idle.kill()
         sbx.kill()
+
+    with host("--max-sandboxes", "200", "--warm-pool", str(args.pool)):
+        warm = []
+        for _ in range(args.creates):
+            wait_for_pool(args.pool)
+            start = time.perf_counter()
+            sbx = Sandbox.create(timeout=60)
+            warm.append(time.perf_counter() - start)
+            sbx.kill()
+        row(
+            f"create from the warm pool ({args.pool} ready)",
+            summary(warm),
+            f"cold create above: p50 {ms(pct(creates, 50))}",
+        )
 
 
 if __name__ == "__main__":

@@ -30,9 +30,13 @@ def make_celery(settings: Settings) -> Celery:
         result_serializer="json",
         accept_content=["json"],
         task_default_queue=settings.queue,
-        task_track_started=True,
+        # Task events feed Flower (sent, received, started, succeeded). The result backend holds
+        # only results: a job's state lives in e2bq's job store, so neither a STARTED state nor
+        # the task's arguments are written there (each would cost every task a Redis round trip).
         task_send_sent_event=True,
         worker_send_task_events=True,
+        task_track_started=False,
+        result_extended=False,
         # Acknowledge as a task starts, not when it ends: a sandbox job is not safe to run twice (it
         # has effects inside the sandbox); a job whose worker died is ended in the job store instead.
         task_acks_late=False,
@@ -42,7 +46,6 @@ def make_celery(settings: Settings) -> Celery:
         # run), and meanwhile it waits while other workers may be idle.
         worker_disable_prefetch=True,
         result_expires=settings.job_ttl,
-        result_extended=True,
         broker_connection_retry_on_startup=True,
         # Running tasks are acknowledged, so a job longer than this is never redelivered; only a
         # message taken by a worker that died before starting it comes back after this long (and

@@ -24,7 +24,14 @@ def cli() -> None:
 @click.option("--port", type=int, help="Port to listen on [E2BQ_SANDBOXD_PORT, 49982].")
 @click.option("--api-key", help="Key clients must send [E2BQ_SANDBOXD_API_KEY or E2B_API_KEY].")
 @click.option(
-    "--max-sandboxes", type=int, help="Live sandboxes at most [E2BQ_SANDBOXD_MAX_SANDBOXES]."
+    "--max-sandboxes",
+    type=click.IntRange(min=1),
+    help="Live sandboxes at most [E2BQ_SANDBOXD_MAX_SANDBOXES].",
+)
+@click.option(
+    "--warm-pool",
+    type=click.IntRange(min=0),
+    help="Sandboxes kept launched ahead of creates [E2BQ_SANDBOXD_WARM_POOL, 0].",
 )
 @click.option("--state-dir", type=click.Path(path_type=Path), help="Where sandboxes live.")
 @click.option("--runtime", type=click.Path(path_type=Path), help="The sandbox runtime folder.")
@@ -45,6 +52,7 @@ def sandboxd(
     port: int | None,
     api_key: str | None,
     max_sandboxes: int | None,
+    warm_pool: int | None,
     state_dir: Path | None,
     runtime: Path | None,
     memory_mb: int | None,
@@ -79,6 +87,7 @@ def sandboxd(
         port=port,
         api_key=api_key,
         max_sandboxes=max_sandboxes,
+        warm_pool=warm_pool,
         state_dir=state_dir,
         runtime=runtime,
         limits={

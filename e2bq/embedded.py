@@ -25,6 +25,8 @@ import redis
 
 from .errors import ConfigurationError
 
+EMBEDDED_WARM_POOL = 2  # sandboxes launched ahead of creates, unless E2BQ_SANDBOXD_WARM_POOL says
+
 
 def free_port() -> int:
     with socket.socket() as sock:
@@ -96,7 +98,8 @@ def start_sandboxd(stack: Stack) -> dict[str, str]:
     proc = stack.spawn(
         "sandboxd",
         [sys.executable, "-m", "e2bq.sandboxd", "--port", str(port), "--api-key", key,
-         "--state-dir", str(state), "--log-level", "warning"],
+         "--state-dir", str(state), "--log-level", "warning",
+         "--warm-pool", os.environ.get("E2BQ_SANDBOXD_WARM_POOL") or str(EMBEDDED_WARM_POOL)],
     )
     url = f"http://127.0.0.1:{port}"
     _wait(lambda: httpx.get(url + "/health").status_code == 200, 60, "sandboxd", proc)

@@ -41,7 +41,7 @@ _jobs = JobStore(settings)
 @task_received.connect
 def _on_received(request: Any = None, **_: Any) -> None:
     """Mark a job taken, so that its loss is noticed even if this worker dies before starting it."""
-    if request is not None:
+    if request is not None and (getattr(request, "kwargs", None) or {}).get("job"):
         _jobs.receive(str(request.id), str(request.hostname))
 
 

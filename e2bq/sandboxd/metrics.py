@@ -32,6 +32,11 @@ class HostMetrics:
             "e2bq_sandboxd_execute_seconds", "Duration of /execute requests",
             buckets=_EXECUTE_BUCKETS, registry=r,
         )
+        self.pool_ready = Gauge("e2bq_sandboxd_pool_ready", "Sandboxes ready in the warm pool", registry=r)
+        self.pool_takes = Counter(
+            "e2bq_sandboxd_pool_takes", "Creates the warm pool could serve, by outcome (ready, empty)",
+            ["outcome"], registry=r,
+        )
         self.limits_hit = Counter(
             "e2bq_sandboxd_limits_hit", "Limits reached (sandboxes, memory, disk)", ["limit"], registry=r
         )

@@ -23,6 +23,7 @@ import httpx
 from .launcher import Jail, Launcher, LaunchError
 from .limits import Limits
 from .metrics import HostMetrics
+from .pool import WarmPool
 from .ports import PortPublisher
 from .settings import HostSettings
 
@@ -111,6 +112,7 @@ class SandboxHost:
         self._own_state_dir = settings.state_dir is None
         self.state_dir = settings.state_dir or Path(tempfile.mkdtemp(prefix="e2bq-sandboxd-"))
         self.launcher: Launcher | None = None
+        self.pool: WarmPool | None = None
         self.metrics = HostMetrics()
         self._sweeper: asyncio.Task[None] | None = None
         self._creating = 0
@@ -127,11 +129,21 @@ class SandboxHost:
             raise RuntimeError("bubblewrap is not installed: apt-get install -y bubblewrap")
         self.launcher = Launcher(self.settings, self.state_dir)
         self.launcher.prepare()
+        self.pool = WarmPool(
+            self.launcher,
+            size=self.settings.warm_pool,
+            limits=self.settings.limits,
+            metrics=self.metrics,
+            new_id=new_sandbox_id,
+        )
+        self.pool.start()
         self._sweeper = asyncio.create_task(self._sweep())
 
     async def close(self) -> None:
         if self._sweeper is not None:
             self._sweeper.cancel()
+        if self.pool is not None:
+            await self.pool.close()
         await asyncio.gather(*(self.kill(sid) for sid in list(self.sandboxes)))
         if self.launcher is not None:
             self.launcher.close()
@@ -190,24 +202,27 @@ class SandboxHost:
                 f"this host runs at most {self.settings.max_sandboxes} sandboxes at once; "
                 "kill one or raise E2BQ_SANDBOXD_MAX_SANDBOXES",
             )
-        assert self.launcher is not None, "start() the host first"
+        assert self.launcher is not None and self.pool is not None, "start() the host first"
+        limits = limits or self.settings.limits
         self._creating += 1
         started = time.monotonic()
         try:
-            sandbox_id = new_sandbox_id()
-            try:
-                handle = await self.launcher.launch(
-                    sandbox_id, envs, limits or self.settings.limits, internet
-                )
-            except LaunchError as exc:
-                self.metrics.create_failures.labels("launch").inc()
-                raise HostError(500, str(exc)) from exc
+            handle = self.pool.take() if self.pool.serves(envs, limits, internet) else None
+            if handle is None:
+                try:
+                    handle = await self.launcher.launch(new_sandbox_id(), envs, limits, internet)
+                except LaunchError as exc:
+                    self.metrics.create_failures.labels("launch").inc()
+                    raise HostError(500, str(exc)) from exc
         finally:
             self._creating -= 1
+        sandbox_id = handle.sandbox_id
         self.metrics.create_seconds.observe(time.monotonic() - started)
         self.metrics.created.inc()
         now = time.time()
-        transport = httpx.AsyncHTTPTransport(uds=str(handle.paths.socket))
+        # Plain HTTP over the agent's unix socket: no TLS, and so no certificate store to load
+        # (httpx would load one for each client, tens of milliseconds).
+        transport = httpx.AsyncHTTPTransport(uds=str(handle.paths.socket), verify=False)
         sandbox = Sandbox(
             sandbox_id=sandbox_id,
             template_id=template_id,
@@ -218,7 +233,9 @@ class SandboxHost:
             access_token=secrets.token_hex(16),
             traffic_token=secrets.token_hex(16),
             jail=handle,
-            client=httpx.AsyncClient(transport=transport, base_url="http://sandbox", timeout=None),
+            client=httpx.AsyncClient(
+                transport=transport, base_url="http://sandbox", timeout=None, trust_env=False
+            ),
             ports=PortPublisher(
                 handle.paths.forward_socket, self.settings.host, self.settings.advertised_host
             ),

@@ -33,6 +33,9 @@ class HostSettings:
     - ``E2BQ_SANDBOX_RUNTIME``: the Python environment sandboxes run (``/opt/e2bq/runtime``).
     - ``E2BQ_SANDBOXD_STATE_DIR``: where sandboxes' homes and sockets live (a new temporary folder).
     - ``E2BQ_SANDBOXD_MAX_SANDBOXES``: live sandboxes at most; past it creates answer 429 (100).
+    - ``E2BQ_SANDBOXD_WARM_POOL``: sandboxes kept launched ahead of creates (0); a create with the
+      host's limits, internet access and no environment variables takes one at once. Each costs the
+      memory of an idle sandbox, and does not count against the maximum.
     - ``E2BQ_SANDBOXD_MAX_TIMEOUT``: the longest sandbox lifetime a client may ask for, seconds.
     - ``E2BQ_SANDBOX_UID``: the unprivileged host uid sandboxes run as when sandboxd is root.
     - ``E2BQ_SANDBOX_PRIVATE_NETWORKS=allow``: let sandboxes with internet reach private and
@@ -49,12 +52,17 @@ class HostSettings:
     runtime: Path = Path(DEFAULT_RUNTIME)
     state_dir: Path | None = None
     max_sandboxes: int = 100
+    warm_pool: int = 0
     default_timeout: int = 300
     max_timeout: int = 86_400
     sandbox_uid: int = DEFAULT_SANDBOX_UID
     ready_timeout: float = 30.0
     limits: Limits = field(default_factory=Limits)
     block_private_networks: bool = True
+
+    def __post_init__(self) -> None:
+        if self.warm_pool < 0 or self.max_sandboxes < 1:
+            raise ValueError("the warm pool must be 0 or more sandboxes, and the maximum 1 or more")
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **overrides: Any) -> HostSettings:
@@ -67,6 +75,7 @@ class HostSettings:
             "runtime": ("E2BQ_SANDBOX_RUNTIME", Path),
             "state_dir": ("E2BQ_SANDBOXD_STATE_DIR", Path),
             "max_sandboxes": ("E2BQ_SANDBOXD_MAX_SANDBOXES", int),
+            "warm_pool": ("E2BQ_SANDBOXD_WARM_POOL", int),
             "max_timeout": ("E2BQ_SANDBOXD_MAX_TIMEOUT", int),
             "sandbox_uid": ("E2BQ_SANDBOX_UID", int),
         }
