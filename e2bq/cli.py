@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import faulthandler
 import os
 import signal
 import subprocess
@@ -132,6 +133,9 @@ def worker(ctx: click.Context) -> None:
 
     from .config import Settings
 
+    # A crash in native code (a signal, an abort) leaves the threads' tracebacks in the log.
+    faulthandler.enable()
+    os.environ.setdefault("LIBC_FATAL_STDERR_", "1")  # glibc's own fatal messages too, not the tty
     args = list(ctx.args)
     if not any(a in ("-P", "--pool") or a.startswith("--pool=") for a in args):
         args += ["--pool", "threads"]

@@ -12,12 +12,20 @@ import os
 from typing import Any
 
 import redis
-from celery.signals import after_setup_logger, task_received, worker_ready, worker_shutting_down
+from celery.signals import (
+    after_setup_logger,
+    task_received,
+    worker_process_shutdown,
+    worker_ready,
+    worker_shutdown,
+    worker_shutting_down,
+)
 
 from e2bq.celery_app import CANCEL_JOB, make_celery
 from e2bq.config import Settings
 from e2bq.jobs import JobStore
 
+from .runner import close_process_context
 from .watch import announce_stop, start_reaper, stopping_key
 
 settings = Settings.from_env()
@@ -57,3 +65,9 @@ def _on_ready(sender: Any = None, **_: Any) -> None:
 @worker_shutting_down.connect
 def _on_shutdown(sender: Any = None, **_: Any) -> None:
     announce_stop(settings, str(sender), _grace())
+
+
+@worker_shutdown.connect  # the main process, where threads and solo pools run tasks
+@worker_process_shutdown.connect  # a prefork child
+def _on_process_exit(**_: Any) -> None:
+    close_process_context()

@@ -32,7 +32,8 @@ class SdkLoop:
         self._sandboxes: dict[str, AsyncSandbox] = {}
         self.expiry: dict[str, float] = {}  # sandbox id -> when it expires, as last seen
         self._http: httpx.AsyncClient | None = None
-        threading.Thread(target=self.loop.run_forever, name="e2bq-sdk", daemon=True).start()
+        self._thread = threading.Thread(target=self.loop.run_forever, name="e2bq-sdk", daemon=True)
+        self._thread.start()
 
     def run(
         self,
@@ -73,6 +74,31 @@ class SdkLoop:
     def forget(self, sandbox_id: str) -> None:
         self._sandboxes.pop(sandbox_id, None)
         self.expiry.pop(sandbox_id, None)
+
+    def close(self, timeout: float = 5.0) -> None:
+        """Cancel what still runs on the loop, close its HTTP clients and end its thread.
+
+        Called as the worker's process exits. The SDK's HTTP transport runs native threads that
+        call back into Python when a request progresses: none may be left in flight when the
+        interpreter finalizes, or the process aborts on its way out.
+        """
+        if not self._thread.is_alive():
+            return
+
+        async def wind_down() -> None:
+            current = asyncio.current_task()
+            running = [task for task in asyncio.all_tasks() if task is not current]
+            for task in running:
+                task.cancel()
+            await asyncio.gather(*running, return_exceptions=True)
+            if self._http is not None:
+                await self._http.aclose()
+            self._sandboxes.clear()
+
+        with contextlib.suppress(BaseException):  # leaving anyway: do what can be done in time
+            asyncio.run_coroutine_threadsafe(wind_down(), self.loop).result(timeout)
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self._thread.join(timeout)
 
     @property
     def http(self) -> httpx.AsyncClient:

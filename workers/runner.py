@@ -38,6 +38,12 @@ def _process_context() -> Context:
     return Context(settings, SdkLoop(settings), JobStore(settings), Registry(settings))
 
 
+def close_process_context() -> None:
+    """Wind down this process's SDK loop, if it made one (see ``SdkLoop.close``)."""
+    if _process_context.cache_info().currsize:
+        _process_context().loop.close()
+
+
 def run_operation(
     task: Task,
     operation: Operation,
