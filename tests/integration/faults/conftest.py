@@ -20,7 +20,15 @@ from typing import Any, Generic, TypeVar
 import pytest
 
 from e2bq import E2BToolkit, SandboxManager, Settings
-from tests.procs import SandboxHostProcess, WorkerProcess, redis_server, sandbox_host, start_worker, stop
+from tests.procs import (
+    SandboxHostProcess,
+    WorkerProcess,
+    redis_server,
+    sandbox_host,
+    start_worker,
+    stop,
+    wait_for,
+)
 
 T = TypeVar("T")
 
@@ -43,6 +51,15 @@ class Restartable(Generic[T]):
     def restart(self) -> T:
         self.stop()
         return self.start()
+
+    @contextlib.contextmanager
+    def running(self) -> Iterator[Restartable[T]]:
+        """Started for the ``with`` block, stopped at its end (whatever restarts happened)."""
+        try:
+            self.start()
+            yield self
+        finally:
+            self.stop()
 
 
 @dataclass
@@ -71,6 +88,15 @@ class Stack:
         """A client of the stack (``overrides``: Settings fields, e.g. ``queue=``)."""
         manager = SandboxManager(default_timeout=default_timeout, settings=self.settings(**overrides))
         return E2BToolkit(manager, auto_create_default=auto_create_default)
+
+
+def job_ended(toolkit: E2BToolkit, job_id: str, timeout: float = 60, what: str = "") -> Any:
+    """The job's record, once it is no longer ``running`` (waiting ``timeout`` seconds at most)."""
+    return wait_for(
+        lambda: (s := toolkit.get_job_status(job_id))["status"] != "running" and s,
+        timeout,
+        what or f"job {job_id} to end",
+    )
 
 
 def kill_worker(running: WorkerProcess) -> None:

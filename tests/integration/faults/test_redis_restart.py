@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from tests.integration.faults.conftest import Restartable, Stack, build_stack
+from tests.integration.faults.conftest import Restartable, Stack, build_stack, job_ended
 from tests.procs import free_port, redis_server, sandbox_host, wait_for
 
 PERSISTENT = ("--appendonly", "yes", "--appendfsync", "always")
@@ -23,12 +23,8 @@ def managed(listing: dict[str, Any]) -> dict[str, tuple[object, ...]]:
 def persistent_redis(tmp_path: Path) -> Iterator[Restartable[str]]:
     """A redis-server with an append-only file, restarted on the same port and in the same folder."""
     port = free_port()
-    server = Restartable(lambda: redis_server(tmp_path, *PERSISTENT, port=port))
-    try:
-        server.start()
+    with Restartable(lambda: redis_server(tmp_path, *PERSISTENT, port=port)).running() as server:
         yield server
-    finally:
-        server.stop()
 
 
 @pytest.fixture
@@ -55,11 +51,7 @@ def test_state_survives_a_redis_restart_and_everyone_reconnects(
 
     # Nothing was restarted but Redis: the same client and worker carry on.
     for i, job_id in enumerate(pending):
-        record = wait_for(
-            lambda j=job_id: (s := toolkit.get_job_status(j))["status"] != "running" and s,
-            120,
-            f"job {job_id} (enqueued before the restart) to end",
-        )
+        record = job_ended(toolkit, job_id, 120, f"job {job_id} (enqueued before the restart) to end")
         assert record["status"] == "done", record
         assert record["result"]["stdout"] == f"pending-{i}\n"
     again = toolkit.get_job_status(finished)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.integration.faults.conftest import Stack
+from tests.integration.faults.conftest import Stack, job_ended
 from tests.procs import wait_for
 
 SHORT = 10  # seconds of life asked for at create time
@@ -51,8 +51,6 @@ def test_an_idle_sandbox_expires_and_work_on_it_errors_clearly(stack: Stack) -> 
         assert answer["status"] == "error", answer
         assert answer["message"].startswith(f"sandbox {sandbox_id} is not running"), answer
     job_id = toolkit.run_command_background("echo hi", sandbox_id=sandbox_id)["job_id"]
-    record = wait_for(
-        lambda: (s := toolkit.get_job_status(job_id))["status"] != "running" and s, 60, "the job to end"
-    )
+    record = job_ended(toolkit, job_id, 60, "the job to end")
     assert record["status"] == "error", record
     assert record["message"].startswith(f"sandbox {sandbox_id} is not running"), record

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.integration.faults.conftest import Restartable, Stack, build_stack
+from tests.integration.faults.conftest import Restartable, Stack, build_stack, job_ended
 from tests.procs import SandboxHostProcess, free_port, redis_server, sandbox_host, wait_for
 
 
@@ -25,11 +25,8 @@ def host(tmp_path: Path) -> Iterator[Restartable[SandboxHostProcess]]:
         return sandbox_host(folder, port=port)
 
     server: Restartable[SandboxHostProcess] = Restartable(run)  # type: ignore[arg-type]
-    try:
-        server.start()
+    with server.running():
         yield server
-    finally:
-        server.stop()
 
 
 @pytest.fixture
@@ -54,9 +51,7 @@ def test_sandboxes_of_a_restarted_host_are_reported_gone_and_the_default_is_repl
     assert restarted.url == stack.env["E2B_API_URL"]
 
     # The job that ran there ends, as an error (its stream broke when the host went away).
-    record = wait_for(
-        lambda: (s := toolkit.get_job_status(job_id))["status"] != "running" and s, 60, "the job to end"
-    )
+    record = job_ended(toolkit, job_id, 60, "the job to end")
     assert record["status"] == "error", record
     assert f"sandbox {other}" in record["message"]
     # Work on a sandbox that is gone: a clear error, and the registry forgets it.

@@ -16,7 +16,7 @@ import pytest
 
 from e2bq import E2BToolkit
 from e2bq import celery_app as tasks
-from tests.integration.faults.conftest import Stack
+from tests.integration.faults.conftest import Stack, job_ended
 from tests.procs import wait_for
 
 VISIBILITY = 5
@@ -52,11 +52,7 @@ def test_jobs_longer_than_the_visibility_timeout_run_once(stack: Stack) -> None:
     stack.worker("--concurrency", "1")
 
     for job_id, tag in zip((first, reserved), tags, strict=True):
-        record = wait_for(
-            lambda j=job_id: (s := toolkit.get_job_status(j))["status"] != "running" and s,
-            120,
-            f"job {tag} to end",
-        )
+        record = job_ended(toolkit, job_id, 120, f"job {tag} to end")
         assert record["status"] == "done", record
         assert record["result"]["stdout"] == f"{tag}\n"
     # Both workers are idle again: any second run has happened by now.
@@ -79,9 +75,7 @@ def test_a_job_delivered_twice_runs_once(stack: Stack) -> None:
         task_id=job_id,
     )
 
-    record = wait_for(
-        lambda: (s := toolkit.get_job_status(job_id))["status"] != "running" and s, 120, "the job to end"
-    )
+    record = job_ended(toolkit, job_id, 120, "the job to end")
     assert record["status"] == "done", record
     wait_for(lambda: workers_idle(toolkit, 2), 60, "both workers to be idle")
     runs = toolkit.run_command(f"cat {RUNS}")

@@ -4,12 +4,11 @@ what they left running in the sandbox is stopped by the reaper of a worker still
 from __future__ import annotations
 
 import uuid
-from typing import Any
 
 import pytest
 
 from e2bq import E2BToolkit
-from tests.integration.faults.conftest import Stack, kill_worker
+from tests.integration.faults.conftest import Stack, job_ended, kill_worker
 from tests.procs import wait_for
 
 POOLS = {
@@ -25,14 +24,6 @@ def sandbox_processes(toolkit: E2BToolkit, sandbox_id: str) -> list[str]:
     listing = toolkit.run_command("ps -eo args", sandbox_id=sandbox_id)
     assert listing["status"] == "success", listing
     return [line.strip() for line in listing["stdout"].splitlines()[1:]]
-
-
-def ended(toolkit: E2BToolkit, job_id: str, timeout: float = LOST_WITHIN) -> Any:
-    return wait_for(
-        lambda: (s := toolkit.get_job_status(job_id))["status"] != "running" and s,
-        timeout,
-        f"job {job_id} to end",
-    )
 
 
 @pytest.mark.slow
@@ -58,7 +49,7 @@ def test_jobs_of_a_killed_worker_end_as_worker_lost_and_their_work_stops(stack: 
 
     # Read: the job a client asks about ends as soon as its heartbeat lapses.
     for job_id in (read, code):
-        record = ended(toolkit, job_id)
+        record = job_ended(toolkit, job_id, LOST_WITHIN)
         assert record["status"] == "error", record
         assert "worker lost" in record["message"]
         assert record["finished_at"] is not None

@@ -4,12 +4,11 @@ seconds; past them it is stopped and ends ``error`` saying the worker shut down 
 from __future__ import annotations
 
 import signal
-from typing import Any
 
 import pytest
 
 from e2bq import E2BToolkit
-from tests.integration.faults.conftest import Stack
+from tests.integration.faults.conftest import Stack, job_ended
 from tests.procs import wait_for
 
 GRACE = {"E2BQ_WORKER_GRACE": "3"}
@@ -17,14 +16,6 @@ POOLS = {
     "threads": ("--pool", "threads", "--concurrency", "4"),
     "prefork": ("--pool", "prefork", "--concurrency", "2"),
 }
-
-
-def ended(toolkit: E2BToolkit, job_id: str, timeout: float = 60) -> Any:
-    return wait_for(
-        lambda: (s := toolkit.get_job_status(job_id))["status"] != "running" and s,
-        timeout,
-        f"job {job_id} to end",
-    )
 
 
 def started(toolkit: E2BToolkit, job_id: str) -> None:
@@ -42,7 +33,7 @@ def test_a_job_longer_than_the_grace_ends_as_worker_shut_down(stack: Stack, pool
     stopping.proc.send_signal(signal.SIGTERM)
 
     assert stopping.proc.wait(timeout=60) == 0
-    record = ended(toolkit, job_id, timeout=5)  # ended by the worker itself, before it exited
+    record = job_ended(toolkit, job_id, 5)  # ended by the worker itself, before it exited
     assert record["status"] == "error", record
     assert f"worker {stopping.name}@" in record["message"]
     assert "shut down before the job finished" in record["message"]
@@ -63,7 +54,7 @@ def test_a_job_that_finishes_within_the_grace_ends_done(stack: Stack) -> None:
     stopping.proc.send_signal(signal.SIGTERM)
 
     assert stopping.proc.wait(timeout=60) == 0
-    record = ended(toolkit, job_id, timeout=5)
+    record = job_ended(toolkit, job_id, 5)
     assert record["status"] == "done", record
     assert record["result"]["stdout"] == "finished\n"
 
