@@ -1,46 +1,76 @@
-# One command surface for people and CI alike.
+# One command surface for people and CI alike. Every target runs from the project's own virtual
+# environment (.venv), made from $(PYTHON) and filled with exactly the lock: nothing is installed into
+# the system's interpreter.
 PYTHON ?= python3
+VENV ?= .venv
 RUNTIME ?= /opt/e2bq/runtime
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 STAMP := .make
+PY := $(VENV)/bin/python
+LOCK := requirements/dev.txt
+RUNTIME_LOCK := e2bq/sandboxd/runtime-requirements.txt
 SYSTEM_PACKAGES := redis-server bubblewrap slirp4netns iptables iproute2 e2fsprogs util-linux python3 python3-venv python3-seccomp procps
+# uv resolves against PyPI only, for every platform and Python 3.11+, and records hashes, no URLs.
+COMPILE := $(VENV)/bin/uv pip compile --quiet --generate-hashes --universal --python-version 3.11
 
-.PHONY: install system lint typecheck test test-fast bench demo clean
+.PHONY: install system venv lock lint typecheck test test-fast bench demo doctor clean
 
 install: $(STAMP)/system $(STAMP)/python $(STAMP)/runtime
+
+system: $(STAMP)/system
+venv: $(STAMP)/python
 
 $(STAMP)/system:
 	$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get update -qq
 	$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(SYSTEM_PACKAGES)
 	@mkdir -p $(STAMP) && touch $@
 
-$(STAMP)/python: pyproject.toml
-	$(PYTHON) -m pip install -q --disable-pip-version-check -e ".[dev]"
+# A new lock makes a new environment, so it holds exactly what the lock says.
+$(STAMP)/python: $(LOCK) pyproject.toml | $(STAMP)/system
+	rm -rf $(VENV)
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --disable-pip-version-check --require-hashes --no-deps -r $(LOCK)
+	$(PY) -m pip install -q --disable-pip-version-check --no-deps --no-build-isolation -e .
+	$(PY) -m pip check
 	@mkdir -p $(STAMP) && touch $@
 
-$(STAMP)/runtime: e2bq/sandboxd/runtime-requirements.txt e2bq/sandboxd/seccomp_policy.py $(STAMP)/python
-	$(SUDO) $(PYTHON) -m e2bq.cli sandboxd install-runtime --target $(RUNTIME)
+# RUNTIME_FLAGS=--upgrade builds it anew even when it was built from this very lock (CI does).
+RUNTIME_FLAGS ?=
+$(STAMP)/runtime: $(RUNTIME_LOCK) e2bq/sandboxd/seccomp_policy.py $(STAMP)/python
+	$(SUDO) $(PY) -m e2bq.cli sandboxd install-runtime --target $(RUNTIME) $(RUNTIME_FLAGS)
 	@mkdir -p $(STAMP) && touch $@
 
-lint: install
-	$(PYTHON) -m ruff check .
+# Refresh both locks to the newest releases the ranges allow (needs PyPI). UPGRADE= keeps the pins
+# that still satisfy the ranges and only adds what is new.
+UPGRADE ?= --upgrade
+lock: $(STAMP)/python
+	$(COMPILE) $(UPGRADE) pyproject.toml requirements/build.in --extra dev -o $(LOCK)
+	$(COMPILE) $(UPGRADE) e2bq/sandboxd/runtime-requirements.in -o $(RUNTIME_LOCK)
 
-typecheck: install
-	$(PYTHON) -m mypy
+lint: $(STAMP)/python
+	$(PY) -m ruff check .
+	$(PY) requirements/check_lock.py
+
+typecheck: $(STAMP)/python
+	$(PY) -m mypy
+
+doctor: install
+	$(PY) -m e2bq.cli doctor
 
 test: install
-	$(PYTHON) -m pytest
+	$(PY) -m pytest
 
 test-fast: install
-	$(PYTHON) -m pytest -m "not slow"
+	$(PY) -m pytest -m "not slow"
 
 bench: install
-	$(PYTHON) bench/sandboxd_bench.py
-	$(PYTHON) bench/queue_bench.py
-	$(PYTHON) bench/soak.py
+	$(PY) bench/sandboxd_bench.py
+	$(PY) bench/queue_bench.py
+	$(PY) bench/soak.py
 
 demo: install
-	$(PYTHON) -m e2bq.cli up -- $(PYTHON) examples/example_usage.py
+	$(PY) -m e2bq.cli doctor
+	$(PY) -m e2bq.cli up -- $(PY) examples/example_usage.py
 
 clean:
-	rm -rf $(STAMP) .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(STAMP) $(VENV) .pytest_cache .mypy_cache .ruff_cache

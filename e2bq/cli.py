@@ -100,10 +100,44 @@ def sandboxd(
             if value is not None
         },
     )
+    _require_host(settings.runtime)
     click.echo(f"E2B_API_URL={settings.url} E2B_SANDBOX_URL={settings.url}", err=True)
     if not given_key:
         click.echo(f"E2B_API_KEY={settings.api_key}", err=True)
     serve(settings, log_level=log_level)
+
+
+def _require_host(runtime: Path) -> None:
+    """Exit with doctor's lines for what is missing, before any sandbox is started."""
+    from .sandboxd.doctor import examine
+
+    missing = [finding for finding in examine(runtime) if not finding.ok]
+    if missing:
+        for finding in missing:
+            click.echo(finding.line(), err=True)
+        raise click.ClickException("this host lacks what sandboxd needs (see above; `e2bq doctor` checks it)")
+
+
+@cli.command()
+@click.option(
+    "--runtime",
+    type=click.Path(path_type=Path),
+    help=f"The sandbox runtime folder [E2BQ_SANDBOX_RUNTIME, {DEFAULT_RUNTIME}].",
+)
+def doctor(runtime: Path | None) -> None:
+    """Check this host for everything sandboxd needs; one line per item, with what to do when missing.
+
+    Exits 1 when anything is missing.
+    """
+    from .sandboxd.doctor import examine
+
+    findings = examine(HostSettings.from_env(runtime=runtime).runtime)
+    for finding in findings:
+        click.echo(finding.line())
+    missing = sum(not finding.ok for finding in findings)
+    if missing:
+        raise click.ClickException(f"{missing} of {len(findings)} items missing: sandboxd will not start")
+    click.echo(f"all {len(findings)} items present: sandboxd can run here")
 
 
 @sandboxd.command("install-runtime")

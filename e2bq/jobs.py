@@ -21,7 +21,7 @@ import redis
 
 from .config import Settings
 from .errors import InvalidInputError
-from .store import CANCEL_CHANNEL, connect, job_key
+from .store import CANCEL_CHANNEL, connect, job_key, text
 from .types import TERMINAL_STATES, JobKind, JobRecord, JobStatus, ToolResult
 
 STARTED_JOBS = "e2bq:jobs:started"
@@ -53,7 +53,7 @@ def _encode(fields: dict[str, Any]) -> list[str]:
 
 
 class JobStore:
-    def __init__(self, settings: Settings, client: redis.Redis[str] | None = None) -> None:
+    def __init__(self, settings: Settings, client: redis.Redis | None = None) -> None:
         self.settings = settings
         self.redis = client or connect(settings)
         self._transition = self.redis.register_script(_TRANSITION)
@@ -156,7 +156,8 @@ class JobStore:
     def reap(self) -> list[str]:
         """End every started job whose worker is gone; return the ids of the jobs ended so, here or
         by a reader, whose work is still to be stopped (each id is returned to one caller only)."""
-        for job_id in self.redis.smembers(STARTED_JOBS):
+        for reply in self.redis.smembers(STARTED_JOBS):
+            job_id = text(reply)
             record = self._read(job_id)
             if record is None or record.get("status") != "running":
                 self.redis.srem(STARTED_JOBS, job_id)
@@ -197,14 +198,14 @@ class JobStore:
     def is_cancelled(self, job_id: str) -> bool:
         return bool(self.redis.exists(job_key(job_id, "cancel")))
 
-    def append_output(self, job_id: str, text: str) -> None:
+    def append_output(self, job_id: str, output: str) -> None:
         """Keep the last ``output_tail_bytes`` of a job's output, in whole UTF-8 characters."""
         key = job_key(job_id, "output")
         limit = self.settings.output_tail_bytes
-        length: int = self.redis.append(key, text)  # type: ignore[no-untyped-call]
+        length = self.redis.append(key, output)
         if length > 2 * limit:
             # Cut in Python, not with GETRANGE: a byte offset can split a character, and a value
             # that is not UTF-8 would break every later read of the job.
-            whole = self.redis.get(key) or ""
+            whole = text(self.redis.get(key) or "")
             self.redis.set(key, whole.encode()[-limit:].decode(errors="ignore"))
         self.redis.expire(key, self.settings.job_ttl)

@@ -13,14 +13,14 @@ import redis
 
 from .config import Settings
 from .shaping import live_key
-from .store import connect, namespace_key, sandbox_key
+from .store import connect, namespace_key, sandbox_key, text
 from .types import SandboxEntry
 
 _GRACE = 60  # seconds a record outlives its sandbox's expiry, so late readers get a clear answer
 
 
 class Registry:
-    def __init__(self, settings: Settings, client: redis.Redis[str] | None = None) -> None:
+    def __init__(self, settings: Settings, client: redis.Redis | None = None) -> None:
         self.settings = settings
         self.redis = client or connect(settings)
 
@@ -50,7 +50,7 @@ class Registry:
     def list(self, namespace: str) -> list[SandboxEntry]:
         """The namespace's live sandboxes, oldest first; forgets those that expired."""
         entries = []
-        for sandbox_id in sorted(self.redis.smembers(namespace_key(namespace, "sandboxes"))):
+        for sandbox_id in sorted(map(text, self.redis.smembers(namespace_key(namespace, "sandboxes")))):
             entry = self.get(sandbox_id)
             if entry is None:
                 self.redis.srem(namespace_key(namespace, "sandboxes"), sandbox_id)

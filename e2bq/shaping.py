@@ -45,7 +45,7 @@ def live_key(provider: str) -> str:
 
 
 class CreationShaper:
-    def __init__(self, client: redis.Redis[str], provider: str, *, rate: float, cap: int) -> None:
+    def __init__(self, client: redis.Redis, provider: str, *, rate: float, cap: int) -> None:
         self.redis = client
         self.provider = provider
         self.rate = rate

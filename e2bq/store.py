@@ -53,7 +53,12 @@ def _options() -> dict[str, Any]:
     }
 
 
-def connect(settings: Settings) -> redis.Redis[str]:
+def text(reply: bytes | str) -> str:
+    """A reply of the decoding client as ``str``: redis-py types every reply ``bytes | str``."""
+    return reply.decode() if isinstance(reply, bytes) else reply
+
+
+def connect(settings: Settings) -> redis.Redis:
     """A Redis client for e2bq's own keys (strings in, strings out)."""
     try:
         return redis.Redis.from_url(settings.redis_url, decode_responses=True, **_options())
@@ -61,6 +66,6 @@ def connect(settings: Settings) -> redis.Redis[str]:
         raise QueueError(f"E2BQ_REDIS_URL {settings.redis_url!r} is not a Redis URL: {exc}") from exc
 
 
-def binary(settings: Settings) -> redis.Redis[bytes]:
+def binary(settings: Settings) -> redis.Redis:
     """A Redis client for raw bytes (file chunks)."""
     return redis.Redis.from_url(settings.redis_url, **_options())

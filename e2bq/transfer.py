@@ -26,7 +26,7 @@ def new_transfer_id() -> str:
 
 class ChunkPipe:
     def __init__(
-        self, settings: Settings, transfer_id: str, client: redis.Redis[bytes] | None = None
+        self, settings: Settings, transfer_id: str, client: redis.Redis | None = None
     ) -> None:
         self.settings = settings
         self.key = transfer_key(transfer_id)
@@ -68,11 +68,13 @@ class ChunkPipe:
             if self.redis.exists(self.error_key):
                 raise QueueError(self._error())
             return None
-        return chunk
+        return chunk if isinstance(chunk, bytes) else chunk.encode()
 
     def _error(self) -> str:
         raw = self.redis.get(self.error_key)
-        return raw.decode(errors="replace") if raw else "the transfer failed"
+        if isinstance(raw, bytes):
+            return raw.decode(errors="replace")
+        return raw or "the transfer failed"
 
     def discard(self) -> None:
         self.redis.delete(self.key, self.error_key)

@@ -2,11 +2,13 @@
 
 It is made from the system's Python (readable by the sandbox's unprivileged user, unlike a Python
 under /root) with system site-packages visible, so ``pip install`` inside a sandbox falls back to a
-user install in the sandbox's home.
+user install in the sandbox's home. It holds exactly ``runtime-requirements.txt``, a lock with hashes
+compiled from ``runtime-requirements.in``; a runtime built from another lock is rebuilt.
 """
 
 from __future__ import annotations
 
+import hashlib
 import shutil
 import subprocess
 import sys
@@ -15,6 +17,7 @@ from pathlib import Path
 from .jail import SECCOMP_FILE
 
 REQUIREMENTS = Path(__file__).with_name("runtime-requirements.txt")
+LOCK_STAMP = ".e2bq-lock-sha256"  # in the runtime folder: the lock it was built from
 SYSTEM_PYTHONS = ("/usr/bin/python3", "/usr/local/bin/python3")
 
 
@@ -25,13 +28,29 @@ def system_python() -> str:
     raise RuntimeError("no system Python found: apt-get install -y python3 python3-venv")
 
 
+POLICY = Path(__file__).with_name("seccomp_policy.py")
+
+
+def lock_digest() -> str:
+    """What a runtime is built from: the lock and the seccomp policy."""
+    return hashlib.sha256(REQUIREMENTS.read_bytes() + POLICY.read_bytes()).hexdigest()
+
+
+def runtime_is_current(target: Path) -> bool:
+    """True when ``target`` was built from this e2bq's runtime lock and seccomp policy."""
+    stamp = target / LOCK_STAMP
+    return stamp.is_file() and stamp.read_text().strip() == lock_digest()
+
+
 def install_runtime(target: Path, *, python: str | None = None, upgrade: bool = False) -> None:
-    """Create (or update) the runtime at ``target``; safe to run again."""
-    if upgrade and target.exists():
+    """Create the runtime at ``target`` from the lock; rebuild it when it was made from another lock
+    (or always, with ``upgrade``). Safe to run again: a current runtime is left as it is."""
+    if target.exists() and (upgrade or not runtime_is_current(target)):
         shutil.rmtree(target)
-    if not (target / "bin" / "python").exists():
-        base = python or system_python()
-        subprocess.run([base, "-m", "venv", "--system-site-packages", str(target)], check=True)
+    if runtime_is_current(target):
+        return
+    base = python or system_python()
+    subprocess.run([base, "-m", "venv", "--system-site-packages", str(target)], check=True)
     pip = [
         str(target / "bin" / "python"),
         "-m",
@@ -39,10 +58,12 @@ def install_runtime(target: Path, *, python: str | None = None, upgrade: bool = 
         "install",
         "--quiet",
         "--disable-pip-version-check",
+        "--require-hashes",
+        "--no-deps",
     ]
     subprocess.run([*pip, "-r", str(REQUIREMENTS)], check=True, stdout=sys.stderr)
-    policy = Path(__file__).with_name("seccomp_policy.py")
     subprocess.run(
-        [str(target / "bin" / "python"), str(policy), str(target / SECCOMP_FILE)], check=True
+        [str(target / "bin" / "python"), str(POLICY), str(target / SECCOMP_FILE)], check=True
     )
+    (target / LOCK_STAMP).write_text(lock_digest() + "\n")
     subprocess.run(["chmod", "-R", "a+rX", str(target)], check=True)
