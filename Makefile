@@ -8,12 +8,14 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 STAMP := .make
 PY := $(VENV)/bin/python
 LOCK := requirements/dev.txt
+LOWEST_LOCK := requirements/lowest.txt
+LOWEST_VENV ?= .venv-lowest
 RUNTIME_LOCK := e2bq/sandboxd/runtime-requirements.txt
 SYSTEM_PACKAGES := redis-server bubblewrap slirp4netns iptables iproute2 e2fsprogs util-linux python3 python3-venv python3-seccomp procps
 # uv resolves against PyPI only, for every platform and Python 3.11+, and records hashes, no URLs.
 COMPILE := $(VENV)/bin/uv pip compile --quiet --generate-hashes --universal --python-version 3.11
 
-.PHONY: install system venv lock lint typecheck test test-fast bench demo doctor clean
+.PHONY: install system venv lock lint typecheck test test-fast test-lowest bench demo doctor clean
 
 install: $(STAMP)/system $(STAMP)/python $(STAMP)/runtime
 
@@ -40,12 +42,24 @@ $(STAMP)/runtime: $(RUNTIME_LOCK) e2bq/sandboxd/seccomp_policy.py $(STAMP)/pytho
 	$(SUDO) $(PY) -m e2bq.cli sandboxd install-runtime --target $(RUNTIME) $(RUNTIME_FLAGS)
 	@mkdir -p $(STAMP) && touch $@
 
-# Refresh both locks to the newest releases the ranges allow (needs PyPI). UPGRADE= keeps the pins
+# The lower bounds pyproject.toml claims: every direct dependency at the oldest release its range
+# allows, in an environment of its own, for `make test-lowest`.
+$(STAMP)/lowest: $(LOWEST_LOCK) pyproject.toml | $(STAMP)/system
+	rm -rf $(LOWEST_VENV)
+	$(PYTHON) -m venv $(LOWEST_VENV)
+	$(LOWEST_VENV)/bin/python -m pip install -q --disable-pip-version-check --require-hashes --no-deps -r $(LOWEST_LOCK)
+	$(LOWEST_VENV)/bin/python -m pip install -q --disable-pip-version-check --no-deps --no-build-isolation -e .
+	$(LOWEST_VENV)/bin/python -m pip check
+	@mkdir -p $(STAMP) && touch $@
+
+# Refresh the locks to the newest releases the ranges allow (needs PyPI). UPGRADE= keeps the pins
 # that still satisfy the ranges and only adds what is new.
 UPGRADE ?= --upgrade
 lock: $(STAMP)/python
 	$(COMPILE) $(UPGRADE) pyproject.toml requirements/build.in --extra dev -o $(LOCK)
 	$(COMPILE) $(UPGRADE) e2bq/sandboxd/runtime-requirements.in -o $(RUNTIME_LOCK)
+	$(COMPILE) pyproject.toml requirements/build.in -c $(LOCK) -o requirements/main.txt
+	$(COMPILE) --resolution lowest-direct pyproject.toml requirements/build.in --extra dev -o $(LOWEST_LOCK)
 
 lint: $(STAMP)/python
 	$(PY) -m ruff check .
@@ -63,6 +77,12 @@ test: install
 test-fast: install
 	$(PY) -m pytest -m "not slow"
 
+# The suites that exercise the host side's dependencies (client, queue, workers, sandboxd's HTTP
+# front, the SDK) on the oldest releases pyproject.toml allows.
+LOWEST_SUITES := tests/unit tests/integration/tasks tests/integration/queue tests/integration/sandboxd
+test-lowest: $(STAMP)/lowest $(STAMP)/runtime
+	$(LOWEST_VENV)/bin/python -m pytest $(LOWEST_SUITES)
+
 bench: install
 	$(PY) bench/sandboxd_bench.py
 	$(PY) bench/queue_bench.py
@@ -73,4 +93,4 @@ demo: install
 	$(PY) -m e2bq.cli up -- $(PY) examples/example_usage.py
 
 clean:
-	rm -rf $(STAMP) $(VENV) .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(STAMP) $(VENV) $(LOWEST_VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -18,6 +18,8 @@ from packaging.version import Version
 
 ROOT = Path(__file__).resolve().parent.parent
 DEV_LOCK = ROOT / "requirements" / "dev.txt"
+LOWEST_LOCK = ROOT / "requirements" / "lowest.txt"
+MAIN_LOCK = ROOT / "requirements" / "main.txt"  # the container image's: no dev extra, the dev lock's pins
 BUILD_IN = ROOT / "requirements" / "build.in"
 RUNTIME_IN = ROOT / "e2bq" / "sandboxd" / "runtime-requirements.in"
 RUNTIME_LOCK = ROOT / "e2bq" / "sandboxd" / "runtime-requirements.txt"
@@ -54,6 +56,22 @@ def pyproject_requirements() -> tuple[list[Requirement], list[Requirement]]:
     return runtime + dev, build
 
 
+def pyproject_runtime_requirements() -> list[Requirement]:
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    return [Requirement(text) for text in project["dependencies"]]
+
+
+def disagreements(lock: Path, reference: Path) -> list[str]:
+    """Pins of ``lock`` that differ from the same packages' pins in ``reference``."""
+    pins, _ = read_lock(lock)
+    others, _ = read_lock(reference)
+    return [
+        f"{lock.relative_to(ROOT)}: {name}=={version} but {reference.relative_to(ROOT)} has {others[name]}"
+        for name, version in sorted(pins.items())
+        if name in others and others[name] != version
+    ]
+
+
 def mismatches(lock: Path, required: list[Requirement], inputs: list[Requirement]) -> list[str]:
     """What is wrong with ``lock`` for ``required`` (everything it must pin) and ``inputs`` (the
     requirements it was compiled from directly)."""
@@ -71,18 +89,40 @@ def mismatches(lock: Path, required: list[Requirement], inputs: list[Requirement
     return [f"{lock.relative_to(ROOT)}: {problem}" for problem in problems]
 
 
+def lowest_mismatches(required: list[Requirement]) -> list[str]:
+    """The lowest lock must pin each direct requirement at the lower bound its range claims."""
+    pins, _ = read_lock(LOWEST_LOCK)
+    problems = []
+    for requirement in required:
+        bounds = [Version(spec.version) for spec in requirement.specifier if spec.operator in (">=", "==")]
+        pinned = pins.get(canonicalize_name(requirement.name))
+        if bounds and pinned is not None and pinned != max(bounds):
+            problems.append(
+                f"{LOWEST_LOCK.relative_to(ROOT)}: {requirement} claims {max(bounds)} "
+                f"but the lowest release that resolves is {pinned}: raise the bound"
+            )
+    return problems
+
+
 def main() -> int:
     project, build = pyproject_requirements()
     build_in = read_inputs(BUILD_IN)
     runtime_in = read_inputs(RUNTIME_IN)
     problems = mismatches(DEV_LOCK, project + build + build_in, project + build_in)
+    problems += mismatches(LOWEST_LOCK, project + build + build_in, project + build_in)
+    problems += lowest_mismatches(project)
+    runtime_deps = pyproject_runtime_requirements()
+    problems += mismatches(MAIN_LOCK, runtime_deps + build + build_in, runtime_deps + build_in)
+    problems += disagreements(MAIN_LOCK, DEV_LOCK)
     problems += mismatches(RUNTIME_LOCK, runtime_in, runtime_in)
     for problem in problems:
         print(problem, file=sys.stderr)
     if problems:
         print("the locks do not match their inputs: run `make lock UPGRADE=`", file=sys.stderr)
         return 1
-    print(f"locks match their inputs ({DEV_LOCK.relative_to(ROOT)}, {RUNTIME_LOCK.relative_to(ROOT)})")
+    locks = (DEV_LOCK, MAIN_LOCK, LOWEST_LOCK, RUNTIME_LOCK)
+    names = ", ".join(str(lock.relative_to(ROOT)) for lock in locks)
+    print(f"locks match their inputs ({names})")
     return 0
 
 

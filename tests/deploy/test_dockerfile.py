@@ -85,7 +85,17 @@ def test_it_builds_the_sandbox_runtime_where_sandboxd_looks_for_it() -> None:
     runs = " ".join(arguments_of("RUN"))
 
     assert re.search(rf"\be2bq sandboxd install-runtime --target {re.escape(DEFAULT_RUNTIME)}\b", runs)
-    assert re.search(r"\bpip install /src\b", runs)
+
+
+def test_it_installs_exactly_the_host_lock_then_e2bq_without_dependencies() -> None:
+    runs = arguments_of("RUN")
+    lock = next(i for i, run in enumerate(runs) if "--require-hashes" in run)
+    project = next(i for i, run in enumerate(runs) if re.search(r"\bpip install --no-deps\b.* /src\b", run))
+
+    assert "pip install --require-hashes --no-deps -r /src/requirements/main.txt" in runs[lock]
+    assert "--no-build-isolation" in runs[project], "the build backend comes from the lock too"
+    assert lock < project
+    assert "requirements/main.txt" in " ".join(arguments_of("COPY"))
 
 
 def test_processes_run_unprivileged_by_default_as_the_manifests_expect() -> None:

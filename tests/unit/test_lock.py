@@ -13,6 +13,8 @@ FILES = (
     "requirements/check_lock.py",
     "requirements/build.in",
     "requirements/dev.txt",
+    "requirements/lowest.txt",
+    "requirements/main.txt",
     "e2bq/sandboxd/runtime-requirements.in",
     "e2bq/sandboxd/runtime-requirements.txt",
 )
@@ -39,7 +41,7 @@ def test_the_checked_in_locks_match(tmp_path: Path) -> None:
 def test_a_raised_lower_bound_that_the_lock_does_not_meet_fails(tmp_path: Path) -> None:
     root = copy_of_the_inputs(tmp_path)
     pyproject = root / "pyproject.toml"
-    pyproject.write_text(pyproject.read_text().replace('"click>=8.1"', '"click>=99"'))
+    pyproject.write_text(pyproject.read_text().replace('"click>=8.1.2"', '"click>=99"'))
     done = check(root)
     assert done.returncode == 1
     assert "click>=99 does not allow the locked click==" in done.stderr
@@ -61,3 +63,13 @@ def test_a_dependency_dropped_from_pyproject_but_still_locked_fails(tmp_path: Pa
     done = check(root)
     assert done.returncode == 1
     assert "honcho is locked as a direct requirement but nothing requires it" in done.stderr
+
+
+def test_a_lower_bound_older_than_the_lowest_tested_release_fails(tmp_path: Path) -> None:
+    root = copy_of_the_inputs(tmp_path)
+    pyproject = root / "pyproject.toml"
+    pyproject.write_text(pyproject.read_text().replace('"click>=8.1.2"', '"click>=7.0"'))
+    done = check(root)
+    assert done.returncode == 1
+    claim = "click>=7.0 claims 7.0 but the lowest release that resolves is 8.1.2: raise the bound"
+    assert claim in done.stderr

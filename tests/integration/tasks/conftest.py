@@ -47,18 +47,15 @@ def celery_session_app(task_env: dict[str, str]) -> Iterator[Celery]:
 
 
 @pytest.fixture(scope="session")
-def celery_includes() -> tuple[str, ...]:
-    return ("celery.contrib.testing.tasks",)  # celery.ping, which the plugin's worker start checks
-
-
-@pytest.fixture(scope="session")
 def celery_worker_pool() -> str:
     return "threads"
 
 
 @pytest.fixture(scope="session")
 def celery_worker_parameters() -> dict[str, Any]:
-    return {"concurrency": 4, "shutdown_timeout": 30}
+    # The plugin's ping check sends celery.ping through the *current* app; e2bq's app is never made
+    # current (no process-global app), and the worker's start already waits until it consumes.
+    return {"concurrency": 4, "shutdown_timeout": 30, "perform_ping_check": False}
 
 
 @pytest.fixture(autouse=True)
