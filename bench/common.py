@@ -10,9 +10,9 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # this checkout's e2bq
 
-from tests.procs import SandboxHostProcess, sandbox_host
+from e2bq.launch import SandboxHostProcess, start_sandboxd
 
 
 def pct(samples: list[float], q: float) -> float:
@@ -36,7 +36,7 @@ def summary(samples: list[float]) -> str:
 @contextlib.contextmanager
 def host(*extra: str) -> Iterator[SandboxHostProcess]:
     """A private sandboxd, with the SDK's environment pointed at it."""
-    with tempfile.TemporaryDirectory() as tmp, sandbox_host(Path(tmp), *extra) as running:
+    with tempfile.TemporaryDirectory() as tmp, start_sandboxd(Path(tmp), *extra) as running:
         os.environ.update(running.env)
         yield running
 

@@ -31,7 +31,8 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # this checkout's e2bq, as its workers use
 
-from e2bq.embedded import Stack, embedded, start_worker
+from e2bq.embedded import Stack, embedded
+from e2bq.launch import WorkerProcess
 
 SLEEPER_EVERY = 50  # one job in this many is a `sleep 2`, which a kill is likely to catch running
 
@@ -49,17 +50,17 @@ def submit(toolkit: Any, kind: str, sandbox_id: str) -> dict[str, Any]:
     return dict(toolkit.run_command_background(command, sandbox_id=sandbox_id))
 
 
-def live_workers(stack: Stack) -> list[tuple[str, Any]]:
-    return [(name, proc) for name, proc in stack.procs if name.startswith("worker") and proc.poll() is None]
+def live_workers(stack: Stack) -> list[WorkerProcess]:
+    return [running for running in stack.workers if running.running()]
 
 
 def kill_one(stack: Stack, rng: random.Random, replacement: str) -> str:
     """SIGKILL a random live worker (threads pool: one process) and start a replacement."""
-    name, proc = rng.choice(live_workers(stack))
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
-    start_worker(stack, name=replacement)
-    return name
+    victim = rng.choice(live_workers(stack))
+    victim.proc.send_signal(signal.SIGKILL)
+    victim.proc.wait()
+    stack.add_worker(name=replacement)
+    return victim.name
 
 
 def outcome(record: dict[str, Any] | None) -> str:

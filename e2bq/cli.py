@@ -216,27 +216,44 @@ def _tornado_options(args: list[str]) -> list[str]:
 @cli.command(context_settings={"ignore_unknown_options": True})
 @click.option("--flower-port", type=int, default=5555, show_default=True)
 @click.option("--no-flower", is_flag=True, help="Do not start Flower.")
+@click.option(
+    "--redis-url", envvar="E2BQ_REDIS_URL", help="Use this Redis instead of starting one [E2BQ_REDIS_URL]."
+)
+@click.option(
+    "--warm-pool",
+    type=click.IntRange(min=0),
+    envvar="E2BQ_SANDBOXD_WARM_POOL",
+    help="Sandboxes kept launched ahead of creates [E2BQ_SANDBOXD_WARM_POOL, 2].",
+)
 @click.argument("command", nargs=-1, type=click.UNPROCESSED)
-def up(flower_port: int, no_flower: bool, command: tuple[str, ...]) -> None:
+def up(
+    flower_port: int, no_flower: bool, redis_url: str | None, warm_pool: int | None, command: tuple[str, ...]
+) -> None:
     """Start the embedded default: Redis (unless E2BQ_REDIS_URL is set), sandboxd, a worker, Flower.
 
     With COMMAND (after --), run it with the stack's environment, then stop everything;
     otherwise run until Ctrl-C.
     """
     from .embedded import embedded
+    from .errors import ConfigurationError
 
-    with embedded(flower_port=None if no_flower else flower_port) as stack:
-        for name, value in stack.env.items():
-            if name != "E2B_API_KEY":
-                click.echo(f"export {name}={value}", err=True)
-        if not no_flower:
-            click.echo(f"Flower: http://127.0.0.1:{flower_port}", err=True)
-        click.echo(f"logs: {stack.workdir}", err=True)
-        if command:
-            code = subprocess.call(list(command), env={**os.environ, **stack.env})
-            raise SystemExit(code)
-        with contextlib.suppress(KeyboardInterrupt):
-            signal.sigwait({signal.SIGINT, signal.SIGTERM})
+    try:
+        with embedded(
+            redis_url=redis_url, warm_pool=warm_pool, flower_port=None if no_flower else flower_port
+        ) as stack:
+            for name, value in stack.env.items():
+                if name != "E2B_API_KEY":
+                    click.echo(f"export {name}={value}", err=True)
+            if stack.flower is not None:
+                click.echo(f"Flower: {stack.flower.url}", err=True)
+            click.echo(f"logs: {stack.workdir}", err=True)
+            if command:
+                code = subprocess.call(list(command), env={**os.environ, **stack.env})
+                raise SystemExit(code)
+            with contextlib.suppress(KeyboardInterrupt):
+                signal.sigwait({signal.SIGINT, signal.SIGTERM})
+    except ConfigurationError as exc:
+        raise click.ClickException(str(exc)) from exc
 
 
 def main(argv: list[str] | None = None) -> None:

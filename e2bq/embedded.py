@@ -1,140 +1,105 @@
-"""The embedded default: a private Redis, a local sandboxd, a worker and Flower on this machine.
+"""The embedded default: a private Redis, a local sandboxd, workers and Flower on this machine.
 
-``e2bq up`` runs it; every process is a child that ends with it. Clients need only
-``E2BQ_REDIS_URL``; the worker also gets the sandbox host's address and key.
+``e2bq up`` runs it, and so do the queue benchmarks. Every process is a child started through
+``e2bq.launch``, on a free loopback port (Flower's aside), and stopped by PID when the ``with`` block
+ends. Clients need only ``E2BQ_REDIS_URL``; the workers also get the sandbox host's address and key.
 """
 
 from __future__ import annotations
 
 import contextlib
-import os
-import secrets
-import shutil
-import signal
-import socket
-import subprocess
-import sys
 import tempfile
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import httpx
-import redis
+from .launch import (
+    FlowerProcess,
+    RedisProcess,
+    SandboxHostProcess,
+    WorkerProcess,
+    start_flower,
+    start_redis,
+    start_sandboxd,
+    start_worker,
+)
 
-from .errors import ConfigurationError
-
-EMBEDDED_WARM_POOL = 2  # sandboxes launched ahead of creates, unless E2BQ_SANDBOXD_WARM_POOL says
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def _wait(check: object, seconds: float, what: str, proc: subprocess.Popen[bytes]) -> None:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise ConfigurationError(f"{what} exited with code {proc.returncode} while starting")
-        with contextlib.suppress(Exception):
-            if check():  # type: ignore[operator]
-                return
-        time.sleep(0.05)
-    raise ConfigurationError(f"{what} did not come up within {seconds:g} s")
+EMBEDDED_WARM_POOL = 2  # sandboxes the embedded host launches ahead of creates, unless told otherwise
 
 
 @dataclass
 class Stack:
-    """The running processes of the embedded default, and the environment that reaches them."""
+    """The running processes of the embedded default, and the environment that reaches them.
+
+    Attributes:
+        workdir: the folder of every process's log (kept after the stack has stopped).
+        env: what a client or worker of the stack needs: ``E2BQ_REDIS_URL`` and the ``E2B_*``
+            variables that point the e2b SDK at the sandbox host.
+        host: the sandbox host.
+        redis: the private Redis, or None when the stack uses a Redis given by URL.
+        processes: stops every process of the stack, the latest started first, when closed
+            (:func:`embedded` closes it as its ``with`` block ends).
+        workers: the workers in the order they were started (those that have died included).
+        flower: Flower, or None.
+    """
 
     workdir: Path
-    env: dict[str, str] = field(default_factory=dict)
-    procs: list[tuple[str, subprocess.Popen[bytes]]] = field(default_factory=list)
+    env: dict[str, str]
+    host: SandboxHostProcess
+    redis: RedisProcess | None
+    processes: contextlib.ExitStack
+    workers: list[WorkerProcess] = field(default_factory=list)
+    flower: FlowerProcess | None = None
 
-    def spawn(
-        self, name: str, cmd: list[str], extra_env: dict[str, str] | None = None
-    ) -> subprocess.Popen[bytes]:
-        log = (self.workdir / f"{name}.log").open("ab")
-        proc = subprocess.Popen(
-            cmd, stdout=log, stderr=subprocess.STDOUT, env={**os.environ, **self.env, **(extra_env or {})}
+    def add_worker(self, *args: str, name: str | None = None) -> WorkerProcess:
+        """Start one more ``e2bq worker`` on the stack and return once it is ready; it is stopped
+        with the stack. ``args`` are Celery worker options; ``name`` (its Celery node and log name)
+        defaults to ``worker<N>``, N counting the stack's workers. Raises ConfigurationError when it
+        does not come up."""
+        running = start_worker(
+            self.workdir, *args, name=name or f"worker{len(self.workers) + 1}", env=self.env
         )
-        log.close()
-        self.procs.append((name, proc))
-        return proc
-
-    def stop(self) -> None:
-        for _, proc in reversed(self.procs):
-            if proc.poll() is None:
-                proc.send_signal(signal.SIGTERM)
-        for _, proc in reversed(self.procs):
-            try:
-                proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
-
-
-def start_redis(stack: Stack) -> str:
-    server = shutil.which("redis-server")
-    if server is None:
-        raise ConfigurationError("redis-server is not installed (apt-get install -y redis-server)")
-    port = free_port()
-    proc = stack.spawn(
-        "redis",
-        [server, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-         "--dir", str(stack.workdir)],
-    )
-    url = f"redis://127.0.0.1:{port}/0"
-    _wait(lambda: redis.Redis.from_url(url).ping(), 20, "redis-server", proc)
-    return url
-
-
-def start_sandboxd(stack: Stack) -> dict[str, str]:
-    port, key = free_port(), "e2b_" + secrets.token_hex(20)
-    state = Path(tempfile.mkdtemp(prefix="e2bq-sandboxd-"))
-    proc = stack.spawn(
-        "sandboxd",
-        [sys.executable, "-m", "e2bq.sandboxd", "--port", str(port), "--api-key", key,
-         "--state-dir", str(state), "--log-level", "warning",
-         "--warm-pool", os.environ.get("E2BQ_SANDBOXD_WARM_POOL") or str(EMBEDDED_WARM_POOL)],
-    )
-    url = f"http://127.0.0.1:{port}"
-    _wait(lambda: httpx.get(url + "/health").status_code == 200, 60, "sandboxd", proc)
-    return {"E2B_API_URL": url, "E2B_SANDBOX_URL": url, "E2B_API_KEY": key}
-
-
-def start_worker(stack: Stack, *args: str, name: str = "worker") -> subprocess.Popen[bytes]:
-    """An ``e2bq worker`` whose Celery node and log are called ``name`` (one name per worker)."""
-    return stack.spawn(
-        name,
-        [sys.executable, "-m", "e2bq.cli", "worker", "--loglevel", "warning", "-n", f"{name}@%h", *args],
-    )
-
-
-def start_flower(stack: Stack, port: int) -> subprocess.Popen[bytes]:
-    return stack.spawn(
-        "flower",
-        [sys.executable, "-m", "e2bq.cli", "flower", "--port", str(port), "--address", "127.0.0.1"],
-        {"FLOWER_UNAUTHENTICATED_API": "true"},
-    )
+        self.processes.enter_context(running)
+        self.workers.append(running)
+        return running
 
 
 @contextlib.contextmanager
 def embedded(
-    *, worker_args: tuple[str, ...] = (), flower_port: int | None = None, workers: int = 1
+    *,
+    redis_url: str | None = None,
+    workers: int = 1,
+    worker_args: tuple[str, ...] = (),
+    flower_port: int | None = None,
+    warm_pool: int | None = None,
+    workdir: Path | None = None,
 ) -> Iterator[Stack]:
-    """Start the embedded default (with ``workers`` workers); stop every process it started on exit."""
-    stack = Stack(Path(tempfile.mkdtemp(prefix="e2bq-up-")))
-    try:
-        stack.env["E2BQ_REDIS_URL"] = os.environ.get("E2BQ_REDIS_URL") or start_redis(stack)
-        stack.env.update(start_sandboxd(stack))
-        for index in range(workers):
-            start_worker(stack, *worker_args, name="worker" if index == 0 else f"worker{index + 1}")
+    """Start the embedded default and yield it once every process is ready; stop them all on exit.
+
+    A private redis-server is started unless ``redis_url`` names a Redis to use. The sandbox host
+    keeps ``warm_pool`` sandboxes launched ahead of creates (``EMBEDDED_WARM_POOL`` when None).
+    ``workers`` workers are started with the Celery options ``worker_args``, then Flower on
+    ``flower_port`` when one is given. Logs go to ``workdir`` (a new temporary folder by default).
+
+    Raises ConfigurationError when a process does not come up; those already started are stopped.
+    """
+    folder = workdir or Path(tempfile.mkdtemp(prefix="e2bq-up-"))
+    pool = EMBEDDED_WARM_POOL if warm_pool is None else warm_pool
+    with contextlib.ExitStack() as processes:
+        server = None
+        if redis_url is None:
+            server = processes.enter_context(start_redis(folder))
+            redis_url = server.url
+        host = processes.enter_context(start_sandboxd(folder, "--warm-pool", str(pool)))
+        stack = Stack(
+            workdir=folder,
+            env={"E2BQ_REDIS_URL": redis_url, **host.env},
+            host=host,
+            redis=server,
+            processes=processes,
+        )
+        for _ in range(workers):
+            stack.add_worker(*worker_args)
         if flower_port is not None:
-            start_flower(stack, flower_port)
+            stack.flower = processes.enter_context(start_flower(folder, port=flower_port, env=stack.env))
         yield stack
-    finally:
-        stack.stop()

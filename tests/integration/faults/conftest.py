@@ -26,7 +26,6 @@ from tests.procs import (
     redis_server,
     sandbox_host,
     start_worker,
-    stop,
     wait_for,
 )
 
@@ -75,7 +74,7 @@ class Stack:
     def worker(self, *args: str, env: dict[str, str] | None = None, name: str | None = None) -> WorkerProcess:
         """Start an ``e2bq worker`` on the stack's queue; stopped (or found dead) at the end of the test."""
         running = start_worker(self.tmp, {**self.env, **(env or {})}, *args, name=name)
-        self.cleanup.callback(stop, running.proc, grace=20)
+        self.cleanup.enter_context(running)
         self.workers.append(running)
         return running
 

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -13,31 +10,15 @@ import httpx
 import pytest
 
 from e2bq import E2BToolkit
-from tests.procs import WorkerProcess, free_port, stop, wait_for
+from e2bq.launch import start_flower
+from tests.procs import WorkerProcess, wait_for
 
 
 @pytest.fixture
 def flower(client_env: dict[str, str], tmp_path: Path) -> Iterator[str]:
     """A Flower on a free port whose API needs no login; yields its URL."""
-    port = free_port()
-    log = tmp_path / "flower.log"
-    with log.open("wb") as out:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "e2bq.cli", "flower", "--port", str(port), "--address", "127.0.0.1"],
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            env={**os.environ, **client_env, "FLOWER_UNAUTHENTICATED_API": "true"},
-        )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        wait_for(
-            lambda: proc.poll() is None and httpx.get(f"{url}/healthcheck").status_code == 200,
-            60,
-            f"flower to answer (log: {log})",
-        )
-        yield url
-    finally:
-        stop(proc)
+    with start_flower(tmp_path, env=client_env) as running:
+        yield running.url
 
 
 def tasks_seen(url: str) -> dict[str, Any]:
