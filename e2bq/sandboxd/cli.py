@@ -67,7 +67,7 @@ def sandboxd(
     """
     if ctx.invoked_subcommand is not None:
         return
-    from .server import serve
+    from .http.server import serve
 
     given_key = api_key or os.environ.get("E2BQ_SANDBOXD_API_KEY") or os.environ.get("E2B_API_KEY")
     if not given_key and not local:

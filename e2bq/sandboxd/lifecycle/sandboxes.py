@@ -20,12 +20,12 @@ from typing import Any
 
 import httpx
 
+from ..jail.limits import Limits
+from ..metrics import HostMetrics
+from ..settings import HostSettings
 from .launcher import Jail, Launcher, LaunchError
-from .limits import Limits
-from .metrics import HostMetrics
 from .pool import WarmPool
 from .ports import PortPublisher
-from .settings import HostSettings
 
 log = logging.getLogger("e2bq.sandboxd")
 

@@ -14,9 +14,9 @@ import contextlib
 import logging
 from collections.abc import Callable
 
+from ..jail.limits import Limits
+from ..metrics import HostMetrics
 from .launcher import Jail, Launcher, LaunchError
-from .limits import Limits
-from .metrics import HostMetrics
 
 log = logging.getLogger("e2bq.sandboxd")
 
