@@ -14,6 +14,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+from .errors import SetupError
 from .jail.bwrap import SECCOMP_FILE
 
 REQUIREMENTS = Path(__file__).with_name("runtime-requirements.txt")
@@ -25,7 +26,7 @@ def system_python() -> str:
     for candidate in SYSTEM_PYTHONS:
         if Path(candidate).exists():
             return candidate
-    raise RuntimeError("no system Python found: apt-get install -y python3 python3-venv")
+    raise SetupError("no system Python found: apt-get install -y python3 python3-venv")
 
 
 POLICY = Path(__file__).with_name("jail") / "seccomp_policy.py"

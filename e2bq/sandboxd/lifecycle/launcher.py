@@ -17,6 +17,7 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..errors import LaunchError, SetupError
 from ..jail import bwrap
 from ..jail.cgroups import Cgroups
 from ..jail.disk import Disks
@@ -31,10 +32,6 @@ AGENT_SOURCE = Path(__file__).parents[1] / "agent"
 
 # Join every cgroup given before "--", then run the rest.
 _JOIN = 'while [ "$1" != "--" ]; do echo $$ > "$1" || exit 111; shift; done; shift; exec "$@"'
-
-
-class LaunchError(Exception):
-    pass
 
 
 @dataclass
@@ -187,7 +184,7 @@ def _check_traversable(folder: Path) -> None:
     """Jails are set up as the unprivileged sandbox uid, which must reach the state folder."""
     for parent in [folder, *folder.parents]:
         if not parent.stat().st_mode & 0o001:
-            raise RuntimeError(
+            raise SetupError(
                 f"the sandboxes' uid cannot reach {folder}: {parent} is not searchable by others; "
                 "choose another --state-dir (E2BQ_SANDBOXD_STATE_DIR) or chmod o+x it"
             )
