@@ -23,8 +23,8 @@ from typing import TYPE_CHECKING
 from python_multipart.exceptions import FormParserError
 from python_multipart.multipart import MultipartParser, parse_options_header
 
+from ..paths import resolve
 from .connect import ConnectError
-from .paths import resolve
 
 if TYPE_CHECKING:
     from python_multipart.multipart import MultipartCallbacks

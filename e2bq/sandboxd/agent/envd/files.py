@@ -24,9 +24,9 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import FileResponse, JSONResponse, Response, StreamingResponse
 from starlette.routing import BaseRoute, Route
 
-from .config import AgentConfig
+from ..config import AgentConfig
+from ..paths import resolve
 from .connect import ConnectError
-from .paths import resolve
 from .upload import MultipartUpload, PendingFile, UploadError, decoded, http_error
 
 

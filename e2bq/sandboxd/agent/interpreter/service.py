@@ -23,12 +23,12 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
-from .config import AgentConfig
-from .connect import ConnectError
+from ..config import AgentConfig
+from ..envd.connect import ConnectError
+from ..paths import resolve
 from .contexts import LANGUAGES, Context, normalize_language
 from .execution import Execution, ExecutionResponse
 from .kernels import Kernel, KernelError, kernel_env
-from .paths import resolve
 
 log = logging.getLogger(__name__)
 

@@ -24,8 +24,8 @@ import zmq.asyncio
 from jupyter_client.asynchronous.client import AsyncKernelClient
 from jupyter_client.connect import write_connection_file
 
+from ..oom import prefer_for_oom
 from . import kernel_startup
-from .oom import prefer_for_oom
 
 log = logging.getLogger(__name__)
 

@@ -22,10 +22,10 @@ from pathlib import Path
 from starlette.requests import Request
 from starlette.routing import BaseRoute, Route
 
-from .config import AgentConfig
+from ..config import AgentConfig
+from ..paths import resolve
 from .connect import ConnectError, Message, UnaryHandler, server_stream, unary
 from .entries import Owners, entry_info, lstat_entry, os_error
-from .paths import resolve
 from .watch import DirWatcher
 
 WATCH_POLL_SECONDS = 0.2

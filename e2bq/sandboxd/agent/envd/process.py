@@ -19,10 +19,10 @@ from typing import Any
 from starlette.requests import Request
 from starlette.routing import BaseRoute, Route
 
-from .config import AgentConfig
+from ..config import AgentConfig
+from ..oom import prefer_for_oom
+from ..paths import resolve
 from .connect import ConnectError, Message, server_stream, unary
-from .oom import prefer_for_oom
-from .paths import resolve
 
 _SIGNALS = {"SIGNAL_SIGKILL": signal.SIGKILL, "SIGNAL_SIGTERM": signal.SIGTERM}
 _READ_CHUNK = 64 * 1024
