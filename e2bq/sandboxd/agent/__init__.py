@@ -8,6 +8,7 @@ top-level package ``agent`` (``from agent.server import main``).
 - ``envd/``: E2B's envd API: processes, the filesystem service, file downloads and uploads.
 - ``interpreter/``: E2B's code interpreter: ``/execute`` and ``/contexts``, one IPython kernel each.
 - ``server``: both on one socket; ``forward``: TCP streams to servers listening inside the sandbox.
-- ``config`` (what sandboxd tells the agent), ``paths`` (user paths resolved inside the sandbox),
-  ``oom`` (user code, never the agent, goes first when memory runs out): shared by both halves.
+- ``config`` (what sandboxd tells the agent), ``errors`` (the agent's one error root), ``paths``
+  (user paths resolved inside the sandbox) and ``oom`` (user code, never the agent, goes first when
+  memory runs out): shared by both halves.
 """

@@ -23,8 +23,9 @@ from starlette.requests import Request
 from starlette.routing import BaseRoute, Route
 
 from ..config import AgentConfig
+from ..errors import ConnectError
 from ..paths import resolve
-from .connect import ConnectError, Message, UnaryHandler, server_stream, unary
+from .connect import Message, UnaryHandler, server_stream, unary
 from .entries import Owners, entry_info, lstat_entry, os_error
 from .watch import DirWatcher
 
