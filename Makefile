@@ -38,7 +38,7 @@ $(STAMP)/python: $(LOCK) pyproject.toml | $(STAMP)/system
 
 # RUNTIME_FLAGS=--upgrade builds it anew even when it was built from this very lock (CI does).
 RUNTIME_FLAGS ?=
-$(STAMP)/runtime: $(RUNTIME_LOCK) e2bq/sandboxd/seccomp_policy.py $(STAMP)/python
+$(STAMP)/runtime: $(RUNTIME_LOCK) e2bq/sandboxd/jail/seccomp_policy.py $(STAMP)/python
 	$(SUDO) $(PY) -m e2bq.cli sandboxd install-runtime --target $(RUNTIME) $(RUNTIME_FLAGS)
 	@mkdir -p $(STAMP) && touch $@
 

@@ -1,3 +1,3 @@
-from e2bq.cli import main
+from .cli import main
 
-main(["sandboxd", *__import__("sys").argv[1:]])
+main()

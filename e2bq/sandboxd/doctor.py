@@ -14,8 +14,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from .cgroups import ROOT as CGROUP_ROOT
-from .jail import SECCOMP_FILE
+from .jail.bwrap import SECCOMP_FILE
+from .jail.cgroups import ROOT as CGROUP_ROOT
 from .runtime import REQUIREMENTS, runtime_is_current
 
 PROBE_TIMEOUT = 10.0

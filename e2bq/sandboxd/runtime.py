@@ -14,7 +14,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-from .jail import SECCOMP_FILE
+from .errors import SetupError
+from .jail.bwrap import SECCOMP_FILE
 
 REQUIREMENTS = Path(__file__).with_name("runtime-requirements.txt")
 LOCK_STAMP = ".e2bq-lock-sha256"  # in the runtime folder: the lock it was built from
@@ -25,10 +26,10 @@ def system_python() -> str:
     for candidate in SYSTEM_PYTHONS:
         if Path(candidate).exists():
             return candidate
-    raise RuntimeError("no system Python found: apt-get install -y python3 python3-venv")
+    raise SetupError("no system Python found: apt-get install -y python3 python3-venv")
 
 
-POLICY = Path(__file__).with_name("seccomp_policy.py")
+POLICY = Path(__file__).with_name("jail") / "seccomp_policy.py"
 
 
 def lock_digest() -> str:

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
-from .limits import Limits
+from .jail.limits import Limits
 
 DEFAULT_RUNTIME = "/opt/e2bq/runtime"
 DEFAULT_SANDBOX_UID = 64000

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from .connect import ConnectError
+from .errors import ConnectError
 
 
 def resolve(path: str | None, home: Path) -> Path:

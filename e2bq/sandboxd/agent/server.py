@@ -16,11 +16,11 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
 from .config import AgentConfig
-from .files import FilesService
-from .filesystem import FilesystemService
+from .envd.files import FilesService
+from .envd.filesystem import FilesystemService
+from .envd.process import ProcessService
 from .forward import Forwarder
-from .interpreter import InterpreterService
-from .process import ProcessService
+from .interpreter.service import InterpreterService
 
 
 async def _health(_: Request) -> Response:

@@ -35,6 +35,7 @@ from packaging.version import Version
 from tests.procs import API_KEY, stop
 
 REPO = Path(__file__).resolve().parents[3]
+AGENT = REPO / "e2bq" / "sandboxd" / "agent"
 RUNTIME_PYTHON = "/opt/e2bq/runtime/bin/python"
 START_TIMEOUT = 30.0
 SDK_ENVD_VERSION = "0.6.4"  # what sandboxd announces; it decides which requests the SDK sends
@@ -98,12 +99,15 @@ def start_agent(
         "start_kernel": False,
         **config,
     }
+    lib = run / "lib"  # as in the jail: a folder holding the agent's package alone
+    lib.mkdir()
+    (lib / "agent").symlink_to(AGENT)
     config_path = run / "agent.json"
     config_path.write_text(json.dumps(settings))
     log = tmp / "agent.log"
     read_fd, write_fd = os.pipe()
     code = (
-        f"import sys; sys.path.insert(0, {str(REPO / 'e2bq' / 'sandboxd')!r}); "
+        f"import sys; sys.path.insert(0, {str(lib)!r}); "
         f"from agent.server import main; main([{str(config_path)!r}, {str(write_fd)!r}])"
     )
     try:

@@ -22,7 +22,7 @@ from e2b.sandbox.filesystem.filesystem import FileType, map_entry_info
 from e2b.sandbox.filesystem.watch_handle import FilesystemEventType
 from e2b.sandbox_sync.filesystem.filesystem import Filesystem
 
-from e2bq.sandboxd.agent.entries import os_error
+from e2bq.sandboxd.agent.envd.entries import os_error
 
 from .conftest import AgentProcess, start_agent
 

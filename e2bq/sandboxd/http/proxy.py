@@ -14,6 +14,7 @@ import contextlib
 import hashlib
 import hmac
 import json
+import logging
 import time
 from collections.abc import AsyncIterator
 from typing import Any
@@ -22,7 +23,9 @@ from urllib.parse import parse_qs
 import httpx
 from starlette.types import Message, Receive, Scope, Send
 
-from .sandboxes import Sandbox, SandboxHost, log
+from ..lifecycle.sandboxes import Sandbox, SandboxHost
+
+log = logging.getLogger("e2bq.sandboxd")
 
 ENVD_PORT = 49983
 INTERPRETER_PORT = 49999

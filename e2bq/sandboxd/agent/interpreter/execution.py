@@ -15,10 +15,10 @@ from collections.abc import AsyncIterator
 from starlette.responses import StreamingResponse
 from starlette.types import Receive, Scope, Send
 
+from ..errors import ContextClosed, KernelDied, KernelError
 from . import mime
-from .contexts import Context, ContextClosed
+from .contexts import Context
 from .kernel_startup import restore_env_code, set_env_code
-from .kernels import KernelDied, KernelError
 from .mime import Output
 
 log = logging.getLogger(__name__)

@@ -6,8 +6,8 @@ import logging
 
 import uvicorn
 
+from ..settings import HostSettings
 from .app import HostApp
-from .settings import HostSettings
 
 
 def serve(settings: HostSettings, *, log_level: str = "info") -> None:

@@ -21,48 +21,14 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 
+from ..errors import ConnectError
+
 Message = dict[str, Any]
 UnaryHandler = Callable[[Message], Awaitable[Message]]
 StreamHandler = Callable[[Message, Request], AsyncIterator[Message]]
 
 END_STREAM = 0x02
 STREAM_CONTENT_TYPE = "application/connect+json"
-
-_HTTP_STATUS = {
-    "canceled": 499,
-    "unknown": 500,
-    "invalid_argument": 400,
-    "deadline_exceeded": 504,
-    "not_found": 404,
-    "already_exists": 409,
-    "permission_denied": 403,
-    "resource_exhausted": 429,
-    "failed_precondition": 400,
-    "aborted": 409,
-    "out_of_range": 400,
-    "unimplemented": 501,
-    "internal": 500,
-    "unavailable": 503,
-    "data_loss": 500,
-    "unauthenticated": 401,
-}
-
-
-class ConnectError(Exception):
-    """An error answered to the caller with a Connect code (``not_found``, ``invalid_argument``...)."""
-
-    def __init__(self, code: str, message: str) -> None:
-        super().__init__(message)
-        self.code = code
-        self.message = message
-
-    def to_json(self) -> Message:
-        return {"code": self.code, "message": self.message}
-
-    @property
-    def http_status(self) -> int:
-        return _HTTP_STATUS.get(self.code, 500)
-
 
 def error_response(err: ConnectError) -> Response:
     return JSONResponse(err.to_json(), status_code=err.http_status)

@@ -17,7 +17,7 @@ import subprocess
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from .agent.config import AgentConfig
+from ..agent.config import AgentConfig
 
 SANDBOX_USER = "user"
 SANDBOX_UID = 1000

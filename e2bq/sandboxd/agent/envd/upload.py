@@ -23,8 +23,8 @@ from typing import TYPE_CHECKING
 from python_multipart.exceptions import FormParserError
 from python_multipart.multipart import MultipartParser, parse_options_header
 
-from .connect import ConnectError
-from .paths import resolve
+from ..errors import ConnectError, HTTPError
+from ..paths import resolve
 
 if TYPE_CHECKING:
     from python_multipart.multipart import MultipartCallbacks
@@ -47,22 +47,13 @@ _STATUS = {
 }
 
 
-class UploadError(Exception):
-    """An HTTP error answered as envd does: ``{"code": <status>, "message": ...}``."""
-
-    def __init__(self, status: int, message: str) -> None:
-        super().__init__(message)
-        self.status = status
-        self.message = message
-
-
-def http_error(exc: OSError, action: str, path: Path | str) -> UploadError:
-    """UploadError for an OS error; 507 when the disk is full (SDK: NotEnoughSpaceException)."""
+def http_error(exc: OSError, action: str, path: Path | str) -> HTTPError:
+    """HTTPError for an OS error; 507 when the disk is full (SDK: NotEnoughSpaceException)."""
     status = _STATUS.get(exc.errno or 0, 500)
     reason = exc.strerror or str(exc)
     if status == 507:
         reason = f"not enough disk space available ({reason})"
-    return UploadError(status, f"{action} '{path}': {reason}")
+    return HTTPError(status, f"{action} '{path}': {reason}")
 
 
 class PendingFile:
@@ -75,11 +66,11 @@ class PendingFile:
         self.path = path
         self._final = Path(os.path.realpath(path))
         if self._final.is_dir():
-            raise UploadError(400, f"path '{path}' is a directory")
+            raise HTTPError(400, f"path '{path}' is a directory")
         try:
             os.makedirs(self._final.parent, exist_ok=True)
         except FileExistsError as exc:  # a file where a parent directory should be
-            raise UploadError(400, f"cannot write '{path}': a parent is not a directory") from exc
+            raise HTTPError(400, f"cannot write '{path}': a parent is not a directory") from exc
         except OSError as exc:
             raise http_error(exc, "cannot create the parent directories of", path) from exc
         self._staging = self._final.with_name(f"{STAGING_PREFIX}{uuid.uuid4().hex[:16]}")
@@ -126,7 +117,7 @@ async def decoded(chunks: AsyncIterator[bytes], encoding: str) -> AsyncIterator[
                 yield chunk
         return
     if encoding != "gzip":
-        raise UploadError(400, f"unsupported Content-Encoding '{encoding}'; use gzip or none")
+        raise HTTPError(400, f"unsupported Content-Encoding '{encoding}'; use gzip or none")
     inflater = zlib.decompressobj(16 + zlib.MAX_WBITS)
     fed = False
     async for chunk in chunks:
@@ -136,7 +127,7 @@ async def decoded(chunks: AsyncIterator[bytes], encoding: str) -> AsyncIterator[
             try:
                 out = inflater.decompress(data, _INFLATE_CHUNK)
             except zlib.error as exc:
-                raise UploadError(400, f"the body is not valid gzip: {exc}") from exc
+                raise HTTPError(400, f"the body is not valid gzip: {exc}") from exc
             if out:
                 yield out
             if inflater.eof:  # a gzip member ended; another may follow
@@ -145,7 +136,7 @@ async def decoded(chunks: AsyncIterator[bytes], encoding: str) -> AsyncIterator[
             else:
                 data = inflater.unconsumed_tail
     if fed and not inflater.eof:
-        raise UploadError(400, "the gzip body ended before its end")
+        raise HTTPError(400, "the gzip body ended before its end")
 
 
 class MultipartUpload:
@@ -159,7 +150,7 @@ class MultipartUpload:
         _, options = parse_options_header(content_type)
         boundary = options.get(b"boundary")
         if not boundary:
-            raise UploadError(400, "the multipart Content-Type has no boundary")
+            raise HTTPError(400, "the multipart Content-Type has no boundary")
         self.files: list[PendingFile] = []
         self._home = home
         self._path = path
@@ -183,7 +174,7 @@ class MultipartUpload:
         try:
             self._parser = MultipartParser(boundary, callbacks)
         except FormParserError as exc:
-            raise UploadError(400, f"invalid multipart body: {exc}") from exc
+            raise HTTPError(400, f"invalid multipart body: {exc}") from exc
 
     def _on_part_begin(self) -> None:
         self._headers = {}
@@ -200,7 +191,7 @@ class MultipartUpload:
         try:
             self._parser.write(chunk)
         except FormParserError as exc:
-            raise UploadError(400, f"invalid multipart body: {exc}") from exc
+            raise HTTPError(400, f"invalid multipart body: {exc}") from exc
         events, self._events = self._events, []
         for event in events:
             if isinstance(event, dict):
@@ -212,7 +203,7 @@ class MultipartUpload:
 
     def finish(self) -> None:
         if not self._ended:
-            raise UploadError(400, "the multipart body ended before its closing boundary")
+            raise HTTPError(400, "the multipart body ended before its closing boundary")
 
     async def _begin_part(self, headers: dict[str, bytes]) -> PendingFile | None:
         _, options = parse_options_header(headers.get("content-disposition", b""))
@@ -222,17 +213,17 @@ class MultipartUpload:
         if raw is None:
             filename = options.get(b"filename")
             if not filename:
-                raise UploadError(400, "a file part needs a filename (its path) or a path query")
+                raise HTTPError(400, "a file part needs a filename (its path) or a path query")
             try:
                 raw = filename.decode()
             except UnicodeDecodeError as exc:
-                raise UploadError(400, "the part's filename is not valid UTF-8") from exc
+                raise HTTPError(400, "the part's filename is not valid UTF-8") from exc
         try:
             target = resolve(raw, self._home)
         except ConnectError as exc:
-            raise UploadError(400, exc.message) from exc
+            raise HTTPError(400, exc.message) from exc
         if any(pending.path == target for pending in self.files):
-            raise UploadError(400, f"the upload names '{target}' more than once")
+            raise HTTPError(400, f"the upload names '{target}' more than once")
         pending = await asyncio.to_thread(PendingFile, target)
         self.files.append(pending)
         return pending

@@ -17,8 +17,9 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
-from .limits import asked_limits
-from .sandboxes import HostError, Sandbox, SandboxHost
+from ..errors import HostError
+from ..jail.limits import asked_limits
+from ..lifecycle.sandboxes import Sandbox, SandboxHost
 
 Endpoint = Callable[[Request], Awaitable[Response]]
 

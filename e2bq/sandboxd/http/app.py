@@ -8,10 +8,10 @@ from collections.abc import AsyncIterator
 from starlette.applications import Starlette
 from starlette.types import Receive, Scope, Send
 
+from ..lifecycle.sandboxes import SandboxHost
+from ..settings import HostSettings
 from .control import ControlPlane
 from .proxy import DataPlane, is_data_plane
-from .sandboxes import SandboxHost
-from .settings import HostSettings
 
 
 class HostApp:

@@ -24,10 +24,10 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import FileResponse, JSONResponse, Response, StreamingResponse
 from starlette.routing import BaseRoute, Route
 
-from .config import AgentConfig
-from .connect import ConnectError
-from .paths import resolve
-from .upload import MultipartUpload, PendingFile, UploadError, decoded, http_error
+from ..config import AgentConfig
+from ..errors import ConnectError, HTTPError
+from ..paths import resolve
+from .upload import MultipartUpload, PendingFile, decoded, http_error
 
 
 async def _chunks(path: Path, size: int = 64 * 1024) -> AsyncIterator[bytes]:
@@ -36,15 +36,11 @@ async def _chunks(path: Path, size: int = 64 * 1024) -> AsyncIterator[bytes]:
             yield chunk
 
 
-def _error(status: int, message: str) -> Response:
-    return JSONResponse({"code": status, "message": message}, status_code=status)
-
-
 def _commit(files: list[PendingFile]) -> None:
     for index, pending in enumerate(files):
         try:
             pending.commit()
-        except UploadError:
+        except HTTPError:
             _discard(files[index + 1 :])
             raise
 
@@ -79,16 +75,16 @@ class FilesService:
         try:
             return resolve(raw, self.config.home)
         except ConnectError as exc:
-            raise UploadError(400, exc.message) from exc
+            raise HTTPError(400, exc.message) from exc
 
     async def _download(self, request: Request) -> Response:
         try:
             path = self._query_path(request)
             if path is None:
-                raise UploadError(400, "the path query parameter is required")
+                raise HTTPError(400, "the path query parameter is required")
             st = await asyncio.to_thread(self._readable, path)
-        except UploadError as err:
-            return _error(err.status, err.message)
+        except HTTPError as err:
+            return err.response()
         if st.st_size == 0:
             # /proc and /sys files say 0 bytes yet have content: send them without a length
             return StreamingResponse(_chunks(path), media_type="application/octet-stream")
@@ -99,15 +95,15 @@ class FilesService:
         try:
             st = os.stat(path)
         except FileNotFoundError as exc:
-            raise UploadError(404, f"path '{path}' does not exist") from exc
+            raise HTTPError(404, f"path '{path}' does not exist") from exc
         except OSError as exc:
             raise http_error(exc, "cannot read", path) from exc
         if stat.S_ISDIR(st.st_mode):
-            raise UploadError(400, f"path '{path}' is a directory")
+            raise HTTPError(400, f"path '{path}' is a directory")
         if not stat.S_ISREG(st.st_mode):
-            raise UploadError(400, f"path '{path}' is not a regular file")
+            raise HTTPError(400, f"path '{path}' is not a regular file")
         if not os.access(path, os.R_OK):
-            raise UploadError(403, f"cannot read '{path}': Permission denied")
+            raise HTTPError(403, f"cannot read '{path}': Permission denied")
         return st
 
     async def _upload(self, request: Request) -> Response:
@@ -115,12 +111,12 @@ class FilesService:
         try:
             await self._receive(request, files)
             await asyncio.to_thread(_commit, files)
-        except UploadError as err:
+        except HTTPError as err:
             await asyncio.to_thread(_discard, files)
-            return _error(err.status, err.message)
+            return err.response()
         except ClientDisconnect:
             await asyncio.to_thread(_discard, files)
-            return _error(400, "the client went away before the upload was complete")
+            return HTTPError(400, "the client went away before the upload was complete").response()
         except BaseException:
             _discard(files)  # cancelled or a bug: never leave staging files behind
             raise
@@ -134,7 +130,7 @@ class FilesService:
         path = self._query_path(request)
         if media_type == "application/octet-stream":
             if path is None:
-                raise UploadError(400, "an octet-stream upload needs the path query parameter")
+                raise HTTPError(400, "an octet-stream upload needs the path query parameter")
             pending = await asyncio.to_thread(PendingFile, path)
             files.append(pending)
             async for chunk in body:
@@ -148,7 +144,7 @@ class FilesService:
             finally:
                 files.extend(upload.files)
         else:
-            raise UploadError(
+            raise HTTPError(
                 400,
                 f"unsupported Content-Type '{content_type}'; "
                 "use multipart/form-data or application/octet-stream",

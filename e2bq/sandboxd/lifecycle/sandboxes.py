@@ -20,27 +20,19 @@ from typing import Any
 
 import httpx
 
-from .launcher import Jail, Launcher, LaunchError
-from .limits import Limits
-from .metrics import HostMetrics
+from ..errors import HostError, LaunchError, SetupError
+from ..jail.limits import Limits
+from ..metrics import HostMetrics
+from ..settings import HostSettings
+from .launcher import Jail, Launcher
 from .pool import WarmPool
 from .ports import PortPublisher
-from .settings import HostSettings
 
 log = logging.getLogger("e2bq.sandboxd")
 
 TEMPLATES = ("code-interpreter-v1", "base", "code-interpreter")
 ENVD_VERSION = "0.6.4"
 CLIENT_ID = "e2bq-local"
-
-
-class HostError(Exception):
-    """An error answered on the control plane as E2B does: ``{"code": status, "message"}``."""
-
-    def __init__(self, status: int, message: str) -> None:
-        super().__init__(message)
-        self.status = status
-        self.message = message
 
 
 def _iso(ts: float) -> str:
@@ -121,12 +113,12 @@ class SandboxHost:
 
     async def start(self) -> None:
         if not self.settings.python.exists():
-            raise RuntimeError(
+            raise SetupError(
                 f"sandbox runtime {self.settings.runtime} is missing: "
                 "run `e2bq sandboxd install-runtime` (or set E2BQ_SANDBOX_RUNTIME)"
             )
         if shutil.which("bwrap") is None:
-            raise RuntimeError("bubblewrap is not installed: apt-get install -y bubblewrap")
+            raise SetupError("bubblewrap is not installed: apt-get install -y bubblewrap")
         self.launcher = Launcher(self.settings, self.state_dir)
         self.launcher.prepare()
         self.pool = WarmPool(

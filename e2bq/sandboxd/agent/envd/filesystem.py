@@ -22,10 +22,11 @@ from pathlib import Path
 from starlette.requests import Request
 from starlette.routing import BaseRoute, Route
 
-from .config import AgentConfig
-from .connect import ConnectError, Message, UnaryHandler, server_stream, unary
+from ..config import AgentConfig
+from ..errors import ConnectError
+from ..paths import resolve
+from .connect import Message, UnaryHandler, server_stream, unary
 from .entries import Owners, entry_info, lstat_entry, os_error
-from .paths import resolve
 from .watch import DirWatcher
 
 WATCH_POLL_SECONDS = 0.2

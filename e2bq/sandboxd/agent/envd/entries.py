@@ -16,7 +16,8 @@ import stat
 from datetime import UTC, datetime
 from pathlib import Path
 
-from .connect import ConnectError, Message
+from ..errors import ConnectError
+from .connect import Message
 
 FILE = "FILE_TYPE_FILE"
 DIRECTORY = "FILE_TYPE_DIRECTORY"

@@ -17,27 +17,27 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
-from . import jail
-from .cgroups import Cgroups
-from .disk import Disks
-from .limits import Limits
-from .network import Network, Uplink
-from .settings import HostSettings
+from ..errors import LaunchError, SetupError
+from ..jail import bwrap
+from ..jail.cgroups import Cgroups
+from ..jail.disk import Disks
+from ..jail.limits import Limits
+from ..jail.network import Network, Uplink
+from ..settings import HostSettings
 
 log = logging.getLogger("e2bq.sandboxd")
+
+# The agent's package, copied whole into every jail's read-only /opt/e2bq/lib (see bwrap.AGENT_ROOT).
+AGENT_SOURCE = Path(__file__).parents[1] / "agent"
 
 # Join every cgroup given before "--", then run the rest.
 _JOIN = 'while [ "$1" != "--" ]; do echo $$ > "$1" || exit 111; shift; done; shift; exec "$@"'
 
 
-class LaunchError(Exception):
-    pass
-
-
 @dataclass
 class Jail:
     sandbox_id: str
-    paths: jail.JailPaths
+    paths: bwrap.JailPaths
     proc: subprocess.Popen[bytes] | None
     limits: Limits
     internet: bool
@@ -56,7 +56,7 @@ class Launcher:
         self.disks = Disks()
         self.network = Network(self.uid, block_private=settings.block_private_networks)
         self._uids_in_use: set[int] = set()
-        seccomp = settings.runtime / jail.SECCOMP_FILE
+        seccomp = settings.runtime / bwrap.SECCOMP_FILE
         self.seccomp: Path | None = seccomp if seccomp.exists() else None
         if self.seccomp is None:
             log.warning("no seccomp filter at %s: run `e2bq sandboxd install-runtime`", seccomp)
@@ -78,13 +78,12 @@ class Launcher:
         if self.uid is not None:
             _check_traversable(self.state_dir)
         for leftover in self.state_dir.glob("i*"):  # jails of an earlier run that died
-            jail_paths = jail.JailPaths(leftover)
+            jail_paths = bwrap.JailPaths(leftover)
             self.disks.remove(jail_paths.image, jail_paths.data)
             jail_paths.remove()
-        jail.write_etc(self.etc)
+        bwrap.write_etc(self.etc)
         shutil.rmtree(self.agent_lib, ignore_errors=True)
-        source = Path(__file__).parent / "agent"
-        shutil.copytree(source, self.agent_lib / "agent", ignore=shutil.ignore_patterns("__pycache__"))
+        shutil.copytree(AGENT_SOURCE, self.agent_lib / "agent", ignore=shutil.ignore_patterns("__pycache__"))
         for path in [self.agent_lib, *self.agent_lib.rglob("*")]:
             path.chmod(0o755 if path.is_dir() else 0o644)
 
@@ -94,7 +93,7 @@ class Launcher:
 
     async def launch(self, sandbox_id: str, envs: dict[str, str], limits: Limits, internet: bool) -> Jail:
         uid = self._take_uid()
-        paths = jail.JailPaths(self.state_dir / sandbox_id)
+        paths = bwrap.JailPaths(self.state_dir / sandbox_id)
         handle = Jail(sandbox_id, paths, None, limits, internet=False, uid=uid)
         try:
             paths.create()
@@ -109,7 +108,7 @@ class Launcher:
             prefix = self._prefix(cgroup_dirs, limits, uid)
             if handle.uplink is not None:
                 prefix = ["nsenter", f"--net={handle.uplink.path}", "--", *prefix]
-            handle.proc, ready_fd = jail.spawn(
+            handle.proc, ready_fd = bwrap.spawn(
                 paths,
                 envs=envs,
                 max_output_bytes=limits.output_bytes,
@@ -146,7 +145,7 @@ class Launcher:
             prefix += ["setpriv", f"--reuid={uid}", f"--regid={uid}", "--clear-groups", "--"]
         return prefix
 
-    async def _wait_ready(self, proc: subprocess.Popen[bytes], ready_fd: int, paths: jail.JailPaths) -> None:
+    async def _wait_ready(self, proc: subprocess.Popen[bytes], ready_fd: int, paths: bwrap.JailPaths) -> None:
         loop = asyncio.get_running_loop()
         ready: asyncio.Future[bytes] = loop.create_future()
 
@@ -185,7 +184,7 @@ def _check_traversable(folder: Path) -> None:
     """Jails are set up as the unprivileged sandbox uid, which must reach the state folder."""
     for parent in [folder, *folder.parents]:
         if not parent.stat().st_mode & 0o001:
-            raise RuntimeError(
+            raise SetupError(
                 f"the sandboxes' uid cannot reach {folder}: {parent} is not searchable by others; "
                 "choose another --state-dir (E2BQ_SANDBOXD_STATE_DIR) or chmod o+x it"
             )

@@ -10,7 +10,7 @@ import asyncio
 import contextlib
 from pathlib import Path
 
-from .agent.forward import splice
+from ..agent.forward import splice
 
 
 class PortPublisher:

@@ -24,8 +24,9 @@ import zmq.asyncio
 from jupyter_client.asynchronous.client import AsyncKernelClient
 from jupyter_client.connect import write_connection_file
 
+from ..errors import KernelDied, KernelError
+from ..oom import prefer_for_oom
 from . import kernel_startup
-from .oom import prefer_for_oom
 
 log = logging.getLogger(__name__)
 
@@ -38,14 +39,6 @@ REINTERRUPT_EVERY = 2.0  # seconds between SIGINTs while an interrupted cell kee
 INTERRUPT_GIVE_UP = 10.0  # seconds after the first SIGINT before the kernel is killed
 STOP_TIMEOUT = 5.0  # seconds to wait for a killed kernel to be reaped
 STDERR_TAIL = 4096  # bytes of the kernel's own stderr kept to explain a failed start
-
-
-class KernelError(Exception):
-    """The kernel could not be started, or is gone."""
-
-
-class KernelDied(KernelError):
-    """The kernel process exited while it was being waited on."""
 
 
 def kernel_env(envs: dict[str, str], runtime_dir: Path) -> dict[str, str]:

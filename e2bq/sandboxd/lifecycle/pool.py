@@ -14,9 +14,10 @@ import contextlib
 import logging
 from collections.abc import Callable
 
-from .launcher import Jail, Launcher, LaunchError
-from .limits import Limits
-from .metrics import HostMetrics
+from ..errors import LaunchError
+from ..jail.limits import Limits
+from ..metrics import HostMetrics
+from .launcher import Jail, Launcher
 
 log = logging.getLogger("e2bq.sandboxd")
 

@@ -8,6 +8,7 @@ import uuid
 from pathlib import Path
 from typing import TypedDict
 
+from ..errors import ContextClosed
 from .kernels import Kernel
 
 LANGUAGES = ("python",)
@@ -20,10 +21,6 @@ class ContextInfo(TypedDict):
     id: str
     language: str
     cwd: str
-
-
-class ContextClosed(Exception):
-    """The context was deleted."""
 
 
 class Context:

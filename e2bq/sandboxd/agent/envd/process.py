@@ -19,10 +19,11 @@ from typing import Any
 from starlette.requests import Request
 from starlette.routing import BaseRoute, Route
 
-from .config import AgentConfig
-from .connect import ConnectError, Message, server_stream, unary
-from .oom import prefer_for_oom
-from .paths import resolve
+from ..config import AgentConfig
+from ..errors import ConnectError
+from ..oom import prefer_for_oom
+from ..paths import resolve
+from .connect import Message, server_stream, unary
 
 _SIGNALS = {"SIGNAL_SIGKILL": signal.SIGKILL, "SIGNAL_SIGTERM": signal.SIGTERM}
 _READ_CHUNK = 64 * 1024

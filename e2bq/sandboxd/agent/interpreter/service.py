@@ -23,26 +23,14 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
-from .config import AgentConfig
-from .connect import ConnectError
+from ..config import AgentConfig
+from ..errors import ConnectError, HTTPError, KernelError
+from ..paths import resolve
 from .contexts import LANGUAGES, Context, normalize_language
 from .execution import Execution, ExecutionResponse
-from .kernels import Kernel, KernelError, kernel_env
-from .paths import resolve
+from .kernels import Kernel, kernel_env
 
 log = logging.getLogger(__name__)
-
-
-class RequestError(Exception):
-    """A request the interpreter refuses, with the HTTP status to answer."""
-
-    def __init__(self, status: int, message: str) -> None:
-        super().__init__(message)
-        self.status = status
-        self.message = message
-
-    def response(self) -> Response:
-        return JSONResponse({"code": self.status, "message": self.message}, self.status)
 
 
 class InterpreterService:
@@ -84,16 +72,16 @@ class InterpreterService:
             shutil.rmtree(self._runtime_dir, ignore_errors=True)
 
     async def create_context(self, language: str | None, cwd: str | None) -> Context:
-        """A new context with its own kernel, once that kernel answers. Raises RequestError."""
+        """A new context with its own kernel, once that kernel answers. Raises HTTPError."""
         language = _supported(language)
         try:
             path = resolve(cwd, self.config.home) if cwd else self.config.home
         except ConnectError as exc:
-            raise RequestError(400, f"invalid cwd: {exc.message}") from exc
+            raise HTTPError(400, f"invalid cwd: {exc.message}") from exc
         if not path.is_dir():
-            raise RequestError(400, f"cwd {str(path)!r} is not a directory")
+            raise HTTPError(400, f"cwd {str(path)!r} is not a directory")
         if self._runtime_dir is None or self._zmq is None:
-            raise RequestError(503, "the code interpreter is not started")
+            raise HTTPError(503, "the code interpreter is not started")
         kernel = Kernel(
             self.config.python,
             env=kernel_env(self.config.envs, self._runtime_dir),
@@ -105,7 +93,7 @@ class InterpreterService:
         try:
             await context.start()
         except KernelError as exc:
-            raise RequestError(500, f"failed to start a {language} kernel: {exc}") from exc
+            raise HTTPError(500, f"failed to start a {language} kernel: {exc}") from exc
         self._contexts[context.id] = context
         return context
 
@@ -124,7 +112,7 @@ class InterpreterService:
     def _context(self, context_id: str) -> Context:
         context = self._contexts.get(context_id)
         if context is None:
-            raise RequestError(404, f"Context {context_id} not found")
+            raise HTTPError(404, f"Context {context_id} not found")
         return context
 
     async def _execute(self, request: Request) -> Response:
@@ -136,7 +124,7 @@ class InterpreterService:
             else:
                 _supported(language)
                 context = await self.default_context()
-        except RequestError as exc:
+        except HTTPError as exc:
             return exc.response()
         execution = Execution(context, code, env_vars=env_vars, max_output_bytes=self.config.max_output_bytes)
         execution.start()
@@ -147,9 +135,9 @@ class InterpreterService:
             body = await _json_object(request)
             language, cwd = body.get("language"), body.get("cwd")
             if not isinstance(language, str | None) or not isinstance(cwd, str | None):
-                raise RequestError(400, "language and cwd must be strings")
+                raise HTTPError(400, "language and cwd must be strings")
             context = await self.create_context(language, cwd)
-        except RequestError as exc:
+        except HTTPError as exc:
             return exc.response()
         return JSONResponse(context.info())
 
@@ -159,7 +147,7 @@ class InterpreterService:
     async def _delete_context(self, request: Request) -> Response:
         try:
             context = self._context(request.path_params["context_id"])
-        except RequestError as exc:
+        except HTTPError as exc:
             return exc.response()
         del self._contexts[context.id]
         if _result(self._default) is context:
@@ -173,18 +161,18 @@ class InterpreterService:
             try:
                 await context.restart()
             except KernelError as exc:
-                raise RequestError(500, f"failed to restart context {context.id}: {exc}") from exc
-        except RequestError as exc:
+                raise HTTPError(500, f"failed to restart context {context.id}: {exc}") from exc
+        except HTTPError as exc:
             return exc.response()
         return Response(status_code=204)
 
 
 def _supported(language: str | None) -> str:
-    """The normalized ``language``; RequestError(400) if no context can run it."""
+    """The normalized ``language``; HTTPError(400) if no context can run it."""
     normalized = normalize_language(language)
     if normalized not in LANGUAGES:
         supported = ", ".join(LANGUAGES)
-        raise RequestError(400, f"language {language!r} is not supported in this sandbox: use {supported}")
+        raise HTTPError(400, f"language {language!r} is not supported in this sandbox: use {supported}")
     return normalized
 
 
@@ -195,9 +183,9 @@ async def _json_object(request: Request) -> dict[str, Any]:
     try:
         body = json.loads(raw)
     except ValueError as exc:
-        raise RequestError(400, f"the body is not valid JSON: {exc}") from exc
+        raise HTTPError(400, f"the body is not valid JSON: {exc}") from exc
     if not isinstance(body, dict):
-        raise RequestError(400, "the body must be a JSON object")
+        raise HTTPError(400, "the body must be a JSON object")
     return body
 
 
@@ -207,16 +195,16 @@ def _execute_arguments(
     code, context_id = body.get("code"), body.get("context_id")
     language, env_vars = body.get("language"), body.get("env_vars")
     if not isinstance(code, str):
-        raise RequestError(400, "code must be a string")
+        raise HTTPError(400, "code must be a string")
     if context_id and language:
-        raise RequestError(400, "Only one of context_id or language can be provided")
+        raise HTTPError(400, "Only one of context_id or language can be provided")
     if not isinstance(context_id, str | None) or not isinstance(language, str | None):
-        raise RequestError(400, "context_id and language must be strings or null")
+        raise HTTPError(400, "context_id and language must be strings or null")
     if env_vars is not None and not (
         isinstance(env_vars, dict)
         and all(isinstance(k, str) and isinstance(v, str) for k, v in env_vars.items())
     ):
-        raise RequestError(400, "env_vars must map names to string values")
+        raise HTTPError(400, "env_vars must map names to string values")
     return code, context_id or None, language or None, env_vars
 
 
