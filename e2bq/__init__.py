@@ -27,8 +27,8 @@ from .errors import (
 )
 
 # The documented API
-from .manager import SandboxManager, SandboxSlot
-from .toolkit import E2BToolkit
+from .client.manager import SandboxManager, SandboxSlot
+from .client.toolkit import E2BToolkit
 
 # Shapes of the dicts the API returns
 from .types import TERMINAL_STATES, JobRecord, JobStatus, SandboxEntry, ToolResult

@@ -23,7 +23,7 @@ from celery.signals import (
 
 from e2bq.celery_app import CANCEL_JOB, make_celery
 from e2bq.config import Settings
-from e2bq.jobs import JobStore
+from e2bq.stores.jobs import JobStore
 
 from .runner import close_process_context
 from .watch import announce_stop, start_reaper, stopping_key

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 
-from e2bq.transfer import ChunkPipe
+from e2bq.stores.transfer import ChunkPipe
 from e2bq.types import ToolResult
 
 from .operations import Context

@@ -20,9 +20,9 @@ from e2b_code_interpreter import AsyncSandbox
 
 from e2bq.config import Settings
 from e2bq.errors import InvalidInputError, ProviderError
-from e2bq.jobs import JobStore
-from e2bq.registry import Registry
-from e2bq.shaping import CreationShaper
+from e2bq.stores.jobs import JobStore
+from e2bq.stores.registry import Registry
+from e2bq.stores.shaping import CreationShaper
 from e2bq.types import SandboxEntry, ToolResult
 
 from .loop import SdkLoop

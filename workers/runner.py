@@ -16,8 +16,8 @@ from celery.exceptions import Ignore
 
 from e2bq.config import Settings
 from e2bq.errors import E2BQError, JobCancelledError, SandboxNotFoundError
-from e2bq.jobs import JobStore
-from e2bq.registry import Registry
+from e2bq.stores.jobs import JobStore
+from e2bq.stores.registry import Registry
 from e2bq.types import ToolResult
 
 from .loop import SdkLoop

@@ -17,8 +17,8 @@ import redis
 
 from e2bq.config import Settings
 from e2bq.errors import E2BQError, JobCancelledError, WorkerStoppedError
-from e2bq.jobs import JobStore
-from e2bq.registry import Registry
+from e2bq.stores.jobs import JobStore
+from e2bq.stores.registry import Registry
 
 from .loop import SdkLoop
 

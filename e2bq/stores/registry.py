@@ -11,10 +11,10 @@ from typing import cast
 
 import redis
 
-from .config import Settings
+from ..config import Settings
+from ..types import SandboxEntry
 from .shaping import live_key
 from .store import connect, namespace_key, sandbox_key, text
-from .types import SandboxEntry
 
 _GRACE = 60  # seconds a record outlives its sandbox's expiry, so late readers get a clear answer
 

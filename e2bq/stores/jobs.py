@@ -19,10 +19,10 @@ from typing import Any, Literal, cast
 
 import redis
 
-from .config import Settings
-from .errors import InvalidInputError
+from ..config import Settings
+from ..errors import InvalidInputError
+from ..types import TERMINAL_STATES, JobKind, JobRecord, JobStatus, ToolResult
 from .store import CANCEL_CHANNEL, connect, job_key, text
-from .types import TERMINAL_STATES, JobKind, JobRecord, JobStatus, ToolResult
 
 STARTED_JOBS = "e2bq:jobs:started"
 ORPHANED_JOBS = "e2bq:jobs:orphaned"  # ended as lost; their work in the sandbox is still to be stopped

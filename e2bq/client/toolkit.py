@@ -14,14 +14,14 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, ParamSpec
 
-from . import celery_app as tasks
+from .. import celery_app as tasks
+from ..errors import E2BQError, InvalidInputError, NotFoundError
+from ..stores.jobs import JobStore
+from ..types import TERMINAL_STATES, ExecutionResult, JobKind, ToolResult
 from . import files
 from .dispatch import QUEUE_MARGIN
-from .errors import E2BQError, InvalidInputError, NotFoundError
-from .jobs import JobStore
 from .manager import SandboxManager, check_timeout
 from .tools import Toolkit
-from .types import TERMINAL_STATES, ExecutionResult, JobKind, ToolResult
 
 log = logging.getLogger("e2bq")
 P = ParamSpec("P")

@@ -12,8 +12,8 @@ import uuid
 
 import redis
 
-from .config import Settings
-from .errors import QueueError
+from ..config import Settings
+from ..errors import QueueError
 from .store import binary, transfer_key
 
 _END = b""

@@ -14,7 +14,7 @@ import uuid
 
 import redis
 
-from .errors import ProviderError
+from ..errors import ProviderError
 
 # KEYS: bucket hash, live zset. ARGV: now, rate, burst, cap, reservation, reservation expiry.
 # Returns 0 when the create may go ahead (reservation added), else seconds to wait.

@@ -21,8 +21,8 @@ import redis
 from redis.backoff import ExponentialBackoff
 from redis.retry import Retry
 
-from .config import Settings
-from .errors import QueueError
+from ..config import Settings
+from ..errors import QueueError
 
 CANCEL_CHANNEL = "e2bq:cancel"
 

@@ -5,12 +5,12 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from . import celery_app as tasks
-from .config import Settings
+from .. import celery_app as tasks
+from ..config import Settings
+from ..errors import E2BQError, InvalidInputError, ProviderError
+from ..stores.registry import Registry
+from ..types import SandboxEntry, ToolResult
 from .dispatch import QUEUE_MARGIN, Dispatcher
-from .errors import E2BQError, InvalidInputError, ProviderError
-from .registry import Registry
-from .types import SandboxEntry, ToolResult
 
 
 def check_timeout(value: Any, name: str = "timeout") -> None:

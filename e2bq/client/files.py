@@ -9,11 +9,11 @@ import os
 from pathlib import Path
 from typing import Any
 
-from . import celery_app as tasks
+from .. import celery_app as tasks
+from ..errors import InvalidInputError, LocalFileNotFoundError, NotFoundError
+from ..stores.transfer import ChunkPipe, new_transfer_id
+from ..types import ExecutionResult, ToolResult
 from .dispatch import QUEUE_MARGIN, Dispatcher
-from .errors import InvalidInputError, LocalFileNotFoundError, NotFoundError
-from .transfer import ChunkPipe, new_transfer_id
-from .types import ExecutionResult, ToolResult
 
 TRANSFER_TIMEOUT = 3600.0
 

@@ -16,10 +16,10 @@ import redis.exceptions
 from celery import Celery, group
 from celery.result import AsyncResult, GroupResult
 
-from .celery_app import make_celery
-from .config import Settings
-from .errors import ExecutionTimeoutError, QueueError
-from .types import ToolResult
+from ..celery_app import make_celery
+from ..config import Settings
+from ..errors import ExecutionTimeoutError, QueueError
+from ..types import ToolResult
 
 QUEUE_MARGIN = 30.0  # seconds a synchronous call waits beyond its work's own time bound
 _BROKER_ERRORS = (kombu.exceptions.OperationalError, redis.exceptions.ConnectionError, OSError)
