@@ -15,7 +15,8 @@
 
 The toolkit never lets these escape: each public method turns them into
 ``{"status": "error", "message": str(exc)}``. Errors from the e2b SDK, redis and celery are
-translated in one place each (``workers/translate.py``, ``e2bq/dispatch.py``) and chained.
+translated in one place each (``workers/translate.py``, ``e2bq/stores/connection.py``,
+``e2bq/client/dispatch.py``) and chained.
 """
 
 from __future__ import annotations

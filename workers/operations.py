@@ -23,6 +23,7 @@ from e2bq.errors import InvalidInputError, ProviderError
 from e2bq.stores.jobs import JobStore
 from e2bq.stores.registry import Registry
 from e2bq.stores.shaping import CreationShaper
+from e2bq.stores.shutdowns import Shutdowns
 from e2bq.types import SandboxEntry, ToolResult
 
 from .loop import SdkLoop
@@ -39,6 +40,7 @@ class Context:
     loop: SdkLoop
     jobs: JobStore
     registry: Registry
+    shutdowns: Shutdowns
     job_id: str | None = None
 
     def output(self, text: str) -> None:
@@ -56,9 +58,8 @@ async def create_sandbox(
     options: dict[str, Any],
 ) -> ToolResult:
     """Create a sandbox within the provider's shared budget (waiting for it, not failing)."""
-    rate, cap = ctx.settings.creation_budget
-    shaper = CreationShaper(ctx.registry.redis, ctx.settings.provider, rate=rate, cap=cap)
-    reservation = await shaper.acquire(ctx.settings.create_wait) if shaper.active else None
+    shaper = CreationShaper(ctx.settings, ctx.registry.redis)
+    reservation = await shaper.acquire() if shaper.active else None
     sandbox_id: str | None = None
     now = time.time()
     try:

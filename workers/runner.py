@@ -18,6 +18,7 @@ from e2bq.config import Settings
 from e2bq.errors import E2BQError, JobCancelledError, SandboxNotFoundError
 from e2bq.stores.jobs import JobStore
 from e2bq.stores.registry import Registry
+from e2bq.stores.shutdowns import Shutdowns
 from e2bq.types import ToolResult
 
 from .loop import SdkLoop
@@ -35,7 +36,9 @@ _DEADLINE_MARGIN = 5.0  # seconds beyond an operation's own timeout before the w
 def _process_context() -> Context:
     """This process's settings, stores and SDK loop, made on first use (after Celery's fork)."""
     settings = Settings.from_env()
-    return Context(settings, SdkLoop(settings), JobStore(settings), Registry(settings))
+    jobs = JobStore(settings)
+    registry, shutdowns = Registry(settings, jobs.redis), Shutdowns(settings, jobs.redis)
+    return Context(settings, SdkLoop(settings), jobs, registry, shutdowns)
 
 
 def close_process_context() -> None:
@@ -59,7 +62,7 @@ def run_operation(
     """
     base = _process_context()
     job_id = task.request.id if job else None
-    ctx = Context(base.settings, base.loop, base.jobs, base.registry, job_id)
+    ctx = Context(base.settings, base.loop, base.jobs, base.registry, base.shutdowns, job_id)
     if job_id and not ctx.jobs.start(job_id, worker=str(task.request.hostname)):
         if not ctx.jobs.is_cancelled(job_id):
             # Its message came twice (Redis redelivers past the visibility timeout): the delivery
@@ -68,8 +71,9 @@ def run_operation(
         return {"status": "error", "job_id": job_id, "message": "the job was cancelled before it ran"}
     sandbox_id = kwargs.get("sandbox_id")
     watch = Watch(
-        jobs=ctx.jobs, registry=ctx.registry, loop=ctx.loop, worker=str(task.request.hostname),
-        job_id=job_id, sandbox_id=sandbox_id if operation.__name__ != "kill_sandbox" else None,
+        jobs=ctx.jobs, registry=ctx.registry, shutdowns=ctx.shutdowns, loop=ctx.loop,
+        worker=str(task.request.hostname), job_id=job_id,
+        sandbox_id=sandbox_id if operation.__name__ != "kill_sandbox" else None,
     )
     if watch.sandbox_id and deadline is not None:
         watch.keep_alive(deadline + _DEADLINE_MARGIN)

@@ -37,7 +37,7 @@ class Dispatcher:
             self.app.send_task(name, kwargs=kwargs, task_id=task_id, queue=self.settings.queue)
         except _BROKER_ERRORS as exc:
             raise QueueError(
-                f"cannot reach the broker at E2BQ_REDIS_URL ({_safe_url(self.settings.redis_url)}): {exc}"
+                f"cannot reach the broker at E2BQ_REDIS_URL ({self.settings.redis_location}): {exc}"
             ) from exc
         return task_id
 
@@ -76,11 +76,3 @@ class Dispatcher:
         """Best effort: live workers drop the task if it is still queued."""
         with contextlib.suppress(*_BROKER_ERRORS):
             self.app.control.revoke(task_id)
-
-
-def _safe_url(url: str) -> str:
-    """The Redis URL without its password."""
-    if "@" not in url:
-        return url
-    scheme, rest = url.split("://", 1)
-    return f"{scheme}://***@{rest.split('@', 1)[1]}"

@@ -17,7 +17,7 @@ from typing import Any, ParamSpec
 from .. import celery_app as tasks
 from ..errors import E2BQError, InvalidInputError, NotFoundError
 from ..stores.jobs import JobStore
-from ..types import TERMINAL_STATES, ExecutionResult, JobKind, ToolResult
+from ..types import TERMINAL_STATES, ExecutionResult, JobKind, JobRecord, ToolResult
 from . import files
 from .dispatch import QUEUE_MARGIN
 from .manager import SandboxManager, check_timeout
@@ -336,10 +336,18 @@ class E2BToolkit(Toolkit):
 
     # -- jobs ----------------------------------------------------------------------------------
 
+    def _job(self, job_id: object) -> JobRecord | None:
+        """The job's record, after ending it if its worker is gone (so none reads ``running`` forever,
+        even when no worker is left to reap it)."""
+        if not isinstance(job_id, str) or not job_id:
+            return None
+        self.jobs.end_if_lost(job_id)
+        return self.jobs.get(job_id)
+
     @tool
     def get_job_status(self, job_id: str) -> ToolResult:
         """A background job's status: running (queued or started), done, error, cancelled or not_found."""
-        record = self.jobs.get(job_id) if isinstance(job_id, str) and job_id else None
+        record = self._job(job_id)
         if record is None:
             return {"status": "not_found", "job_id": str(job_id), "message": f"no job {job_id!r}"}  # type: ignore[typeddict-item]
         return dict(record)  # type: ignore[return-value]
@@ -347,7 +355,7 @@ class E2BToolkit(Toolkit):
     @tool
     def kill_job(self, job_id: str) -> ToolResult:
         """Cancel a background job: a queued job never runs; a running one's work is stopped."""
-        record = self.jobs.get(job_id) if isinstance(job_id, str) and job_id else None
+        record = self._job(job_id)
         if record is None:
             return {"status": "error", "job_id": str(job_id), "message": f"no job {job_id!r}"}
         if not self.jobs.cancel(job_id):

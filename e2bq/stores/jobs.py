@@ -3,12 +3,15 @@
 Transitions are atomic (a Lua script): once a job is ``done``, ``error`` or ``cancelled`` nothing
 moves it again, so a worker finishing a job that was just cancelled cannot revive it.
 
-A started job has a heartbeat: its worker renews ``e2bq:job:<id>:alive`` every few seconds. When
-the worker dies (SIGKILL, out of memory, host gone) the heartbeat lapses and the job is ended as
-``error`` ("worker lost") by the first reader or worker reaper that notices — never left ``running`` —
-and a worker's reaper then stops what the job left running in its sandbox, whoever ended it.
-Such a job is not run again: sandbox work has effects (files, processes) that make a blind re-run
-unsafe; the caller sees the error and decides.
+A taken job has a heartbeat: its worker renews ``e2bq:job:<id>:alive`` every few seconds. When the
+worker dies (SIGKILL, out of memory, host gone) the heartbeat lapses; :meth:`JobStore.end_if_lost`
+then ends the job as ``error`` ("worker lost") — every worker's reaper calls it for the jobs it
+watches, and the toolkit before it reports a job's status — so no job is left ``running``. A
+worker's reaper then stops what the job left running in its sandbox, whoever ended it. Such a job is
+not run again: sandbox work has effects (files, processes) that make a blind re-run unsafe; the
+caller sees the error and decides.
+
+Reading a job (:meth:`JobStore.get`) never changes it.
 """
 
 from __future__ import annotations
@@ -22,12 +25,18 @@ import redis
 from ..config import Settings
 from ..errors import InvalidInputError
 from ..types import TERMINAL_STATES, JobKind, JobRecord, JobStatus, ToolResult
-from .store import CANCEL_CHANNEL, connect, job_key, text
+from .connection import connect, text, translates_errors
+from .keys import (
+    ORPHANED_JOBS,
+    STARTED_JOBS,
+    job_alive_key,
+    job_cancel_key,
+    job_key,
+    job_output_key,
+)
 
-STARTED_JOBS = "e2bq:jobs:started"
-ORPHANED_JOBS = "e2bq:jobs:orphaned"  # ended as lost; their work in the sandbox is still to be stopped
-_LOST = "worker lost: the worker running this job stopped (killed, out of memory or its host went away)"
-_LOST_BEFORE_START = (
+LOST = "worker lost: the worker running this job stopped (killed, out of memory or its host went away)"
+LOST_BEFORE_START = (
     "worker lost before the job started: the worker that took it stopped; nothing ran, submit it again"
 )
 
@@ -58,6 +67,7 @@ class JobStore:
         self.redis = client or connect(settings)
         self._transition = self.redis.register_script(_TRANSITION)
 
+    @translates_errors
     def create(self, job_id: str, kind: JobKind, sandbox_id: str, namespace: str) -> JobRecord:
         """Record a new queued job; a job id can be used once."""
         record: JobRecord = {
@@ -86,20 +96,14 @@ class JobStore:
         pipe.execute()
         return record
 
+    @translates_errors
     def get(self, job_id: str) -> JobRecord | None:
-        """The job's record; a job whose worker stopped beating is ended first."""
-        record = self._read(job_id)
-        if record is not None and self._lost(record):
-            self._end_lost(job_id, record.get("state"))
-            record = self._read(job_id)
-        return record
-
-    def _read(self, job_id: str) -> JobRecord | None:
+        """The job's record as it stands (None when there is none)."""
         raw = self.redis.hgetall(job_key(job_id))
         if not raw or "status" not in raw:
             return None
         record = {name: json.loads(value) for name, value in raw.items()}
-        output = self.redis.get(job_key(job_id, "output"))
+        output = self.redis.get(job_output_key(job_id))
         if output:
             record["output"] = output
         return cast(JobRecord, record)
@@ -110,6 +114,16 @@ class JobStore:
         result = self._transition(keys=[job_key(job_id)], args=[mode, *_encode(fields)])
         return bool(result == 1)
 
+    @translates_errors
+    def receive(self, job_id: str, worker: str) -> None:
+        """A worker took the job's message: from now until the job starts, its heartbeat (set
+        here, renewed by the start) says the worker lives; a worker that dies in between leaves
+        a job that will never run, which :meth:`end_if_lost` then ends."""
+        if self.redis.exists(job_key(job_id)):
+            self.heartbeat(job_id, worker)
+            self.redis.sadd(STARTED_JOBS, job_id)
+
+    @translates_errors
     def start(self, job_id: str, worker: str) -> bool:
         """Claim the job for ``worker``: False when it was cancelled, ended or already started
         meanwhile (its message was delivered twice): then this delivery must not run it."""
@@ -121,86 +135,18 @@ class JobStore:
             job_id, {"state": "started", "started_at": time.time(), "worker": worker}, mode="claim"
         )
 
+    @translates_errors
     def heartbeat(self, job_id: str, worker: str) -> None:
-        self.redis.set(job_key(job_id, "alive"), worker, ex=self.settings.heartbeat_ttl)
+        self.redis.set(job_alive_key(job_id), worker, ex=self.settings.heartbeat_ttl)
 
-    def receive(self, job_id: str, worker: str) -> None:
-        """A worker took the job's message: from now until the job starts, its heartbeat (set
-        here, renewed by the start) says the worker lives; a worker that dies in between leaves
-        a job that will never run, which the reaper then ends."""
-        if self.redis.exists(job_key(job_id)):
-            self.heartbeat(job_id, worker)
-            self.redis.sadd(STARTED_JOBS, job_id)
-
-    def _lost(self, record: JobRecord) -> bool:
-        if record.get("status") != "running":
-            return False
-        job_id = record["job_id"]
-        if record.get("state") == "started":
-            if time.time() - (record.get("started_at") or 0.0) < self.settings.heartbeat_ttl:
-                return False
-        elif not self.redis.sismember(STARTED_JOBS, job_id):
-            return False  # still waiting in the queue: no worker has it
-        return not self.redis.exists(job_key(job_id, "alive"))
-
-    def _end_lost(self, job_id: str, state: str | None = "started") -> None:
-        if state != "started":
-            self.finish(job_id, "error", None, _LOST_BEFORE_START)
-        elif self.finish(job_id, "error", None, _LOST):
-            self.orphan(job_id)
-
-    def orphan(self, job_id: str) -> None:
-        """Leave the job's work to be stopped by a reaper (see :meth:`reap`)."""
-        self.redis.sadd(ORPHANED_JOBS, job_id)
-
-    def reap(self) -> list[str]:
-        """End every started job whose worker is gone; return the ids of the jobs ended so, here or
-        by a reader, whose work is still to be stopped (each id is returned to one caller only)."""
-        for reply in self.redis.smembers(STARTED_JOBS):
-            job_id = text(reply)
-            record = self._read(job_id)
-            if record is None or record.get("status") != "running":
-                self.redis.srem(STARTED_JOBS, job_id)
-            elif self._lost(record):
-                self._end_lost(job_id, record.get("state"))
-        pipe = self.redis.pipeline()  # a transaction: two reapers never both take an orphan
-        pipe.smembers(ORPHANED_JOBS)
-        pipe.delete(ORPHANED_JOBS)
-        orphans, _ = pipe.execute()
-        return sorted(orphans)
-
+    @translates_errors
     def set_pid(self, job_id: str, pid: int) -> None:
         self._apply(job_id, {"pid": pid}, mode="always")
 
-    def finish(self, job_id: str, status: JobStatus, result: ToolResult | None, message: str = "") -> bool:
-        """End the job unless it already ended; True when this call ended it."""
-        assert status in TERMINAL_STATES
-        ended = self._apply(
-            job_id,
-            {"status": status, "finished_at": time.time(), "result": result, "message": message},
-        )
-        pipe = self.redis.pipeline()
-        pipe.srem(STARTED_JOBS, job_id)
-        pipe.delete(job_key(job_id, "alive"))
-        pipe.execute()
-        return ended
-
-    def cancel(self, job_id: str) -> bool:
-        """Flag the job cancelled (workers watch the flag) and end it; False if it had ended."""
-        pipe = self.redis.pipeline()
-        pipe.set(job_key(job_id, "cancel"), "1", ex=self.settings.job_ttl)
-        pipe.publish(CANCEL_CHANNEL, job_id)
-        pipe.execute()
-        return self._apply(
-            job_id, {"status": "cancelled", "finished_at": time.time(), "message": "cancelled by kill_job"}
-        )
-
-    def is_cancelled(self, job_id: str) -> bool:
-        return bool(self.redis.exists(job_key(job_id, "cancel")))
-
+    @translates_errors
     def append_output(self, job_id: str, output: str) -> None:
         """Keep the last ``output_tail_bytes`` of a job's output, in whole UTF-8 characters."""
-        key = job_key(job_id, "output")
+        key = job_output_key(job_id)
         limit = self.settings.output_tail_bytes
         length = self.redis.append(key, output)
         if length > 2 * limit:
@@ -209,3 +155,79 @@ class JobStore:
             whole = text(self.redis.get(key) or "")
             self.redis.set(key, whole.encode()[-limit:].decode(errors="ignore"))
         self.redis.expire(key, self.settings.job_ttl)
+
+    @translates_errors
+    def finish(self, job_id: str, status: JobStatus, result: ToolResult | None, message: str = "") -> bool:
+        """End the job unless it already ended; True when this call ended it."""
+        if status not in TERMINAL_STATES:
+            raise ValueError(f"a job ends done, error or cancelled, not {status!r}")
+        ended = self._apply(
+            job_id,
+            {"status": status, "finished_at": time.time(), "result": result, "message": message},
+        )
+        pipe = self.redis.pipeline()
+        pipe.srem(STARTED_JOBS, job_id)
+        pipe.delete(job_alive_key(job_id))
+        pipe.execute()
+        return ended
+
+    @translates_errors
+    def cancel(self, job_id: str) -> bool:
+        """Flag the job cancelled (its worker watches the flag) and end it; False if it had ended."""
+        self.redis.set(job_cancel_key(job_id), "1", ex=self.settings.job_ttl)
+        return self._apply(
+            job_id, {"status": "cancelled", "finished_at": time.time(), "message": "cancelled by kill_job"}
+        )
+
+    @translates_errors
+    def is_cancelled(self, job_id: str) -> bool:
+        return bool(self.redis.exists(job_cancel_key(job_id)))
+
+    # -- lost workers --------------------------------------------------------------------------
+
+    @translates_errors
+    def end_if_lost(self, job_id: str) -> bool:
+        """End the job as ``error`` if the worker that took it stopped beating; True if this call
+        ended it. A job ended so after it started is left for a reaper to stop its work."""
+        record = self.get(job_id)
+        if record is None or not self._lost(record):
+            return False
+        if record["state"] != "started":
+            return self.finish(job_id, "error", None, LOST_BEFORE_START)
+        if not self.finish(job_id, "error", None, LOST):
+            return False
+        self.orphan(job_id)
+        return True
+
+    def _lost(self, record: JobRecord) -> bool:
+        if record["status"] != "running":
+            return False
+        job_id = record["job_id"]
+        if record["state"] == "started":
+            if time.time() - (record["started_at"] or 0.0) < self.settings.heartbeat_ttl:
+                return False
+        elif not self.redis.sismember(STARTED_JOBS, job_id):
+            return False  # still waiting in the queue: no worker has it
+        return not self.redis.exists(job_alive_key(job_id))
+
+    @translates_errors
+    def orphan(self, job_id: str) -> None:
+        """Leave the job's work to be stopped by a reaper (see :meth:`reap`)."""
+        self.redis.sadd(ORPHANED_JOBS, job_id)
+
+    @translates_errors
+    def reap(self) -> list[str]:
+        """End every watched job whose worker is gone; return the ids of the jobs ended so, here or
+        elsewhere, whose work is still to be stopped (each id is returned to one caller only)."""
+        for reply in self.redis.smembers(STARTED_JOBS):
+            job_id = text(reply)
+            record = self.get(job_id)
+            if record is None or record["status"] != "running":
+                self.redis.srem(STARTED_JOBS, job_id)
+            else:
+                self.end_if_lost(job_id)
+        pipe = self.redis.pipeline()  # a transaction: two reapers never both take an orphan
+        pipe.smembers(ORPHANED_JOBS)
+        pipe.delete(ORPHANED_JOBS)
+        orphans, _ = pipe.execute()
+        return sorted(orphans)

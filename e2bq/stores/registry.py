@@ -1,6 +1,8 @@
 """The sandbox registry: which sandboxes each namespace manages, and its default one, in Redis.
 
-Any process pointed at the same Redis and namespace sees the same managed sandboxes.
+Any process pointed at the same Redis and namespace sees the same managed sandboxes. A sandbox's
+record expires a minute after the sandbox does; reads skip expired sandboxes without changing
+anything, and the next :meth:`Registry.add` to the namespace forgets them.
 """
 
 from __future__ import annotations
@@ -13,8 +15,8 @@ import redis
 
 from ..config import Settings
 from ..types import SandboxEntry
-from .shaping import live_key
-from .store import connect, namespace_key, sandbox_key, text
+from .connection import connect, text, translates_errors
+from .keys import namespace_default_key, namespace_sandboxes_key, sandbox_key, shape_live_key
 
 _GRACE = 60  # seconds a record outlives its sandbox's expiry, so late readers get a clear answer
 
@@ -24,16 +26,24 @@ class Registry:
         self.settings = settings
         self.redis = client or connect(settings)
 
+    @translates_errors
     def add(self, entry: SandboxEntry) -> None:
+        """Record a sandbox in its namespace (and forget the namespace's expired ones)."""
+        namespace = entry["namespace"]
+        expired = self._expired(namespace)
         key = sandbox_key(entry["sandbox_id"])
         pipe = self.redis.pipeline()
         pipe.hset(key, mapping={k: json.dumps(v) for k, v in entry.items() if k != "is_default"})
         pipe.expireat(key, int(entry["expires_at"]) + _GRACE)
-        pipe.sadd(namespace_key(entry["namespace"], "sandboxes"), entry["sandbox_id"])
-        pipe.zadd(live_key(entry["provider"]), {entry["sandbox_id"]: entry["expires_at"]})
+        if expired:
+            pipe.srem(namespace_sandboxes_key(namespace), *expired)
+        pipe.sadd(namespace_sandboxes_key(namespace), entry["sandbox_id"])
+        pipe.zadd(shape_live_key(entry["provider"]), {entry["sandbox_id"]: entry["expires_at"]})
         pipe.execute()
 
+    @translates_errors
     def get(self, sandbox_id: str) -> SandboxEntry | None:
+        """The sandbox's entry; None when it is unknown or its timeout passed."""
         raw = self.redis.hgetall(sandbox_key(sandbox_id))
         if not raw or "sandbox_id" not in raw:
             return None
@@ -43,21 +53,24 @@ class Registry:
         entry["is_default"] = self.default(entry["namespace"]) == sandbox_id
         return cast(SandboxEntry, entry)
 
+    @translates_errors
     def expires_at(self, sandbox_id: str) -> float | None:
         raw = self.redis.hget(sandbox_key(sandbox_id), "expires_at")
         return float(json.loads(raw)) if raw else None
 
-    def list(self, namespace: str) -> list[SandboxEntry]:
-        """The namespace's live sandboxes, oldest first; forgets those that expired."""
-        entries = []
-        for sandbox_id in sorted(map(text, self.redis.smembers(namespace_key(namespace, "sandboxes")))):
-            entry = self.get(sandbox_id)
-            if entry is None:
-                self.redis.srem(namespace_key(namespace, "sandboxes"), sandbox_id)
-            else:
-                entries.append(entry)
-        return sorted(entries, key=lambda e: e["created_at"])
+    def _ids(self, namespace: str) -> list[str]:
+        return [text(reply) for reply in self.redis.smembers(namespace_sandboxes_key(namespace))]
 
+    def _expired(self, namespace: str) -> list[str]:
+        """Ids the namespace still lists whose sandbox's timeout passed (or whose record is gone)."""
+        ids = self._ids(namespace)
+        pipe = self.redis.pipeline(transaction=False)
+        for sandbox_id in ids:
+            pipe.hget(sandbox_key(sandbox_id), "expires_at")
+        now = time.time()
+        return [sid for sid, raw in zip(ids, pipe.execute(), strict=True) if not raw or json.loads(raw) < now]
+
+    @translates_errors
     def remove(self, sandbox_id: str, *, shut_down: bool = False) -> None:
         """Forget a sandbox. When it was shut down on purpose its namespace has no default after;
         when it vanished (expired, its host restarted) the default pointer stays, and the
@@ -67,12 +80,13 @@ class Registry:
         pipe.delete(sandbox_key(sandbox_id))
         if entry is not None:
             # the default pointer stays: a toolkit seeing it dangle replaces the default sandbox
-            pipe.srem(namespace_key(entry["namespace"], "sandboxes"), sandbox_id)
-            pipe.zrem(live_key(entry["provider"]), sandbox_id)
+            pipe.srem(namespace_sandboxes_key(entry["namespace"]), sandbox_id)
+            pipe.zrem(shape_live_key(entry["provider"]), sandbox_id)
             if shut_down and entry["is_default"]:
-                pipe.delete(namespace_key(entry["namespace"], "default"))
+                pipe.delete(namespace_default_key(entry["namespace"]))
         pipe.execute()
 
+    @translates_errors
     def extend(self, sandbox_id: str, expires_at: float) -> None:
         entry = self.get(sandbox_id)
         if entry is None:
@@ -81,12 +95,21 @@ class Registry:
         pipe = self.redis.pipeline()
         pipe.hset(key, "expires_at", json.dumps(expires_at))
         pipe.expireat(key, int(expires_at) + _GRACE)
-        pipe.zadd(live_key(entry["provider"]), {sandbox_id: expires_at})
+        pipe.zadd(shape_live_key(entry["provider"]), {sandbox_id: expires_at})
         pipe.execute()
 
+    @translates_errors
     def set_default(self, namespace: str, sandbox_id: str) -> None:
-        self.redis.set(namespace_key(namespace, "default"), sandbox_id)
+        self.redis.set(namespace_default_key(namespace), sandbox_id)
 
+    @translates_errors
     def default(self, namespace: str) -> str | None:
-        value = self.redis.get(namespace_key(namespace, "default"))
+        """The namespace's default sandbox id, even if that sandbox is gone (the toolkit replaces it)."""
+        value = self.redis.get(namespace_default_key(namespace))
         return str(value) if value else None
+
+    @translates_errors
+    def list(self, namespace: str) -> list[SandboxEntry]:
+        """The namespace's live sandboxes, oldest first."""
+        entries = [entry for sid in sorted(self._ids(namespace)) if (entry := self.get(sid)) is not None]
+        return sorted(entries, key=lambda e: e["created_at"])
