@@ -82,7 +82,7 @@ class Settings:
             "create_wait": _number(env, "E2BQ_CREATE_WAIT", float, minimum=0),
             "worker_grace": _number(env, "E2BQ_WORKER_GRACE", float, minimum=0),
         }
-        values.update(overrides)
+        values.update({name: value for name, value in overrides.items() if value is not None})
         return cls(**{name: value for name, value in values.items() if value is not None})
 
     def with_api_key(self, api_key: str | None) -> Settings:
