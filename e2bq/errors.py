@@ -5,7 +5,7 @@
     ├── InvalidInputError        an argument the caller must change (negative timeout, bad port)
     ├── NotFoundError
     │   ├── SandboxNotFoundError a sandbox id that is unknown, killed or expired
-    │   ├── JobNotFoundError     a job id with no record
+    │   ├── JobNotFoundError     a job id with no record (get_job_status reports it as not_found)
     │   └── FileNotFoundInSandboxError / LocalFileNotFoundError
     ├── ProviderError            the sandbox provider (E2B cloud or sandboxd) failed or refused
     ├── ExecutionTimeoutError    work that did not finish within its time bound

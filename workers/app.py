@@ -19,8 +19,9 @@ from celery.signals import (
     worker_shutting_down,
 )
 
-from e2bq.celery_app import CANCEL_JOB, make_celery
+from e2bq.celery_app import make_celery
 from e2bq.config import Settings
+from e2bq.protocol import CANCEL_JOB, CancelJobArgs, is_job
 from e2bq.stores.jobs import JobStore
 from e2bq.stores.shutdowns import Shutdowns
 
@@ -44,7 +45,7 @@ _jobs = JobStore(settings)
 @task_received.connect
 def _on_received(request: Any = None, **_: Any) -> None:
     """Mark a job taken, so that its loss is noticed even if this worker dies before starting it."""
-    if request is not None and (getattr(request, "kwargs", None) or {}).get("job"):
+    if request is not None and is_job(getattr(request, "kwargs", None) or {}):
         _jobs.receive(str(request.id), str(request.hostname))
 
 
@@ -52,9 +53,12 @@ def _on_received(request: Any = None, **_: Any) -> None:
 def _on_ready(sender: Any = None, **_: Any) -> None:
     hostname = str(getattr(sender, "hostname", ""))
     Shutdowns(settings).clear(hostname)
-    start_reaper(
-        settings, lambda job_id: app.send_task(CANCEL_JOB, kwargs={"job_id": job_id}, queue=settings.queue)
-    )
+    start_reaper(settings, _stop_work)
+
+
+def _stop_work(job_id: str) -> None:
+    """Send the cancel_job task for a job whose worker was lost: any worker stops its process."""
+    app.send_task(CANCEL_JOB, kwargs=CancelJobArgs(job_id=job_id), queue=settings.queue)
 
 
 @worker_shutting_down.connect

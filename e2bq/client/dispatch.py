@@ -1,5 +1,9 @@
 """Sending tasks and waiting for their results: the client's only link to the workers.
 
+Every method takes a :class:`~e2bq.protocol.Task` and its arguments, so mypy checks both against
+the protocol; a result comes back as the task's result type or an ErrorResult. How long a call
+waits is :func:`e2bq.protocol.deadline`'s ``wait``, the same bound the worker works to.
+
 Broker and backend failures are translated here into e2bq errors that say what to check.
 """
 
@@ -7,8 +11,8 @@ from __future__ import annotations
 
 import contextlib
 import uuid
-from collections.abc import Iterable
-from typing import Any, cast
+from collections.abc import Mapping, Sequence
+from typing import TypeVar, cast
 
 import celery.exceptions
 import kombu.exceptions
@@ -19,9 +23,11 @@ from celery.result import AsyncResult, GroupResult
 from ..celery_app import make_celery
 from ..config import Settings
 from ..errors import ExecutionTimeoutError, QueueError
-from ..types import ToolResult
+from ..protocol import Task, deadline
+from ..types import ErrorResult
 
-QUEUE_MARGIN = 30.0  # seconds a synchronous call waits beyond its work's own time bound
+A = TypeVar("A", bound=Mapping[str, object])
+R = TypeVar("R")
 _BROKER_ERRORS = (kombu.exceptions.OperationalError, redis.exceptions.ConnectionError, OSError)
 
 
@@ -30,26 +36,34 @@ class Dispatcher:
         self.settings = settings
         self.app = app or make_celery(settings)
 
-    def submit(self, name: str, kwargs: dict[str, Any], *, task_id: str | None = None) -> str:
+    def submit(self, task: Task[A, R], args: A, *, task_id: str | None = None) -> str:
         """Enqueue a task; return its id (a job's id when it runs as a background job)."""
         task_id = task_id or uuid.uuid4().hex
         try:
-            self.app.send_task(name, kwargs=kwargs, task_id=task_id, queue=self.settings.queue)
+            self.app.send_task(task, kwargs=dict(args), task_id=task_id, queue=self.settings.queue)
         except _BROKER_ERRORS as exc:
             raise QueueError(
                 f"cannot reach the broker at E2BQ_REDIS_URL ({self.settings.redis_location}): {exc}"
             ) from exc
         return task_id
 
-    def call(self, name: str, kwargs: dict[str, Any], *, timeout: float) -> ToolResult:
-        """Run a task and wait for its result, at most ``timeout`` seconds."""
-        task_id = self.submit(name, kwargs)
-        return self.wait(task_id, name=name, timeout=timeout)
+    def call(self, task: Task[A, R], args: A) -> R | ErrorResult:
+        """Run a task and wait for its result, as long as the protocol's deadline says."""
+        return self.wait(self.submit(task, args), name=task, timeout=self.wait_for(task, args))
 
-    def wait(self, task_id: str, *, name: str, timeout: float) -> ToolResult:
+    def wait_for(self, task: Task[A, R], args: A) -> float:
+        """Seconds a caller waits for this call's result (see :func:`e2bq.protocol.deadline`)."""
+        wait = deadline(task, args, self.settings).wait
+        if wait is None:
+            raise ValueError(f"nobody waits for {task} called as {args!r}: submit it instead")
+        return wait
+
+    def wait(self, task_id: str, *, name: Task[A, R], timeout: float) -> R | ErrorResult:
+        """The result of the task ``task_id`` (a ``name`` task), waiting at most ``timeout`` seconds."""
         result = AsyncResult(task_id, app=self.app)
         try:
-            return cast(ToolResult, result.get(timeout=timeout, propagate=True))
+            # JSON from the result backend: the worker returned the task's result type
+            return cast("R | ErrorResult", result.get(timeout=timeout, propagate=True))
         except celery.exceptions.TimeoutError as exc:
             result.revoke()
             raise ExecutionTimeoutError(
@@ -63,10 +77,11 @@ class Dispatcher:
         finally:
             result.forget()
 
-    def fan_out(self, name: str, calls: Iterable[dict[str, Any]]) -> list[str]:
-        """Send one task per kwargs as a Celery group; return the task ids in order."""
+    def fan_out(self, task: Task[A, R], calls: Sequence[A]) -> list[str]:
+        """Send one task per arguments as a Celery group; return the task ids in order."""
         try:
-            signatures = [self.app.signature(name, kwargs=kw, queue=self.settings.queue) for kw in calls]
+            queue = self.settings.queue
+            signatures = [self.app.signature(task, kwargs=dict(args), queue=queue) for args in calls]
             sent = cast(GroupResult, group(signatures, app=self.app).apply_async())
         except _BROKER_ERRORS as exc:
             raise QueueError(f"cannot reach the broker: {exc}") from exc

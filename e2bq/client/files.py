@@ -1,4 +1,4 @@
-"""Client side of file transfers, and writing images and chart data from execution results."""
+"""Client side of file transfers, and saving images and chart data from execution results."""
 
 from __future__ import annotations
 
@@ -9,16 +9,16 @@ import os
 from pathlib import Path
 from typing import Any
 
-from .. import celery_app as tasks
 from ..errors import InvalidInputError, LocalFileNotFoundError, NotFoundError
+from ..protocol import DOWNLOAD_FILE, QUEUE_MARGIN, UPLOAD_FILE, TransferArgs
 from ..stores.transfer import ChunkPipe, new_transfer_id
-from ..types import ExecutionResult, ToolResult
-from .dispatch import QUEUE_MARGIN, Dispatcher
-
-TRANSFER_TIMEOUT = 3600.0
+from ..types import ChartResult, ErrorResult, ExecutionResult, FileResult, PngResult, TransferResult
+from .dispatch import Dispatcher
 
 
-def upload(dispatcher: Dispatcher, sandbox_id: str, local_path: str, sandbox_path: str | None) -> ToolResult:
+def upload(
+    dispatcher: Dispatcher, sandbox_id: str, local_path: str, sandbox_path: str | None
+) -> FileResult | ErrorResult:
     """Stream a local file into the sandbox (``sandbox_path`` defaults to its name, in the home)."""
     source = Path(local_path).expanduser()
     if not source.is_file():
@@ -26,10 +26,8 @@ def upload(dispatcher: Dispatcher, sandbox_id: str, local_path: str, sandbox_pat
     target = sandbox_path or source.name
     transfer_id = new_transfer_id()
     pipe = ChunkPipe(dispatcher.settings, transfer_id)
-    task_id = dispatcher.submit(
-        tasks.UPLOAD_FILE,
-        {"sandbox_id": sandbox_id, "sandbox_path": target, "transfer_id": transfer_id},
-    )
+    args = TransferArgs(sandbox_id=sandbox_id, sandbox_path=target, transfer_id=transfer_id)
+    task_id = dispatcher.submit(UPLOAD_FILE, args)
     chunk_size = dispatcher.settings.transfer_chunk_bytes
     try:
         with source.open("rb") as handle:
@@ -39,19 +37,17 @@ def upload(dispatcher: Dispatcher, sandbox_id: str, local_path: str, sandbox_pat
     except Exception as exc:
         pipe.fail(f"the client stopped sending: {exc}")
         with contextlib.suppress(Exception):
-            dispatcher.wait(task_id, name=tasks.UPLOAD_FILE, timeout=QUEUE_MARGIN)
+            dispatcher.wait(task_id, name=UPLOAD_FILE, timeout=QUEUE_MARGIN)
         pipe.discard()
         raise
-    result = dispatcher.wait(task_id, name=tasks.UPLOAD_FILE, timeout=TRANSFER_TIMEOUT)
+    result = dispatcher.wait(task_id, name=UPLOAD_FILE, timeout=dispatcher.wait_for(UPLOAD_FILE, args))
     pipe.discard()
-    if result.get("status") == "success":
-        result["local_path"] = str(source)
-    return result
+    return _with_local_path(result, source)
 
 
 def download(
     dispatcher: Dispatcher, sandbox_id: str, sandbox_path: str, local_path: str | None
-) -> ToolResult:
+) -> FileResult | ErrorResult:
     """Stream a file out of the sandbox to ``local_path`` (defaults to its name, here)."""
     if not sandbox_path:
         raise InvalidInputError("sandbox_path must name a file in the sandbox")
@@ -62,10 +58,8 @@ def download(
         raise InvalidInputError(f"the local folder {target.parent} does not exist")
     transfer_id = new_transfer_id()
     pipe = ChunkPipe(dispatcher.settings, transfer_id)
-    task_id = dispatcher.submit(
-        tasks.DOWNLOAD_FILE,
-        {"sandbox_id": sandbox_id, "sandbox_path": sandbox_path, "transfer_id": transfer_id},
-    )
+    args = TransferArgs(sandbox_id=sandbox_id, sandbox_path=sandbox_path, transfer_id=transfer_id)
+    task_id = dispatcher.submit(DOWNLOAD_FILE, args)
     partial = target.with_name(f".{target.name}.{transfer_id[:8]}.part")
     try:
         with partial.open("wb") as handle:
@@ -73,19 +67,24 @@ def download(
                 handle.write(chunk)
     except Exception:
         partial.unlink(missing_ok=True)
-        result = dispatcher.wait(task_id, name=tasks.DOWNLOAD_FILE, timeout=QUEUE_MARGIN)
+        failed = dispatcher.wait(task_id, name=DOWNLOAD_FILE, timeout=QUEUE_MARGIN)
         pipe.discard()
-        if result.get("status") == "error":
-            return result
+        if failed["status"] == "error":
+            return failed
         raise
-    result = dispatcher.wait(task_id, name=tasks.DOWNLOAD_FILE, timeout=TRANSFER_TIMEOUT)
+    result = dispatcher.wait(task_id, name=DOWNLOAD_FILE, timeout=dispatcher.wait_for(DOWNLOAD_FILE, args))
     pipe.discard()
-    if result.get("status") != "success":
+    if result["status"] != "success":
         partial.unlink(missing_ok=True)
         return result
     partial.replace(target)
-    result["local_path"] = str(target)
-    return result
+    return _with_local_path(result, target)
+
+
+def _with_local_path(result: TransferResult | ErrorResult, local: Path) -> FileResult | ErrorResult:
+    if result["status"] != "success":
+        return result
+    return {**result, "local_path": str(local)}
 
 
 def pick(results: list[ExecutionResult], field: str, index: int) -> ExecutionResult:
@@ -101,24 +100,56 @@ def pick(results: list[ExecutionResult], field: str, index: int) -> ExecutionRes
     return matching[index]
 
 
-def write_png(result: ExecutionResult, path: Path) -> int:
+def save_png(
+    results: list[ExecutionResult], index: int, sandbox_id: str, output_path: str | None, agent: Any
+) -> PngResult:
+    """Save the ``index``-th PNG among ``results`` (default file: ``<sandbox>_result_<index>.png``)
+    and give it to ``agent`` when it takes images."""
+    result = pick(results, "png", index)
+    path = Path(output_path or f"{sandbox_id}_result_{index}.png")
+    size = _write_png(result, path)
+    attached = _attach_image(agent, path, path.read_bytes())
+    return {
+        "status": "success", "sandbox_id": sandbox_id, "path": str(path), "size": size, "result": attached
+    }
+
+
+def save_chart(
+    results: list[ExecutionResult],
+    index: int,
+    sandbox_id: str,
+    output_path: str | None,
+    agent: Any,
+    *,
+    with_image: bool,
+) -> ChartResult:
+    """Save the ``index``-th chart among ``results`` as JSON (default file:
+    ``<sandbox>_chart_<index>.json``); with ``with_image``, its PNG beside it, given to ``agent``."""
+    result = pick(results, "chart", index)
+    path = Path(output_path or f"{sandbox_id}_chart_{index}.json")
+    text = json.dumps(result["chart"], indent=2)
+    path.write_text(text)
+    if with_image and result.get("png") is not None:
+        image = path.with_suffix(".png")
+        _attach_image(agent, image, image.read_bytes() if _write_png(result, image) else b"")
+    return {
+        "status": "success", "sandbox_id": sandbox_id, "path": str(path), "size": len(text),
+        "result": result["chart"],
+    }
+
+
+def _write_png(result: ExecutionResult, path: Path) -> int:
     data = base64.b64decode(result["png"])
     path.write_bytes(data)
     return len(data)
 
 
-def write_chart(result: ExecutionResult, path: Path) -> int:
-    text = json.dumps(result["chart"], indent=2)
-    path.write_text(text)
-    return len(text)
-
-
-def attach_image(agent: Any, path: Path, content: bytes) -> bool:
+def _attach_image(agent: Any, path: Path, content: bytes) -> bool:
     """Give the image to an agent framework's agent when it can take one (agno's Agent/Team)."""
     if agent is None or not hasattr(agent, "add_image"):
         return False
     try:
-        from agno.media import Image  # type: ignore[import-not-found]
+        from agno.media import Image
 
         agent.add_image(Image(content=content, filepath=str(path)))
     except ImportError:

@@ -18,13 +18,14 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Mapping
 from typing import Any, Literal, cast
 
 import redis
 
 from ..config import Settings
 from ..errors import InvalidInputError
-from ..types import TERMINAL_STATES, JobKind, JobRecord, JobStatus, ToolResult
+from ..types import TERMINAL_STATES, JobKind, JobRecord, JobRecordStatus
 from .connection import connect, text, translates_errors
 from .keys import (
     ORPHANED_JOBS,
@@ -157,13 +158,16 @@ class JobStore:
         self.redis.expire(key, self.settings.job_ttl)
 
     @translates_errors
-    def finish(self, job_id: str, status: JobStatus, result: ToolResult | None, message: str = "") -> bool:
-        """End the job unless it already ended; True when this call ended it."""
+    def finish(
+        self, job_id: str, status: JobRecordStatus, result: Mapping[str, object] | None, message: str = ""
+    ) -> bool:
+        """End the job (``done``, ``error`` or ``cancelled``) unless it already ended; True when this
+        call ended it. ``result`` is the dict the synchronous call would have returned."""
         if status not in TERMINAL_STATES:
             raise ValueError(f"a job ends done, error or cancelled, not {status!r}")
+        outcome = None if result is None else dict(result)
         ended = self._apply(
-            job_id,
-            {"status": status, "finished_at": time.time(), "result": result, "message": message},
+            job_id, {"status": status, "finished_at": time.time(), "result": outcome, "message": message}
         )
         pipe = self.redis.pipeline()
         pipe.srem(STARTED_JOBS, job_id)
