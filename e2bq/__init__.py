@@ -5,6 +5,12 @@ from e2bq import SandboxManager, E2BToolkit
 manager = SandboxManager(default_timeout=360)
 toolkit = E2BToolkit(manager, auto_create_default=True)
 toolkit.run_python_code("print('hello')")
+
+Where things live: ``e2bq.client`` is the library applications call (toolkit, manager, dispatch,
+file transfers); the contracts client and workers share sit at the top level (``protocol``: task
+names, arguments and deadlines; ``types``: every result and record; ``config``; ``errors``;
+``celery_app``); ``e2bq.stores`` holds everything kept in Redis; ``e2bq.sandboxd`` is the local
+sandbox host; the workers are the ``workers`` package beside this one.
 """
 
 from __future__ import annotations
@@ -27,8 +33,8 @@ from .errors import (
 )
 
 # The documented API
-from .manager import SandboxManager, SandboxSlot
-from .toolkit import E2BToolkit
+from .client.manager import SandboxManager, SandboxSlot
+from .client.toolkit import E2BToolkit
 
 # Shapes of the dicts the API returns
 from .types import TERMINAL_STATES, JobRecord, JobStatus, SandboxEntry, ToolResult

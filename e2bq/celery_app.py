@@ -1,26 +1,14 @@
-"""The Celery configuration clients and workers share, and the stable task names.
+"""The Celery configuration clients and workers share.
 
-Clients build an app from it only to send tasks by name and read results; workers add the tasks.
+Clients build an app from it only to send tasks by name (``e2bq.protocol``) and read results;
+workers add the tasks.
 """
 
 from __future__ import annotations
 
-from typing import Final
-
 from celery import Celery
 
 from .config import Settings
-
-CREATE_SANDBOX: Final = "e2bq.create_sandbox"
-CONNECT_SANDBOX: Final = "e2bq.connect_sandbox"
-KILL_SANDBOX: Final = "e2bq.kill_sandbox"
-RUN_CODE: Final = "e2bq.run_code"
-RUN_COMMAND: Final = "e2bq.run_command"
-UPLOAD_FILE: Final = "e2bq.upload_file"
-DOWNLOAD_FILE: Final = "e2bq.download_file"
-PUBLIC_URL: Final = "e2bq.public_url"
-WAIT_FOR_PORT: Final = "e2bq.wait_for_port"
-CANCEL_JOB: Final = "e2bq.cancel_job"
 
 
 def make_celery(settings: Settings) -> Celery:

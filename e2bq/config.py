@@ -2,22 +2,24 @@
 
 from __future__ import annotations
 
+import math
 import os
-from collections.abc import Mapping
-from dataclasses import dataclass, replace
-from typing import Any
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, fields, replace
+from typing import Any, TypeVar
 
 from .errors import ConfigurationError
 from .types import Provider
 
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
+N = TypeVar("N", int, float)
 
 
 @dataclass(frozen=True)
 class Settings:
-    """How clients and workers find Redis and the sandbox provider.
+    """How clients and workers find Redis and the sandbox provider, and their time bounds.
 
-    Environment variables (explicit arguments > these > defaults):
+    Environment variables (explicit arguments > these > defaults; seconds everywhere):
 
     - ``E2BQ_REDIS_URL``: broker, result backend, registry and job store (``redis://127.0.0.1:6379/0``;
       ``rediss://`` and passwords in the URL work).
@@ -33,6 +35,9 @@ class Settings:
     - ``E2BQ_VISIBILITY_TIMEOUT``: Redis broker's visibility timeout, seconds (300): how soon a task
       taken by a worker that died before starting it is handed out again.
     - ``E2BQ_WORKER_GRACE``: seconds a stopping worker lets running jobs finish (30; read by workers).
+
+    A value that is not a number of the right kind raises :class:`ConfigurationError` naming the
+    variable.
     """
 
     redis_url: str = DEFAULT_REDIS_URL
@@ -45,6 +50,7 @@ class Settings:
     max_live_sandboxes: int | None = None
     create_wait: float = 300.0
     visibility_timeout: int = 300
+    worker_grace: float = 30.0
     transfer_chunk_bytes: int = 1024 * 1024
     transfer_window: int = 4
     e2b_api_key: str | None = None
@@ -53,7 +59,15 @@ class Settings:
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
+        """Settings from ``env`` (``os.environ`` by default); ``overrides`` that are not None win.
+
+        >>> Settings.from_env({"E2BQ_QUEUE": "batch"}, namespace="team-a").queue
+        'batch'
+        """
         env = os.environ if env is None else env
+        unknown = set(overrides) - {f.name for f in fields(cls)}
+        if unknown:
+            raise ConfigurationError(f"unknown settings: {', '.join(sorted(unknown))}")
         values: dict[str, Any] = {
             "redis_url": env.get("E2BQ_REDIS_URL") or DEFAULT_REDIS_URL,
             "namespace": env.get("E2BQ_NAMESPACE") or "default",
@@ -61,22 +75,26 @@ class Settings:
             "e2b_api_key": env.get("E2B_API_KEY") or None,
             "e2b_api_url": env.get("E2B_API_URL") or None,
             "e2b_sandbox_url": env.get("E2B_SANDBOX_URL") or env.get("E2B_API_URL") or None,
+            "job_ttl": _number(env, "E2BQ_JOB_TTL", int, minimum=1),
+            "create_rate": _number(env, "E2BQ_CREATE_RATE", float, minimum=0),
+            "max_live_sandboxes": _number(env, "E2BQ_MAX_LIVE_SANDBOXES", int, minimum=0),
+            "visibility_timeout": _number(env, "E2BQ_VISIBILITY_TIMEOUT", int, minimum=1),
+            "create_wait": _number(env, "E2BQ_CREATE_WAIT", float, minimum=0),
+            "worker_grace": _number(env, "E2BQ_WORKER_GRACE", float, minimum=0),
         }
-        if env.get("E2BQ_JOB_TTL"):
-            values["job_ttl"] = int(env["E2BQ_JOB_TTL"])
-        if env.get("E2BQ_CREATE_RATE"):
-            values["create_rate"] = float(env["E2BQ_CREATE_RATE"])
-        if env.get("E2BQ_MAX_LIVE_SANDBOXES"):
-            values["max_live_sandboxes"] = int(env["E2BQ_MAX_LIVE_SANDBOXES"])
-        if env.get("E2BQ_VISIBILITY_TIMEOUT"):
-            values["visibility_timeout"] = int(env["E2BQ_VISIBILITY_TIMEOUT"])
-        if env.get("E2BQ_CREATE_WAIT"):
-            values["create_wait"] = float(env["E2BQ_CREATE_WAIT"])
-        values.update({k: v for k, v in overrides.items() if v is not None})
-        return cls(**values)
+        values.update({name: value for name, value in overrides.items() if value is not None})
+        return cls(**{name: value for name, value in values.items() if value is not None})
 
     def with_api_key(self, api_key: str | None) -> Settings:
         return self if api_key is None else replace(self, e2b_api_key=api_key)
+
+    @property
+    def redis_location(self) -> str:
+        """``redis_url`` without its password, for messages and logs."""
+        if "@" not in self.redis_url or "://" not in self.redis_url:
+            return self.redis_url
+        scheme, rest = self.redis_url.split("://", 1)
+        return f"{scheme}://***@{rest.rsplit('@', 1)[1]}"
 
     @property
     def provider(self) -> Provider:
@@ -108,3 +126,18 @@ class Settings:
         if self.e2b_sandbox_url:
             options["sandbox_url"] = self.e2b_sandbox_url
         return options
+
+
+def _number(env: Mapping[str, str], name: str, kind: Callable[[str], N], *, minimum: float) -> N | None:
+    """The variable as a number of ``kind`` (None when unset or empty); a bad value names the variable."""
+    raw = env.get(name, "").strip()
+    if not raw:
+        return None
+    what = "a whole number" if kind is int else "a number"
+    try:
+        value = kind(raw)
+    except ValueError:
+        raise ConfigurationError(f"{name}={raw!r} is not {what}: set it to {what} >= {minimum:g}") from None
+    if not math.isfinite(value) or value < minimum:
+        raise ConfigurationError(f"{name}={raw!r} is out of range: set it to {what} >= {minimum:g}")
+    return value

@@ -5,7 +5,7 @@
     ├── InvalidInputError        an argument the caller must change (negative timeout, bad port)
     ├── NotFoundError
     │   ├── SandboxNotFoundError a sandbox id that is unknown, killed or expired
-    │   ├── JobNotFoundError     a job id with no record
+    │   ├── JobNotFoundError     a job id with no record (get_job_status reports it as not_found)
     │   └── FileNotFoundInSandboxError / LocalFileNotFoundError
     ├── ProviderError            the sandbox provider (E2B cloud or sandboxd) failed or refused
     ├── ExecutionTimeoutError    work that did not finish within its time bound
@@ -15,7 +15,8 @@
 
 The toolkit never lets these escape: each public method turns them into
 ``{"status": "error", "message": str(exc)}``. Errors from the e2b SDK, redis and celery are
-translated in one place each (``workers/translate.py``, ``e2bq/dispatch.py``) and chained.
+translated in one place each (``workers/translate.py``, ``e2bq/stores/connection.py``,
+``e2bq/client/dispatch.py``) and chained.
 """
 
 from __future__ import annotations

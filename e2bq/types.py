@@ -1,20 +1,30 @@
-"""Every dict that crosses a boundary (toolkit results, task results, job records, registry entries).
+"""Every dict that crosses a boundary: toolkit results, task results, job records, registry entries.
+
+Each toolkit method returns its own result type or an :class:`ErrorResult` (``CodeResult |
+ErrorResult`` for ``run_python_code``); ``ToolResult`` is the union of them all. Workers return the
+task results named beside each task in :mod:`e2bq.protocol`. Every result has ``status`` and may
+carry a ``message`` (an error's reason, or a note such as "the default sandbox was replaced").
 
 Values are JSON-native (str, int, float, bool, None, list, dict); JSON encoding happens once, at
-the edge (Celery's JSON serializer, the Redis job store).
+the edge (Celery's JSON serializer, the Redis stores).
 """
 
 from __future__ import annotations
 
-from typing import Any, Literal, TypedDict
+from typing import Any, Literal, NotRequired, TypeAlias, TypedDict, final
 
 Status = Literal["success", "error", "accepted"]
 JobStatus = Literal["running", "done", "error", "cancelled", "not_found"]
+"""What ``get_job_status`` reports: a job's record status, or ``not_found``."""
+JobRecordStatus = Literal["running", "done", "error", "cancelled"]
 JobState = Literal["queued", "started"]
 JobKind = Literal["code", "command", "server"]
 Provider = Literal["e2b", "local"]
 
 TERMINAL_STATES: frozenset[str] = frozenset({"done", "error", "cancelled"})
+
+
+# -- what results are made of --------------------------------------------------------------------
 
 
 class ErrorInfo(TypedDict):
@@ -49,57 +59,6 @@ class ExecutionResult(TypedDict, total=False):
     is_main_result: bool
 
 
-class ToolResult(TypedDict, total=False):
-    """What every public toolkit method returns. ``status`` is always present."""
-
-    status: Status
-    message: str
-    error_type: str
-    sandbox_id: str
-    job_id: str
-    # code
-    results: list[ExecutionResult]
-    logs: Logs
-    error: ErrorInfo | None
-    execution_count: int | None
-    # commands
-    stdout: str
-    stderr: str
-    exit_code: int
-    pid: int
-    # files, servers, sandboxes
-    path: str
-    local_path: str
-    sandbox_path: str
-    size: int
-    url: str
-    port: int
-    result: Any
-    sandboxes: list[SandboxEntry]
-    default_sandbox_id: str | None
-    truncated: bool
-
-
-class JobRecord(TypedDict, total=False):
-    """A job as the job store keeps it in Redis (``e2bq:job:<id>``)."""
-
-    job_id: str
-    status: JobStatus
-    state: JobState
-    kind: JobKind
-    sandbox_id: str
-    namespace: str
-    task_id: str
-    created_at: float
-    started_at: float | None
-    finished_at: float | None
-    worker: str | None
-    pid: int | None
-    message: str
-    result: ToolResult | None
-    output: str
-
-
 class SandboxEntry(TypedDict):
     """A managed sandbox as the registry keeps it in Redis (``e2bq:sandbox:<id>``)."""
 
@@ -111,3 +70,257 @@ class SandboxEntry(TypedDict):
     created_at: float
     expires_at: float
     is_default: bool
+
+
+class SlotInfo(TypedDict):
+    """A ``SandboxSlot`` as a dict (``SandboxSlot.to_dict``)."""
+
+    sandbox_id: str
+    metadata: dict[str, str]
+    created_at: float
+    expires_at: float
+    provider: str
+
+
+class ToolSpec(TypedDict):
+    """A toolkit method as an LLM function-calling tool: its name, description and JSON schema."""
+
+    name: str
+    description: str
+    parameters: dict[str, Any]
+
+
+# -- results -------------------------------------------------------------------------------------
+
+
+class _Result(TypedDict):
+    message: NotRequired[str]
+
+
+@final
+class ErrorResult(TypedDict):
+    """Any call that failed: ``message`` says why and what to change."""
+
+    status: Literal["error"]
+    message: str
+    error_type: NotRequired[str]  # the e2bq error's class, when a worker reports it
+    sandbox_id: NotRequired[str]
+    job_id: NotRequired[str]
+
+
+class AcceptedResult(_Result):
+    """A background job was queued: follow it with get_job_status, stop it with kill_job."""
+
+    status: Literal["accepted"]
+    job_id: str
+    sandbox_id: str
+
+
+class CodeResult(_Result):
+    """run_python_code: ``error`` status when the code raised (``error`` says how)."""
+
+    status: Literal["success", "error"]
+    sandbox_id: str
+    results: list[ExecutionResult]
+    logs: Logs
+    error: ErrorInfo | None
+    execution_count: int | None
+    job_id: NotRequired[str]
+
+
+class CommandResult(_Result):
+    """run_command: ``error`` status when the command exited non-zero."""
+
+    status: Literal["success", "error"]
+    sandbox_id: str
+    stdout: str
+    stderr: str
+    exit_code: int
+    pid: NotRequired[int]  # a background command's process id
+    job_id: NotRequired[str]
+
+
+class FanOutResult(_Result):
+    """run_in_all_sandboxes: a result per sandbox id; ``message`` counts the successes."""
+
+    status: Literal["success"]
+    result: dict[str, CodeResult | ErrorResult]
+
+
+class TransferResult(_Result):
+    """A file written into or read out of a sandbox (the worker's side of a transfer)."""
+
+    status: Literal["success"]
+    sandbox_id: str
+    sandbox_path: str
+    size: int
+
+
+class FileResult(TransferResult):
+    """upload_file and download_file_from_sandbox: the transfer, and the local file's path."""
+
+    local_path: str
+
+
+class PngResult(_Result):
+    """download_png_result: the image saved at ``path``; ``result``: whether the agent got it."""
+
+    status: Literal["success"]
+    sandbox_id: str
+    path: str
+    size: int
+    result: bool
+
+
+class ChartResult(_Result):
+    """download_chart_data: the chart saved as JSON at ``path``; ``result``: the chart itself."""
+
+    status: Literal["success"]
+    sandbox_id: str
+    path: str
+    size: int
+    result: dict[str, Any]
+
+
+class UrlResult(_Result):
+    """get_public_url: where the client's machine reaches ``port`` in the sandbox."""
+
+    status: Literal["success"]
+    sandbox_id: str
+    port: int
+    url: str
+
+
+class PortResult(UrlResult):
+    """The wait_for_port task: the URL, and whether something accepted connections on the port."""
+
+    result: bool
+
+
+class ServerResult(_Result):
+    """run_server: the server's URL and job; ``error`` status when it exited or never answered."""
+
+    status: Literal["success", "error"]
+    sandbox_id: str
+    port: int
+    url: str
+    result: bool
+    job_id: str
+
+
+class JobRecord(TypedDict):
+    """A job as the job store keeps it in Redis (``e2bq:job:<id>``), and as get_job_status reports it.
+
+    ``result`` is, once the job ended, the dict the synchronous call would have returned.
+    """
+
+    job_id: str
+    status: JobRecordStatus
+    state: JobState
+    kind: JobKind
+    sandbox_id: str
+    namespace: str
+    task_id: str
+    created_at: float
+    started_at: float | None
+    finished_at: float | None
+    worker: str | None
+    pid: int | None
+    message: str
+    result: CodeResult | CommandResult | ErrorResult | None
+    output: NotRequired[str]  # the tail of its output so far
+
+
+class JobNotFoundResult(TypedDict):
+    """get_job_status of a job id with no record."""
+
+    status: Literal["not_found"]
+    job_id: str
+    message: str
+
+
+class KillResult(_Result):
+    """kill_job: the job was cancelled and its work is being stopped."""
+
+    status: Literal["success"]
+    job_id: str
+    result: Literal["cancelled"]
+
+
+class CancelResult(_Result):
+    """The cancel_job task: whether a job's process was found and killed in its sandbox."""
+
+    status: Literal["success"]
+    job_id: str
+    result: bool
+
+
+class SandboxResult(_Result):
+    """create_sandbox: the new sandbox's slot."""
+
+    status: Literal["success"]
+    sandbox_id: str
+    result: SlotInfo
+
+
+class SandboxEntryResult(_Result):
+    """The create_sandbox and connect_sandbox tasks: the sandbox's registry entry."""
+
+    status: Literal["success"]
+    sandbox_id: str
+    result: SandboxEntry
+
+
+class SandboxListResult(_Result):
+    status: Literal["success"]
+    sandboxes: list[SandboxEntry]
+    default_sandbox_id: str | None
+
+
+class ShutdownResult(_Result):
+    """shutdown (and the kill_sandbox task): ``result`` says whether the sandbox was running
+    (None when the shutdown failed: then ``message`` says why)."""
+
+    status: Literal["success", "error"]
+    sandbox_id: str
+    result: bool | None
+    error_type: NotRequired[str]
+
+
+class ShutdownAllResult(_Result):
+    status: Literal["success"]
+    result: dict[str, ShutdownResult]
+
+
+ToolResult: TypeAlias = (
+    CodeResult
+    | AcceptedResult
+    | FanOutResult
+    | CommandResult
+    | FileResult
+    | PngResult
+    | ChartResult
+    | UrlResult
+    | ServerResult
+    | JobRecord
+    | JobNotFoundResult
+    | KillResult
+    | SandboxResult
+    | SandboxListResult
+    | ShutdownResult
+    | ShutdownAllResult
+    | ErrorResult
+)
+"""Any toolkit method's result."""
+
+TaskResult: TypeAlias = (
+    SandboxEntryResult
+    | ShutdownResult
+    | CodeResult
+    | CommandResult
+    | TransferResult
+    | UrlResult
+    | PortResult
+    | CancelResult
+)
+"""Any task's result when its operation succeeded (a task may also return an ErrorResult)."""

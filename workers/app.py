@@ -8,10 +8,8 @@ and ends those jobs as ``error`` ("worker shut down") — none is left ``running
 from __future__ import annotations
 
 import logging
-import os
 from typing import Any
 
-import redis
 from celery.signals import (
     after_setup_logger,
     task_received,
@@ -21,20 +19,18 @@ from celery.signals import (
     worker_shutting_down,
 )
 
-from e2bq.celery_app import CANCEL_JOB, make_celery
+from e2bq.celery_app import make_celery
 from e2bq.config import Settings
-from e2bq.jobs import JobStore
+from e2bq.protocol import CANCEL_JOB, CancelJobArgs, is_job
+from e2bq.stores.jobs import JobStore
+from e2bq.stores.shutdowns import Shutdowns
 
 from .runner import close_process_context
-from .watch import announce_stop, start_reaper, stopping_key
+from .watch import start_reaper
 
 settings = Settings.from_env()
 app = make_celery(settings)
 app.conf.imports = ("workers.tasks",)
-
-
-def _grace() -> float:
-    return float(os.environ.get("E2BQ_WORKER_GRACE") or 30)
 
 
 @after_setup_logger.connect
@@ -49,22 +45,25 @@ _jobs = JobStore(settings)
 @task_received.connect
 def _on_received(request: Any = None, **_: Any) -> None:
     """Mark a job taken, so that its loss is noticed even if this worker dies before starting it."""
-    if request is not None and (getattr(request, "kwargs", None) or {}).get("job"):
+    if request is not None and is_job(getattr(request, "kwargs", None) or {}):
         _jobs.receive(str(request.id), str(request.hostname))
 
 
 @worker_ready.connect
 def _on_ready(sender: Any = None, **_: Any) -> None:
     hostname = str(getattr(sender, "hostname", ""))
-    redis.Redis.from_url(settings.redis_url).delete(stopping_key(hostname))
-    start_reaper(
-        settings, lambda job_id: app.send_task(CANCEL_JOB, kwargs={"job_id": job_id}, queue=settings.queue)
-    )
+    Shutdowns(settings).clear(hostname)
+    start_reaper(settings, _stop_work)
+
+
+def _stop_work(job_id: str) -> None:
+    """Send the cancel_job task for a job whose worker was lost: any worker stops its process."""
+    app.send_task(CANCEL_JOB, kwargs=CancelJobArgs(job_id=job_id), queue=settings.queue)
 
 
 @worker_shutting_down.connect
 def _on_shutdown(sender: Any = None, **_: Any) -> None:
-    announce_stop(settings, str(sender), _grace())
+    Shutdowns(settings).announce(str(sender), settings.worker_grace)
 
 
 @worker_shutdown.connect  # the main process, where threads and solo pools run tasks

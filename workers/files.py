@@ -5,16 +5,18 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 
-from e2bq.transfer import ChunkPipe
-from e2bq.types import ToolResult
+from e2bq.protocol import TransferArgs
+from e2bq.stores.transfer import ChunkPipe
+from e2bq.types import TransferResult
 
 from .operations import Context
 from .translate import translate
 
 
-async def upload_file(ctx: Context, *, sandbox_id: str, sandbox_path: str, transfer_id: str) -> ToolResult:
+async def upload_file(ctx: Context, args: TransferArgs) -> TransferResult:
     """Write the chunks a client sends to ``sandbox_path`` in the sandbox."""
-    pipe = ChunkPipe(ctx.settings, transfer_id)
+    sandbox_id, sandbox_path = args["sandbox_id"], args["sandbox_path"]
+    pipe = ChunkPipe(ctx.settings, args["transfer_id"])
     size = 0
 
     async def chunks() -> AsyncIterator[bytes]:
@@ -32,9 +34,10 @@ async def upload_file(ctx: Context, *, sandbox_id: str, sandbox_path: str, trans
     return {"status": "success", "sandbox_id": sandbox_id, "sandbox_path": info.path, "size": size}
 
 
-async def download_file(ctx: Context, *, sandbox_id: str, sandbox_path: str, transfer_id: str) -> ToolResult:
+async def download_file(ctx: Context, args: TransferArgs) -> TransferResult:
     """Send the file at ``sandbox_path`` to the client in chunks."""
-    pipe = ChunkPipe(ctx.settings, transfer_id)
+    sandbox_id, sandbox_path = args["sandbox_id"], args["sandbox_path"]
+    pipe = ChunkPipe(ctx.settings, args["transfer_id"])
     limit = ctx.settings.transfer_chunk_bytes
     size = 0
     try:

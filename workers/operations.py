@@ -1,8 +1,10 @@
 """What the tasks do, against the sandbox provider through the async e2b SDK.
 
-Each operation is a coroutine that runs on the worker's SDK loop and returns a ToolResult. When it
-runs for a background job, ``ctx.job_id`` is set: it records the process id and output tail in the
-job store, and, if cancelled, stops its work inside the sandbox before it ends.
+Each operation is a coroutine that runs on the worker's SDK loop: it takes its task's arguments
+(``e2bq.protocol``) and returns its task's result, or raises an e2bq or SDK error (the runner turns
+that into an ErrorResult). When it runs for a background job, ``ctx.job_id`` is set: it records the
+process id and output tail in the job store, and, if cancelled, stops its work inside the sandbox
+before it ends. ``ctx.deadline.work`` is the bound it gives the SDK (None: none, as for a job).
 """
 
 from __future__ import annotations
@@ -12,24 +14,45 @@ import contextlib
 import shlex
 import time
 from dataclasses import dataclass
-from typing import Any
 
 from e2b.exceptions import RateLimitException, SandboxException
 from e2b.sandbox.commands.command_handle import CommandExitException
 from e2b_code_interpreter import AsyncSandbox
 
 from e2bq.config import Settings
-from e2bq.errors import InvalidInputError, ProviderError
-from e2bq.jobs import JobStore
-from e2bq.registry import Registry
-from e2bq.shaping import CreationShaper
-from e2bq.types import SandboxEntry, ToolResult
+from e2bq.errors import JobNotFoundError, ProviderError
+from e2bq.protocol import (
+    NO_DEADLINE,
+    CancelJobArgs,
+    ConnectSandboxArgs,
+    CreateSandboxArgs,
+    Deadline,
+    KillSandboxArgs,
+    PublicUrlArgs,
+    RunCodeArgs,
+    RunCommandArgs,
+    WaitForPortArgs,
+    check_port,
+)
+from e2bq.stores.jobs import JobStore
+from e2bq.stores.registry import Registry
+from e2bq.stores.shaping import CreationShaper
+from e2bq.stores.shutdowns import Shutdowns
+from e2bq.types import (
+    CancelResult,
+    CodeResult,
+    CommandResult,
+    PortResult,
+    SandboxEntry,
+    SandboxEntryResult,
+    ShutdownResult,
+    UrlResult,
+)
 
 from .loop import SdkLoop
 from .results import command_dict, execution_dict
 from .translate import translate
 
-DEFAULT_COMMAND_TIMEOUT = 60.0
 _CREATE_RETRIES = 6
 
 
@@ -39,58 +62,53 @@ class Context:
     loop: SdkLoop
     jobs: JobStore
     registry: Registry
+    shutdowns: Shutdowns
     job_id: str | None = None
+    deadline: Deadline = NO_DEADLINE
 
     def output(self, text: str) -> None:
         if self.job_id:
             self.jobs.append_output(self.job_id, text)
 
 
-async def create_sandbox(
-    ctx: Context,
-    *,
-    timeout: int,
-    metadata: dict[str, str],
-    namespace: str,
-    set_default: bool,
-    options: dict[str, Any],
-) -> ToolResult:
+async def create_sandbox(ctx: Context, args: CreateSandboxArgs) -> SandboxEntryResult:
     """Create a sandbox within the provider's shared budget (waiting for it, not failing)."""
-    rate, cap = ctx.settings.creation_budget
-    shaper = CreationShaper(ctx.registry.redis, ctx.settings.provider, rate=rate, cap=cap)
-    reservation = await shaper.acquire(ctx.settings.create_wait) if shaper.active else None
+    shaper = CreationShaper(ctx.settings, ctx.registry.redis)
+    reservation = await shaper.acquire() if shaper.active else None
     sandbox_id: str | None = None
     now = time.time()
+    lifetime = args["timeout"]
     try:
-        sandbox = await _create_with_retries(ctx, timeout=timeout, metadata=metadata, options=options)
+        sandbox = await _create_with_retries(ctx, args)
         sandbox_id = sandbox.sandbox_id
     finally:
         if reservation is not None:
-            shaper.settle(reservation, sandbox_id, now + timeout)
+            shaper.settle(reservation, sandbox_id, now + lifetime)
     entry: SandboxEntry = {
         "sandbox_id": sandbox.sandbox_id,
         "provider": ctx.settings.provider,
-        "namespace": namespace,
-        "template": str(options.get("template") or "code-interpreter-v1"),
-        "metadata": metadata,
+        "namespace": args["namespace"],
+        "template": str(args["options"].get("template") or "code-interpreter-v1"),
+        "metadata": args["metadata"],
         "created_at": now,
-        "expires_at": now + timeout,
-        "is_default": set_default,
+        "expires_at": now + lifetime,
+        "is_default": args["set_default"],
     }
     ctx.registry.add(entry)
-    if set_default:
-        ctx.registry.set_default(namespace, sandbox.sandbox_id)
-    return {"status": "success", "sandbox_id": sandbox.sandbox_id, "result": dict(entry)}
+    if args["set_default"]:
+        ctx.registry.set_default(args["namespace"], sandbox.sandbox_id)
+    return {"status": "success", "sandbox_id": sandbox.sandbox_id, "result": entry}
 
 
-async def _create_with_retries(
-    ctx: Context, *, timeout: int, metadata: dict[str, str], options: dict[str, Any]
-) -> AsyncSandbox:
+async def _create_with_retries(ctx: Context, args: CreateSandboxArgs) -> AsyncSandbox:
     """The SDK's create, retried with backoff when the provider answers 429 anyway."""
     for attempt in range(_CREATE_RETRIES):
         try:
             return await AsyncSandbox.create(
-                timeout=timeout, metadata=metadata, **options, **ctx.settings.sdk_options()
+                timeout=args["timeout"],
+                metadata=args["metadata"],
+                **args["options"],
+                **ctx.settings.sdk_options(),
             )
         except RateLimitException:
             if attempt == _CREATE_RETRIES - 1:
@@ -99,8 +117,9 @@ async def _create_with_retries(
     raise AssertionError("unreachable")
 
 
-async def connect_sandbox(ctx: Context, *, sandbox_id: str, namespace: str) -> ToolResult:
+async def connect_sandbox(ctx: Context, args: ConnectSandboxArgs) -> SandboxEntryResult:
     """Check a sandbox is alive; adopt it into the namespace's registry if it is not there yet."""
+    sandbox_id = args["sandbox_id"]
     entry = ctx.registry.get(sandbox_id)
     sandbox = await ctx.loop.sandbox(sandbox_id)
     info = await sandbox.get_info()
@@ -108,7 +127,7 @@ async def connect_sandbox(ctx: Context, *, sandbox_id: str, namespace: str) -> T
         entry = {
             "sandbox_id": sandbox_id,
             "provider": ctx.settings.provider,
-            "namespace": namespace,
+            "namespace": args["namespace"],
             "template": str(info.template_id),
             "metadata": dict(info.metadata or {}),
             "created_at": info.started_at.timestamp(),
@@ -116,38 +135,36 @@ async def connect_sandbox(ctx: Context, *, sandbox_id: str, namespace: str) -> T
             "is_default": False,
         }
         ctx.registry.add(entry)
-    return {"status": "success", "sandbox_id": sandbox_id, "result": dict(entry)}
+    return {"status": "success", "sandbox_id": sandbox_id, "result": entry}
 
 
-async def kill_sandbox(ctx: Context, *, sandbox_id: str) -> ToolResult:
+async def kill_sandbox(ctx: Context, args: KillSandboxArgs) -> ShutdownResult:
+    sandbox_id = args["sandbox_id"]
     killed = await AsyncSandbox.kill(sandbox_id, **ctx.settings.sdk_options())
     ctx.registry.remove(sandbox_id, shut_down=True)
     ctx.loop.forget(sandbox_id)
     return {"status": "success", "sandbox_id": sandbox_id, "result": bool(killed)}
 
 
-async def run_code(ctx: Context, *, sandbox_id: str, code: str, timeout: float | None = None) -> ToolResult:
+async def run_code(ctx: Context, args: RunCodeArgs) -> CodeResult:
+    sandbox_id = args["sandbox_id"]
     sandbox = await ctx.loop.sandbox(sandbox_id)
     execution = await sandbox.run_code(
-        code,
-        # a background job runs until it ends or is killed (0: no deadline in the SDK)
-        timeout=0 if timeout is None and ctx.job_id else timeout,
+        args["code"],
+        timeout=_sdk_timeout(ctx),
         on_stdout=(lambda m: ctx.output(m.line)) if ctx.job_id else None,
         on_stderr=(lambda m: ctx.output(m.line)) if ctx.job_id else None,
     )
-    return execution_dict(execution, sandbox_id)
+    return execution_dict(execution, sandbox_id, ctx.job_id)
 
 
-async def run_command(
-    ctx: Context, *, sandbox_id: str, command: str, timeout: float | None = None
-) -> ToolResult:
+async def run_command(ctx: Context, args: RunCommandArgs) -> CommandResult:
     """Run a command to its end: in the foreground for a synchronous call, or for a job."""
+    sandbox_id, command = args["sandbox_id"], args["command"]
     sandbox = await ctx.loop.sandbox(sandbox_id)
     if ctx.job_id is None:
         try:
-            outcome = await sandbox.commands.run(
-                command, timeout=timeout if timeout is not None else DEFAULT_COMMAND_TIMEOUT
-            )
+            outcome = await sandbox.commands.run(command, timeout=_sdk_timeout(ctx))
         except CommandExitException as exc:
             outcome = exc
         return command_dict(outcome, sandbox_id)
@@ -163,9 +180,13 @@ async def run_command(
         with contextlib.suppress(Exception):
             await asyncio.shield(sandbox.commands.kill(handle.pid))
         raise
-    result = command_dict(outcome, sandbox_id)
-    result["pid"] = handle.pid
-    return result
+    return command_dict(outcome, sandbox_id, ctx.job_id, pid=handle.pid)
+
+
+def _sdk_timeout(ctx: Context) -> float:
+    """The deadline's bound for the SDK; 0 tells the SDK "none" (a background job runs until it
+    ends or is killed)."""
+    return ctx.deadline.work if ctx.deadline.work is not None else 0
 
 
 async def kill_process(ctx: Context, *, sandbox_id: str, pid: int) -> bool:
@@ -173,10 +194,9 @@ async def kill_process(ctx: Context, *, sandbox_id: str, pid: int) -> bool:
     return bool(await sandbox.commands.kill(pid))
 
 
-async def public_url(ctx: Context, *, sandbox_id: str, port: int) -> ToolResult:
+async def public_url(ctx: Context, args: PublicUrlArgs) -> UrlResult:
     """A URL the client's machine can open for ``port`` in the sandbox."""
-    if not 0 < port < 65536:
-        raise InvalidInputError(f"port must be between 1 and 65535, not {port}")
+    sandbox_id, port = args["sandbox_id"], check_port(args["port"])
     sandbox = await ctx.loop.sandbox(sandbox_id)
     if ctx.settings.provider == "e2b":
         url = f"https://{sandbox.get_host(port)}"
@@ -191,8 +211,9 @@ async def public_url(ctx: Context, *, sandbox_id: str, port: int) -> ToolResult:
     return {"status": "success", "sandbox_id": sandbox_id, "port": port, "url": url}
 
 
-async def wait_for_port(ctx: Context, *, sandbox_id: str, port: int, wait_seconds: float) -> ToolResult:
+async def wait_for_port(ctx: Context, args: WaitForPortArgs) -> PortResult:
     """Wait until something in the sandbox accepts connections on ``port`` (at most wait_seconds)."""
+    sandbox_id, port, wait_seconds = args["sandbox_id"], check_port(args["port"]), args["wait_seconds"]
     sandbox = await ctx.loop.sandbox(sandbox_id)
     probe = f"bash -c {shlex.quote(f'exec 3<>/dev/tcp/127.0.0.1/{port}')} 2>/dev/null"
     deadline = time.monotonic() + max(0.0, wait_seconds)
@@ -207,20 +228,22 @@ async def wait_for_port(ctx: Context, *, sandbox_id: str, port: int, wait_second
         if ready or time.monotonic() >= deadline:
             break
         await asyncio.sleep(0.1)
-    url = await public_url(ctx, sandbox_id=sandbox_id, port=port)
+    url = await public_url(ctx, PublicUrlArgs(sandbox_id=sandbox_id, port=port))
+    result: PortResult = {**url, "result": ready}
     if not ready:
-        url["message"] = f"nothing accepted connections on port {port} within {wait_seconds:g} s"
-    return {**url, "result": ready}
+        result["message"] = f"nothing accepted connections on port {port} within {wait_seconds:g} s"
+    return result
 
 
-async def cancel_job(ctx: Context, *, job_id: str) -> ToolResult:
+async def cancel_job(ctx: Context, args: CancelJobArgs) -> CancelResult:
     """Stop a cancelled job's process in its sandbox, wherever the job's worker is (or was)."""
+    job_id = args["job_id"]
     record = ctx.jobs.get(job_id)
     if record is None:
-        return {"status": "error", "job_id": job_id, "message": f"job {job_id} not found"}
-    pid, sandbox_id = record.get("pid"), record.get("sandbox_id")
+        raise JobNotFoundError(f"job {job_id} not found: its record expired (E2BQ_JOB_TTL) or never existed")
+    pid, sandbox_id = record["pid"], record["sandbox_id"]
     killed = False
-    if pid and sandbox_id:
+    if pid:
         with contextlib.suppress(Exception):
             killed = await kill_process(ctx, sandbox_id=sandbox_id, pid=int(pid))
     return {"status": "success", "job_id": job_id, "result": killed}

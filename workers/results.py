@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
-from e2bq.types import ErrorInfo, ExecutionResult, ToolResult
+from e2bq.types import CodeResult, CommandResult, ErrorInfo, ExecutionResult
 
 _MIME_FIELDS = (
     "text",
@@ -33,17 +33,17 @@ def result_dict(result: Any) -> ExecutionResult:
     extra = getattr(result, "extra", None)
     if extra:
         out["extra"] = dict(extra)
-    return out  # type: ignore[return-value]
+    return cast(ExecutionResult, out)  # the MIME fields copied by name above
 
 
 def error_dict(error: Any) -> ErrorInfo:
     return {"name": str(error.name), "value": str(error.value), "traceback": str(error.traceback)}
 
 
-def execution_dict(execution: Any, sandbox_id: str) -> ToolResult:
+def execution_dict(execution: Any, sandbox_id: str, job_id: str | None = None) -> CodeResult:
     """An ``Execution`` as a toolkit result: ``error`` status when the code raised."""
     error = error_dict(execution.error) if execution.error else None
-    result: ToolResult = {
+    result: CodeResult = {
         "status": "error" if error else "success",
         "sandbox_id": sandbox_id,
         "results": [result_dict(r) for r in execution.results],
@@ -53,13 +53,18 @@ def execution_dict(execution: Any, sandbox_id: str) -> ToolResult:
     }
     if error:
         result["message"] = f"{error['name']}: {error['value']}"
+    if job_id:
+        result["job_id"] = job_id
     return result
 
 
-def command_dict(outcome: Any, sandbox_id: str) -> ToolResult:
-    """A ``CommandResult`` (or ``CommandExitException``) as a toolkit result."""
+def command_dict(
+    outcome: Any, sandbox_id: str, job_id: str | None = None, *, pid: int | None = None
+) -> CommandResult:
+    """A ``CommandResult`` (or ``CommandExitException``) as a toolkit result (``pid``: a background
+    command's process)."""
     exit_code = int(outcome.exit_code)
-    result: ToolResult = {
+    result: CommandResult = {
         "status": "success" if exit_code == 0 else "error",
         "sandbox_id": sandbox_id,
         "stdout": outcome.stdout,
@@ -69,4 +74,8 @@ def command_dict(outcome: Any, sandbox_id: str) -> ToolResult:
     if exit_code != 0:
         detail = f": {outcome.error}" if getattr(outcome, "error", None) else ""
         result["message"] = f"the command exited with code {exit_code}{detail}"
+    if pid is not None:
+        result["pid"] = pid
+    if job_id:
+        result["job_id"] = job_id
     return result

@@ -1,118 +1,79 @@
-"""The tasks: thin adapters from a Celery message to one operation. Names are stable."""
+"""The tasks: thin adapters from a Celery message to one operation, registered under the
+protocol's stable names. A message's kwargs are the task's argument TypedDict."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Unpack
 
 from celery import Task
 
-from e2bq import celery_app as names
-from e2bq.types import ToolResult
+from e2bq import protocol
+from e2bq.types import (
+    CancelResult,
+    CodeResult,
+    CommandResult,
+    ErrorResult,
+    PortResult,
+    SandboxEntryResult,
+    ShutdownResult,
+    TransferResult,
+    UrlResult,
+)
 
 from . import files, operations
 from .app import app
 from .runner import run_operation
 
 
-@app.task(name=names.CREATE_SANDBOX, bind=True)
+@app.task(name=protocol.CREATE_SANDBOX, bind=True)
 def create_sandbox(
-    self: Task,
-    timeout: int,
-    metadata: dict[str, str],
-    namespace: str,
-    set_default: bool = False,
-    options: dict[str, Any] | None = None,
-) -> ToolResult:
-    return run_operation(
-        self,
-        operations.create_sandbox,
-        timeout=timeout,
-        metadata=metadata,
-        namespace=namespace,
-        set_default=set_default,
-        options=options or {},
-    )
+    self: Task, **args: Unpack[protocol.CreateSandboxArgs]
+) -> SandboxEntryResult | ErrorResult:
+    return run_operation(self, operations.create_sandbox, args)
 
 
-@app.task(name=names.CONNECT_SANDBOX, bind=True)
-def connect_sandbox(self: Task, sandbox_id: str, namespace: str) -> ToolResult:
-    return run_operation(self, operations.connect_sandbox, sandbox_id=sandbox_id, namespace=namespace)
+@app.task(name=protocol.CONNECT_SANDBOX, bind=True)
+def connect_sandbox(
+    self: Task, **args: Unpack[protocol.ConnectSandboxArgs]
+) -> SandboxEntryResult | ErrorResult:
+    return run_operation(self, operations.connect_sandbox, args)
 
 
-@app.task(name=names.KILL_SANDBOX, bind=True)
-def kill_sandbox(self: Task, sandbox_id: str) -> ToolResult:
-    return run_operation(self, operations.kill_sandbox, sandbox_id=sandbox_id)
+@app.task(name=protocol.KILL_SANDBOX, bind=True)
+def kill_sandbox(self: Task, **args: Unpack[protocol.KillSandboxArgs]) -> ShutdownResult | ErrorResult:
+    return run_operation(self, operations.kill_sandbox, args)
 
 
-@app.task(name=names.RUN_CODE, bind=True)
-def run_code(
-    self: Task, sandbox_id: str, code: str, timeout: float | None = None, job: bool = False
-) -> ToolResult:
-    return run_operation(
-        self,
-        operations.run_code,
-        job=job,
-        deadline=timeout,
-        sandbox_id=sandbox_id,
-        code=code,
-        timeout=timeout,
-    )
+@app.task(name=protocol.RUN_CODE, bind=True)
+def run_code(self: Task, **args: Unpack[protocol.RunCodeArgs]) -> CodeResult | ErrorResult:
+    return run_operation(self, operations.run_code, args)
 
 
-@app.task(name=names.RUN_COMMAND, bind=True)
-def run_command(
-    self: Task, sandbox_id: str, command: str, timeout: float | None = None, job: bool = False
-) -> ToolResult:
-    return run_operation(
-        self,
-        operations.run_command,
-        job=job,
-        deadline=None if job else timeout,
-        sandbox_id=sandbox_id,
-        command=command,
-        timeout=timeout,
-    )
+@app.task(name=protocol.RUN_COMMAND, bind=True)
+def run_command(self: Task, **args: Unpack[protocol.RunCommandArgs]) -> CommandResult | ErrorResult:
+    return run_operation(self, operations.run_command, args)
 
 
-@app.task(name=names.UPLOAD_FILE, bind=True)
-def upload_file(self: Task, sandbox_id: str, sandbox_path: str, transfer_id: str) -> ToolResult:
-    return run_operation(
-        self,
-        files.upload_file,
-        sandbox_id=sandbox_id,
-        sandbox_path=sandbox_path,
-        transfer_id=transfer_id,
-    )
+@app.task(name=protocol.UPLOAD_FILE, bind=True)
+def upload_file(self: Task, **args: Unpack[protocol.TransferArgs]) -> TransferResult | ErrorResult:
+    return run_operation(self, files.upload_file, args)
 
 
-@app.task(name=names.DOWNLOAD_FILE, bind=True)
-def download_file(self: Task, sandbox_id: str, sandbox_path: str, transfer_id: str) -> ToolResult:
-    return run_operation(
-        self,
-        files.download_file,
-        sandbox_id=sandbox_id,
-        sandbox_path=sandbox_path,
-        transfer_id=transfer_id,
-    )
+@app.task(name=protocol.DOWNLOAD_FILE, bind=True)
+def download_file(self: Task, **args: Unpack[protocol.TransferArgs]) -> TransferResult | ErrorResult:
+    return run_operation(self, files.download_file, args)
 
 
-@app.task(name=names.PUBLIC_URL, bind=True)
-def public_url(self: Task, sandbox_id: str, port: int) -> ToolResult:
-    return run_operation(self, operations.public_url, sandbox_id=sandbox_id, port=port)
+@app.task(name=protocol.PUBLIC_URL, bind=True)
+def public_url(self: Task, **args: Unpack[protocol.PublicUrlArgs]) -> UrlResult | ErrorResult:
+    return run_operation(self, operations.public_url, args)
 
 
-@app.task(name=names.WAIT_FOR_PORT, bind=True)
-def wait_for_port(self: Task, sandbox_id: str, port: int, wait_seconds: float) -> ToolResult:
-    return run_operation(
-        self,
-        operations.wait_for_port,
-        deadline=wait_seconds + 30,
-        sandbox_id=sandbox_id,
-        port=port,
-        wait_seconds=wait_seconds,
-    )
+@app.task(name=protocol.WAIT_FOR_PORT, bind=True)
+def wait_for_port(self: Task, **args: Unpack[protocol.WaitForPortArgs]) -> PortResult | ErrorResult:
+    return run_operation(self, operations.wait_for_port, args)
 
 
-@app.task(name=names.CANCEL_JOB, bind=True)
-def cancel_job(self: Task, job_id: str) -> ToolResult:
-    return run_operation(self, operations.cancel_job, job_id=job_id)
+@app.task(name=protocol.CANCEL_JOB, bind=True)
+def cancel_job(self: Task, **args: Unpack[protocol.CancelJobArgs]) -> CancelResult | ErrorResult:
+    return run_operation(self, operations.cancel_job, args)

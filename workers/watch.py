@@ -13,12 +13,11 @@ import threading
 import time
 from collections.abc import Callable
 
-import redis
-
 from e2bq.config import Settings
 from e2bq.errors import E2BQError, JobCancelledError, WorkerStoppedError
-from e2bq.jobs import JobStore
-from e2bq.registry import Registry
+from e2bq.stores.jobs import JobStore
+from e2bq.stores.registry import Registry
+from e2bq.stores.shutdowns import Shutdowns
 
 from .loop import SdkLoop
 
@@ -30,28 +29,19 @@ _KEEP_ALIVE = 300  # seconds of life a sandbox keeps ahead of running work
 _REAP_EVERY = 10.0
 
 
-def stopping_key(worker: str) -> str:
-    return f"e2bq:worker:{worker}:stopping"
-
-
-def announce_stop(settings: Settings, worker: str, grace: float) -> None:
-    """Tell this worker's processes it is shutting down: running work gets ``grace`` more seconds."""
-    client = redis.Redis.from_url(settings.redis_url, socket_connect_timeout=5)
-    client.set(stopping_key(worker), str(time.time() + grace), ex=int(grace) + 3600)
-
-
 class Watch:
     def __init__(
         self,
         *,
         jobs: JobStore,
         registry: Registry,
+        shutdowns: Shutdowns,
         loop: SdkLoop,
         worker: str,
         job_id: str | None,
         sandbox_id: str | None,
     ) -> None:
-        self.jobs, self.registry, self.loop = jobs, registry, loop
+        self.jobs, self.registry, self.shutdowns, self.loop = jobs, registry, shutdowns, loop
         self.worker, self.job_id, self.sandbox_id = worker, job_id, sandbox_id
         # the job was checked for a cancel when it started: the first look is due a little later
         self._checked = self._beaten = time.monotonic()
@@ -65,8 +55,8 @@ class Watch:
         self._checked = now
         if self.job_id and self.jobs.is_cancelled(self.job_id):
             return JobCancelledError("the job was cancelled by kill_job")
-        stop_at = self.jobs.redis.get(stopping_key(self.worker))
-        if stop_at and time.time() > float(stop_at):
+        stop_at = self.shutdowns.stop_at(self.worker)
+        if stop_at is not None and time.time() > stop_at:
             return WorkerStoppedError(
                 f"worker {self.worker} shut down before the job finished (its grace period ended)"
             )

@@ -12,9 +12,9 @@ from pathlib import Path
 import pytest
 
 from e2bq import E2BToolkit, SandboxManager
-from e2bq.celery_app import CREATE_SANDBOX
-from e2bq.shaping import live_key
-from e2bq.store import connect
+from e2bq.protocol import CREATE_SANDBOX
+from e2bq.stores.connection import connect
+from e2bq.stores.keys import shape_live_key as live_key
 from tests.integration.faults.conftest import Stack
 from tests.procs import wait_for
 

@@ -15,7 +15,7 @@ import time
 import pytest
 
 from e2bq import E2BToolkit
-from e2bq import celery_app as tasks
+from e2bq import protocol as tasks
 from tests.integration.faults.conftest import Stack, job_ended
 from tests.procs import wait_for
 

@@ -12,10 +12,10 @@ from celery.worker import WorkController
 from e2b_code_interpreter import Sandbox
 
 from e2bq import E2BToolkit, SandboxManager
-from e2bq import celery_app as names
+from e2bq import protocol as names
+from e2bq.client.dispatch import Dispatcher
 from e2bq.config import Settings
-from e2bq.dispatch import Dispatcher
-from e2bq.jobs import JobStore
+from e2bq.stores.jobs import JobStore
 
 
 @pytest.fixture

@@ -12,9 +12,10 @@ import uuid
 
 import redis
 
-from .config import Settings
-from .errors import QueueError
-from .store import binary, transfer_key
+from ..config import Settings
+from ..errors import QueueError
+from .connection import connect, translates_errors
+from .keys import transfer_error_key, transfer_key
 
 _END = b""
 _TTL = 600
@@ -30,9 +31,10 @@ class ChunkPipe:
     ) -> None:
         self.settings = settings
         self.key = transfer_key(transfer_id)
-        self.error_key = self.key + ":error"
-        self.redis = client or binary(settings)
+        self.error_key = transfer_error_key(transfer_id)
+        self.redis = client or connect(settings, decode=False)
 
+    @translates_errors
     def push(self, chunk: bytes, *, stall_timeout: float = 60.0) -> None:
         """Send one chunk; wait while the reader is ``transfer_window`` chunks behind."""
         deadline = time.monotonic() + stall_timeout
@@ -47,9 +49,11 @@ class ChunkPipe:
         pipe.expire(self.key, _TTL)
         pipe.execute()
 
+    @translates_errors
     def close(self) -> None:
         self.push(_END)
 
+    @translates_errors
     def fail(self, message: str) -> None:
         """Tell the reader the transfer broke off, and why."""
         pipe = self.redis.pipeline()
@@ -58,6 +62,7 @@ class ChunkPipe:
         pipe.expire(self.key, _TTL)
         pipe.execute()
 
+    @translates_errors
     def pop(self, *, timeout: float = 60.0) -> bytes | None:
         """The next chunk, or None at the end. Raises QueueError if the sender failed or stalled."""
         item = self.redis.blpop([self.key], timeout=timeout)
@@ -76,5 +81,6 @@ class ChunkPipe:
             return raw.decode(errors="replace")
         return raw or "the transfer failed"
 
+    @translates_errors
     def discard(self) -> None:
         self.redis.delete(self.key, self.error_key)

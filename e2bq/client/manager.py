@@ -5,15 +5,23 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from . import celery_app as tasks
-from .config import Settings
-from .dispatch import QUEUE_MARGIN, Dispatcher
-from .errors import E2BQError, InvalidInputError, ProviderError
-from .registry import Registry
-from .types import SandboxEntry, ToolResult
+from ..config import Settings
+from ..errors import E2BQError, InvalidInputError, ProviderError
+from ..protocol import (
+    CONNECT_SANDBOX,
+    CREATE_SANDBOX,
+    KILL_SANDBOX,
+    ConnectSandboxArgs,
+    CreateSandboxArgs,
+    KillSandboxArgs,
+)
+from ..stores.registry import Registry
+from ..types import ErrorResult, SandboxEntry, SandboxEntryResult, ShutdownResult, SlotInfo
+from .dispatch import Dispatcher
 
 
 def check_timeout(value: Any, name: str = "timeout") -> None:
+    """InvalidInputError unless ``value`` is None or a positive number of seconds."""
     if value is None:
         return
     if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
@@ -56,7 +64,7 @@ class SandboxSlot:
             self._sandbox = Sandbox.connect(self.sandbox_id, **options)
         return self._sandbox
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self) -> SlotInfo:
         return {
             "sandbox_id": self.sandbox_id,
             "metadata": self.metadata,
@@ -98,44 +106,40 @@ class SandboxManager:
         check_timeout(timeout)
         if metadata is not None and not isinstance(metadata, dict):
             raise InvalidInputError("metadata must be a dict of strings")
-        lifetime = int(timeout or self.default_timeout)
-        result = self.dispatcher.call(
-            tasks.CREATE_SANDBOX,
-            {
-                "timeout": lifetime,
-                "metadata": {str(k): str(v) for k, v in (metadata or {}).items()},
-                "namespace": self.namespace,
-                "set_default": set_default,
-                "options": self.default_options,
-            },
-            timeout=self.settings.create_wait + 120 + QUEUE_MARGIN,
+        args = CreateSandboxArgs(
+            timeout=int(timeout or self.default_timeout),
+            metadata={str(k): str(v) for k, v in (metadata or {}).items()},
+            namespace=self.namespace,
+            set_default=set_default,
+            options=self.default_options,
         )
-        return self._slot(result)
+        return self._slot(self.dispatcher.call(CREATE_SANDBOX, args))
 
     def connect(self, sandbox_id: str) -> SandboxSlot:
         """A slot for an existing sandbox (adopted into this manager's registry if new to it)."""
         if not isinstance(sandbox_id, str) or not sandbox_id:
             raise InvalidInputError("sandbox_id must be a non-empty string")
-        result = self.dispatcher.call(
-            tasks.CONNECT_SANDBOX,
-            {"sandbox_id": sandbox_id, "namespace": self.namespace},
-            timeout=60 + QUEUE_MARGIN,
-        )
-        return self._slot(result)
+        args = ConnectSandboxArgs(sandbox_id=sandbox_id, namespace=self.namespace)
+        return self._slot(self.dispatcher.call(CONNECT_SANDBOX, args))
 
-    def shutdown(self, sandbox_id: str) -> dict[str, Any]:
+    def shutdown(self, sandbox_id: str) -> ShutdownResult:
         """Kill a sandbox: ``{"status", "sandbox_id", "result"}`` (result: whether it was running)."""
         try:
             if not isinstance(sandbox_id, str) or not sandbox_id:
                 raise InvalidInputError("sandbox_id must be a non-empty string")
-            result: ToolResult = self.dispatcher.call(
-                tasks.KILL_SANDBOX, {"sandbox_id": sandbox_id}, timeout=60 + QUEUE_MARGIN
-            )
+            result = self.dispatcher.call(KILL_SANDBOX, KillSandboxArgs(sandbox_id=sandbox_id))
         except E2BQError as exc:
             return {"status": "error", "sandbox_id": sandbox_id, "result": None, "message": str(exc)}
-        return dict(result)
+        if result["status"] == "success":
+            return result
+        failed: ShutdownResult = {
+            "status": "error", "sandbox_id": sandbox_id, "result": None, "message": result["message"]
+        }
+        if "error_type" in result:
+            failed["error_type"] = result["error_type"]
+        return failed
 
-    def _slot(self, result: ToolResult) -> SandboxSlot:
-        if result.get("status") != "success":
-            raise ProviderError(result.get("message", "the sandbox provider failed"))
+    def _slot(self, result: SandboxEntryResult | ErrorResult) -> SandboxSlot:
+        if result["status"] != "success":
+            raise ProviderError(result["message"])
         return SandboxSlot.from_entry(result["result"], self.settings)

@@ -9,15 +9,11 @@ from __future__ import annotations
 
 import inspect
 from collections.abc import Callable
-from typing import Any, TypedDict, get_type_hints
+from typing import Any, get_type_hints
 
 from pydantic import create_model
 
-
-class ToolSpec(TypedDict):
-    name: str
-    description: str
-    parameters: dict[str, Any]
+from ..types import ToolSpec
 
 
 def tool_spec(method: Callable[..., Any], *, hidden: frozenset[str] = frozenset()) -> ToolSpec:

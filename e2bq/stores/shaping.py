@@ -14,7 +14,10 @@ import uuid
 
 import redis
 
-from .errors import ProviderError
+from ..config import Settings
+from ..errors import ProviderError
+from .connection import translated, translates_errors
+from .keys import shape_bucket_key, shape_live_key
 
 # KEYS: bucket hash, live zset. ARGV: now, rate, burst, cap, reservation, reservation expiry.
 # Returns 0 when the create may go ahead (reservation added), else seconds to wait.
@@ -40,36 +43,36 @@ return '0'
 """
 
 
-def live_key(provider: str) -> str:
-    return f"e2bq:shape:{provider}:live"
-
-
 class CreationShaper:
-    def __init__(self, client: redis.Redis, provider: str, *, rate: float, cap: int) -> None:
+    """The budget of ``settings.provider``: ``settings.creation_budget`` (rate, cap)."""
+
+    def __init__(self, settings: Settings, client: redis.Redis) -> None:
+        self.settings = settings
         self.redis = client
-        self.provider = provider
-        self.rate = rate
-        self.cap = cap
+        self.provider = settings.provider
+        self.rate, self.cap = settings.creation_budget
         self._take = client.register_script(_TAKE)
 
     @property
     def active(self) -> bool:
         return self.rate > 0 or self.cap > 0
 
-    async def acquire(self, max_wait: float) -> str:
-        """Wait for a token and a slot (at most ``max_wait`` seconds); return the reservation.
+    async def acquire(self) -> str:
+        """Wait for a token and a slot (at most ``settings.create_wait`` seconds); return the reservation.
 
         It waits on the event loop, not in a thread: creates waiting for their turn must not hold
         the threads other work needs (file transfers run their Redis calls in the loop's executor).
         """
         reservation = f"pending:{uuid.uuid4().hex}"
+        max_wait = self.settings.create_wait
         deadline = time.monotonic() + max_wait
         while True:
             now = time.time()
-            wait = float(self._take(
-                keys=[f"e2bq:shape:{self.provider}:bucket", live_key(self.provider)],
-                args=[now, self.rate, max(1.0, self.rate), self.cap, reservation, now + 300],
-            ))
+            with translated(self.settings):
+                wait = float(self._take(
+                    keys=[shape_bucket_key(self.provider), shape_live_key(self.provider)],
+                    args=[now, self.rate, max(1.0, self.rate), self.cap, reservation, now + 300],
+                ))
             if wait == 0:
                 return reservation
             if time.monotonic() + wait > deadline:
@@ -80,10 +83,11 @@ class CreationShaper:
                 )
             await asyncio.sleep(min(wait, 0.5))
 
+    @translates_errors
     def settle(self, reservation: str, sandbox_id: str | None, expires_at: float) -> None:
         """Swap the reservation for the sandbox made (or free it when the create failed)."""
         pipe = self.redis.pipeline()
-        pipe.zrem(live_key(self.provider), reservation)
+        pipe.zrem(shape_live_key(self.provider), reservation)
         if sandbox_id is not None:
-            pipe.zadd(live_key(self.provider), {sandbox_id: expires_at})
+            pipe.zadd(shape_live_key(self.provider), {sandbox_id: expires_at})
         pipe.execute()

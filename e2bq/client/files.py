@@ -1,0 +1,157 @@
+"""Client side of file transfers, and saving images and chart data from execution results."""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+from ..errors import InvalidInputError, LocalFileNotFoundError, NotFoundError
+from ..protocol import DOWNLOAD_FILE, QUEUE_MARGIN, UPLOAD_FILE, TransferArgs
+from ..stores.transfer import ChunkPipe, new_transfer_id
+from ..types import ChartResult, ErrorResult, ExecutionResult, FileResult, PngResult, TransferResult
+from .dispatch import Dispatcher
+
+
+def upload(
+    dispatcher: Dispatcher, sandbox_id: str, local_path: str, sandbox_path: str | None
+) -> FileResult | ErrorResult:
+    """Stream a local file into the sandbox (``sandbox_path`` defaults to its name, in the home)."""
+    source = Path(local_path).expanduser()
+    if not source.is_file():
+        raise LocalFileNotFoundError(f"no local file at {local_path!r}: give the path of an existing file")
+    target = sandbox_path or source.name
+    transfer_id = new_transfer_id()
+    pipe = ChunkPipe(dispatcher.settings, transfer_id)
+    args = TransferArgs(sandbox_id=sandbox_id, sandbox_path=target, transfer_id=transfer_id)
+    task_id = dispatcher.submit(UPLOAD_FILE, args)
+    chunk_size = dispatcher.settings.transfer_chunk_bytes
+    try:
+        with source.open("rb") as handle:
+            while chunk := handle.read(chunk_size):
+                pipe.push(chunk)
+        pipe.close()
+    except Exception as exc:
+        pipe.fail(f"the client stopped sending: {exc}")
+        with contextlib.suppress(Exception):
+            dispatcher.wait(task_id, name=UPLOAD_FILE, timeout=QUEUE_MARGIN)
+        pipe.discard()
+        raise
+    result = dispatcher.wait(task_id, name=UPLOAD_FILE, timeout=dispatcher.wait_for(UPLOAD_FILE, args))
+    pipe.discard()
+    return _with_local_path(result, source)
+
+
+def download(
+    dispatcher: Dispatcher, sandbox_id: str, sandbox_path: str, local_path: str | None
+) -> FileResult | ErrorResult:
+    """Stream a file out of the sandbox to ``local_path`` (defaults to its name, here)."""
+    if not sandbox_path:
+        raise InvalidInputError("sandbox_path must name a file in the sandbox")
+    target = Path(local_path or os.path.basename(sandbox_path.rstrip("/"))).expanduser()
+    if target.is_dir():
+        target = target / os.path.basename(sandbox_path.rstrip("/"))
+    if not target.parent.is_dir():
+        raise InvalidInputError(f"the local folder {target.parent} does not exist")
+    transfer_id = new_transfer_id()
+    pipe = ChunkPipe(dispatcher.settings, transfer_id)
+    args = TransferArgs(sandbox_id=sandbox_id, sandbox_path=sandbox_path, transfer_id=transfer_id)
+    task_id = dispatcher.submit(DOWNLOAD_FILE, args)
+    partial = target.with_name(f".{target.name}.{transfer_id[:8]}.part")
+    try:
+        with partial.open("wb") as handle:
+            while (chunk := pipe.pop(timeout=120)) is not None:
+                handle.write(chunk)
+    except Exception:
+        partial.unlink(missing_ok=True)
+        failed = dispatcher.wait(task_id, name=DOWNLOAD_FILE, timeout=QUEUE_MARGIN)
+        pipe.discard()
+        if failed["status"] == "error":
+            return failed
+        raise
+    result = dispatcher.wait(task_id, name=DOWNLOAD_FILE, timeout=dispatcher.wait_for(DOWNLOAD_FILE, args))
+    pipe.discard()
+    if result["status"] != "success":
+        partial.unlink(missing_ok=True)
+        return result
+    partial.replace(target)
+    return _with_local_path(result, target)
+
+
+def _with_local_path(result: TransferResult | ErrorResult, local: Path) -> FileResult | ErrorResult:
+    if result["status"] != "success":
+        return result
+    return {**result, "local_path": str(local)}
+
+
+def pick(results: list[ExecutionResult], field: str, index: int) -> ExecutionResult:
+    """The ``index``-th result that carries ``field`` (a PNG, a chart)."""
+    if isinstance(index, bool) or not isinstance(index, int) or index < 0:
+        raise InvalidInputError(f"result_index must be a whole number >= 0, not {index!r}")
+    matching = [r for r in results if r.get(field) is not None]
+    if index >= len(matching):
+        raise NotFoundError(
+            f"the last execution has {len(matching)} result(s) with {field}; "
+            f"result_index {index} is out of range (run code that produces one first)"
+        )
+    return matching[index]
+
+
+def save_png(
+    results: list[ExecutionResult], index: int, sandbox_id: str, output_path: str | None, agent: Any
+) -> PngResult:
+    """Save the ``index``-th PNG among ``results`` (default file: ``<sandbox>_result_<index>.png``)
+    and give it to ``agent`` when it takes images."""
+    result = pick(results, "png", index)
+    path = Path(output_path or f"{sandbox_id}_result_{index}.png")
+    size = _write_png(result, path)
+    attached = _attach_image(agent, path, path.read_bytes())
+    return {
+        "status": "success", "sandbox_id": sandbox_id, "path": str(path), "size": size, "result": attached
+    }
+
+
+def save_chart(
+    results: list[ExecutionResult],
+    index: int,
+    sandbox_id: str,
+    output_path: str | None,
+    agent: Any,
+    *,
+    with_image: bool,
+) -> ChartResult:
+    """Save the ``index``-th chart among ``results`` as JSON (default file:
+    ``<sandbox>_chart_<index>.json``); with ``with_image``, its PNG beside it, given to ``agent``."""
+    result = pick(results, "chart", index)
+    path = Path(output_path or f"{sandbox_id}_chart_{index}.json")
+    text = json.dumps(result["chart"], indent=2)
+    path.write_text(text)
+    if with_image and result.get("png") is not None:
+        image = path.with_suffix(".png")
+        _attach_image(agent, image, image.read_bytes() if _write_png(result, image) else b"")
+    return {
+        "status": "success", "sandbox_id": sandbox_id, "path": str(path), "size": len(text),
+        "result": result["chart"],
+    }
+
+
+def _write_png(result: ExecutionResult, path: Path) -> int:
+    data = base64.b64decode(result["png"])
+    path.write_bytes(data)
+    return len(data)
+
+
+def _attach_image(agent: Any, path: Path, content: bytes) -> bool:
+    """Give the image to an agent framework's agent when it can take one (agno's Agent/Team)."""
+    if agent is None or not hasattr(agent, "add_image"):
+        return False
+    try:
+        from agno.media import Image
+
+        agent.add_image(Image(content=content, filepath=str(path)))
+    except ImportError:
+        agent.add_image({"filepath": str(path), "content": content})
+    return True

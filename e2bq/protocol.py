@@ -1,0 +1,196 @@
+"""The task protocol: every task's stable name, its arguments and its result, and its time bounds.
+
+A task is a ``Task[Args, Result]``: its name — a ``str``, and all that Celery, Flower and the broker
+ever see — typed with the TypedDict of its arguments and the result of its operation (any task may
+instead return an :class:`~e2bq.types.ErrorResult`). Clients send tasks by these names; workers
+register them under the same names.
+
+``job`` in the arguments of code and command tasks is the one flag that makes a call a background
+job: the task id is then the job id, the job store records the job, and nobody waits for the task.
+
+:func:`deadline` is the only place that says how long a task may take: the worker stops work at its
+``stop``, a caller waits for its result until its ``wait``; both sides call it with the same
+arguments, so neither mirrors the other's arithmetic.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, Final, Generic, NotRequired, TypedDict, TypeVar
+
+from .config import Settings
+from .errors import InvalidInputError
+from .types import (
+    CancelResult,
+    CodeResult,
+    CommandResult,
+    PortResult,
+    SandboxEntryResult,
+    ShutdownResult,
+    TransferResult,
+    UrlResult,
+)
+
+A = TypeVar("A", bound=Mapping[str, object], contravariant=True)
+R = TypeVar("R", covariant=True)
+
+
+class Task(str, Generic[A, R]):
+    """A task's stable name, typed with its arguments ``A`` and its operation's result ``R``.
+
+    It is the name itself, so it goes wherever Celery expects a name; the type parameters let mypy
+    check every call site's arguments (``dispatcher.call(RUN_CODE, RunCodeArgs(...))``).
+    """
+
+    __slots__ = ()
+
+
+# -- arguments -----------------------------------------------------------------------------------
+
+
+class CreateSandboxArgs(TypedDict):
+    timeout: int  # the sandbox's lifetime, seconds
+    metadata: dict[str, str]
+    namespace: str
+    set_default: bool
+    options: dict[str, Any]  # the manager's default_options, for the SDK's create (template, envs, ...)
+
+
+class ConnectSandboxArgs(TypedDict):
+    sandbox_id: str
+    namespace: str  # adopts the sandbox into this namespace when the registry does not know it
+
+
+class KillSandboxArgs(TypedDict):
+    sandbox_id: str
+
+
+class RunCodeArgs(TypedDict):
+    sandbox_id: str
+    code: str
+    job: bool
+    timeout: NotRequired[float | None]  # seconds; absent or None: DEFAULT_CODE_TIMEOUT (a job: none)
+
+
+class RunCommandArgs(TypedDict):
+    sandbox_id: str
+    command: str  # run with ``bash -l -c``
+    job: bool
+    timeout: NotRequired[float | None]  # seconds; absent or None: DEFAULT_COMMAND_TIMEOUT (a job: none)
+
+
+class TransferArgs(TypedDict):
+    """A file streamed through Redis (``e2bq.stores.transfer``) into or out of the sandbox."""
+
+    sandbox_id: str
+    sandbox_path: str
+    transfer_id: str
+
+
+class PublicUrlArgs(TypedDict):
+    sandbox_id: str
+    port: int
+
+
+class WaitForPortArgs(TypedDict):
+    sandbox_id: str
+    port: int
+    wait_seconds: float  # how long something may take to listen on the port
+
+
+class CancelJobArgs(TypedDict):
+    job_id: str
+
+
+# -- the tasks -----------------------------------------------------------------------------------
+
+CREATE_SANDBOX: Final = Task[CreateSandboxArgs, SandboxEntryResult]("e2bq.create_sandbox")
+CONNECT_SANDBOX: Final = Task[ConnectSandboxArgs, SandboxEntryResult]("e2bq.connect_sandbox")
+KILL_SANDBOX: Final = Task[KillSandboxArgs, ShutdownResult]("e2bq.kill_sandbox")
+RUN_CODE: Final = Task[RunCodeArgs, CodeResult]("e2bq.run_code")
+RUN_COMMAND: Final = Task[RunCommandArgs, CommandResult]("e2bq.run_command")
+UPLOAD_FILE: Final = Task[TransferArgs, TransferResult]("e2bq.upload_file")
+DOWNLOAD_FILE: Final = Task[TransferArgs, TransferResult]("e2bq.download_file")
+PUBLIC_URL: Final = Task[PublicUrlArgs, UrlResult]("e2bq.public_url")
+WAIT_FOR_PORT: Final = Task[WaitForPortArgs, PortResult]("e2bq.wait_for_port")
+CANCEL_JOB: Final = Task[CancelJobArgs, CancelResult]("e2bq.cancel_job")
+"""Stops a cancelled job's work in its sandbox, from whichever worker takes it."""
+
+
+def is_job(args: Mapping[str, object]) -> bool:
+    """Whether these arguments ask for a background job (see the module's docstring)."""
+    return args.get("job") is True
+
+
+def check_port(port: object) -> int:
+    """``port`` if it is a TCP port number; else InvalidInputError saying so."""
+    if isinstance(port, bool) or not isinstance(port, int) or not 0 < port < 65536:
+        raise InvalidInputError(f"port must be a whole number between 1 and 65535, not {port!r}")
+    return port
+
+
+# -- time bounds ---------------------------------------------------------------------------------
+
+DEFAULT_CODE_TIMEOUT: Final = 300.0
+DEFAULT_COMMAND_TIMEOUT: Final = 60.0
+WORKER_MARGIN: Final = 5.0  # the worker stops work this long after its bound: the SDK's own deadline first
+QUEUE_MARGIN: Final = 30.0  # a caller waits this long beyond the work: queueing, connecting, the way back
+PORT_PROBE: Final = 30.0  # wait_for_port beyond wait_seconds: the last probe and the URL's lookup
+SANDBOX_CALL: Final = 60.0  # connect and kill: one control-plane call each
+URL_LOOKUP: Final = 30.0
+MAKE_SANDBOX: Final = 120.0  # a create beyond its wait for the creation budget (Settings.create_wait)
+TRANSFER_TIMEOUT: Final = 3600.0  # a file transfer, whole
+
+
+@dataclass(frozen=True)
+class Deadline:
+    """How long one task may take, in seconds from its start.
+
+    ``work`` is the bound its operation is given (the SDK's timeout); the worker stops the operation
+    at ``stop``. ``wait`` is how long a synchronous caller waits for the result. None: no such bound
+    (a background job runs until it ends or is killed, and nobody waits for it; tasks whose calls the
+    SDK bounds itself get no ``work``).
+    """
+
+    work: float | None
+    stop: float | None
+    wait: float | None
+
+    @classmethod
+    def bounded(cls, work: float) -> Deadline:
+        return cls(work=work, stop=work + WORKER_MARGIN, wait=work + QUEUE_MARGIN)
+
+    @classmethod
+    def waited(cls, expected: float) -> Deadline:
+        return cls(work=None, stop=None, wait=expected + QUEUE_MARGIN)
+
+
+NO_DEADLINE: Final = Deadline(work=None, stop=None, wait=None)
+
+
+def deadline(task: str, args: Mapping[str, object], settings: Settings) -> Deadline:
+    """The time bounds of ``task`` called with ``args``, for the worker and the caller alike."""
+    if is_job(args) or task == CANCEL_JOB:
+        return NO_DEADLINE
+    if task == RUN_CODE:
+        return Deadline.bounded(_seconds(args.get("timeout")) or DEFAULT_CODE_TIMEOUT)
+    if task == RUN_COMMAND:
+        return Deadline.bounded(_seconds(args.get("timeout")) or DEFAULT_COMMAND_TIMEOUT)
+    if task == WAIT_FOR_PORT:
+        return Deadline.bounded((_seconds(args.get("wait_seconds")) or 0.0) + PORT_PROBE)
+    if task == CREATE_SANDBOX:
+        return Deadline.waited(settings.create_wait + MAKE_SANDBOX)
+    if task in (CONNECT_SANDBOX, KILL_SANDBOX):
+        return Deadline.waited(SANDBOX_CALL)
+    if task == PUBLIC_URL:
+        return Deadline.waited(URL_LOOKUP)
+    if task in (UPLOAD_FILE, DOWNLOAD_FILE):
+        return Deadline(work=None, stop=None, wait=TRANSFER_TIMEOUT)
+    raise ValueError(f"unknown task {task!r}")
+
+
+def _seconds(value: object) -> float | None:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    return float(value)

@@ -1,0 +1,74 @@
+"""Every Redis key e2bq keeps beside Celery's own, in one place.
+
+    e2bq:sandbox:<id>                 hash    a managed sandbox (SandboxEntry fields, JSON values)
+    e2bq:ns:<ns>:sandboxes            set     ids of the sandboxes a namespace manages
+    e2bq:ns:<ns>:default              string  the namespace's default sandbox id
+    e2bq:job:<id>                     hash    a job (JobRecord fields, JSON values)
+    e2bq:job:<id>:output              string  the bounded tail of a job's output
+    e2bq:job:<id>:cancel              string  set when kill_job was called
+    e2bq:job:<id>:alive               string  a taken job's heartbeat, renewed by its worker
+    e2bq:jobs:started                 set     ids of taken or started jobs, which worker reapers watch
+    e2bq:jobs:orphaned                set     ids of jobs ended as "worker lost" whose work a reaper must stop
+    e2bq:transfer:<id>                list    file chunks in flight between a client and a worker
+    e2bq:transfer:<id>:error          string  why a transfer broke off
+    e2bq:shape:<provider>:bucket      hash    the creation rate's token bucket
+    e2bq:shape:<provider>:live        zset    live sandboxes and pending creates, scored by expiry
+    e2bq:worker:<name>:stopping       string  when a shutting-down worker stops its running work
+
+The layout is stable across releases: workers and clients of adjacent versions share it.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+STARTED_JOBS: Final = "e2bq:jobs:started"
+ORPHANED_JOBS: Final = "e2bq:jobs:orphaned"
+
+
+def sandbox_key(sandbox_id: str) -> str:
+    return f"e2bq:sandbox:{sandbox_id}"
+
+
+def namespace_sandboxes_key(namespace: str) -> str:
+    return f"e2bq:ns:{namespace}:sandboxes"
+
+
+def namespace_default_key(namespace: str) -> str:
+    return f"e2bq:ns:{namespace}:default"
+
+
+def job_key(job_id: str) -> str:
+    return f"e2bq:job:{job_id}"
+
+
+def job_output_key(job_id: str) -> str:
+    return f"e2bq:job:{job_id}:output"
+
+
+def job_cancel_key(job_id: str) -> str:
+    return f"e2bq:job:{job_id}:cancel"
+
+
+def job_alive_key(job_id: str) -> str:
+    return f"e2bq:job:{job_id}:alive"
+
+
+def transfer_key(transfer_id: str) -> str:
+    return f"e2bq:transfer:{transfer_id}"
+
+
+def transfer_error_key(transfer_id: str) -> str:
+    return f"e2bq:transfer:{transfer_id}:error"
+
+
+def shape_bucket_key(provider: str) -> str:
+    return f"e2bq:shape:{provider}:bucket"
+
+
+def shape_live_key(provider: str) -> str:
+    return f"e2bq:shape:{provider}:live"
+
+
+def worker_stopping_key(worker: str) -> str:
+    return f"e2bq:worker:{worker}:stopping"

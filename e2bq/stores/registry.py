@@ -1,0 +1,115 @@
+"""The sandbox registry: which sandboxes each namespace manages, and its default one, in Redis.
+
+Any process pointed at the same Redis and namespace sees the same managed sandboxes. A sandbox's
+record expires a minute after the sandbox does; reads skip expired sandboxes without changing
+anything, and the next :meth:`Registry.add` to the namespace forgets them.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import cast
+
+import redis
+
+from ..config import Settings
+from ..types import SandboxEntry
+from .connection import connect, text, translates_errors
+from .keys import namespace_default_key, namespace_sandboxes_key, sandbox_key, shape_live_key
+
+_GRACE = 60  # seconds a record outlives its sandbox's expiry, so late readers get a clear answer
+
+
+class Registry:
+    def __init__(self, settings: Settings, client: redis.Redis | None = None) -> None:
+        self.settings = settings
+        self.redis = client or connect(settings)
+
+    @translates_errors
+    def add(self, entry: SandboxEntry) -> None:
+        """Record a sandbox in its namespace (and forget the namespace's expired ones)."""
+        namespace = entry["namespace"]
+        expired = self._expired(namespace)
+        key = sandbox_key(entry["sandbox_id"])
+        pipe = self.redis.pipeline()
+        pipe.hset(key, mapping={k: json.dumps(v) for k, v in entry.items() if k != "is_default"})
+        pipe.expireat(key, int(entry["expires_at"]) + _GRACE)
+        if expired:
+            pipe.srem(namespace_sandboxes_key(namespace), *expired)
+        pipe.sadd(namespace_sandboxes_key(namespace), entry["sandbox_id"])
+        pipe.zadd(shape_live_key(entry["provider"]), {entry["sandbox_id"]: entry["expires_at"]})
+        pipe.execute()
+
+    @translates_errors
+    def get(self, sandbox_id: str) -> SandboxEntry | None:
+        """The sandbox's entry; None when it is unknown or its timeout passed."""
+        raw = self.redis.hgetall(sandbox_key(sandbox_id))
+        if not raw or "sandbox_id" not in raw:
+            return None
+        entry = {k: json.loads(v) for k, v in raw.items()}
+        if entry["expires_at"] < time.time():
+            return None
+        entry["is_default"] = self.default(entry["namespace"]) == sandbox_id
+        return cast(SandboxEntry, entry)
+
+    @translates_errors
+    def expires_at(self, sandbox_id: str) -> float | None:
+        raw = self.redis.hget(sandbox_key(sandbox_id), "expires_at")
+        return float(json.loads(raw)) if raw else None
+
+    def _ids(self, namespace: str) -> list[str]:
+        return [text(reply) for reply in self.redis.smembers(namespace_sandboxes_key(namespace))]
+
+    def _expired(self, namespace: str) -> list[str]:
+        """Ids the namespace still lists whose sandbox's timeout passed (or whose record is gone)."""
+        ids = self._ids(namespace)
+        pipe = self.redis.pipeline(transaction=False)
+        for sandbox_id in ids:
+            pipe.hget(sandbox_key(sandbox_id), "expires_at")
+        now = time.time()
+        return [sid for sid, raw in zip(ids, pipe.execute(), strict=True) if not raw or json.loads(raw) < now]
+
+    @translates_errors
+    def remove(self, sandbox_id: str, *, shut_down: bool = False) -> None:
+        """Forget a sandbox. When it was shut down on purpose its namespace has no default after;
+        when it vanished (expired, its host restarted) the default pointer stays, and the
+        toolkit replaces the default sandbox on next use."""
+        entry = self.get(sandbox_id)
+        pipe = self.redis.pipeline()
+        pipe.delete(sandbox_key(sandbox_id))
+        if entry is not None:
+            # the default pointer stays: a toolkit seeing it dangle replaces the default sandbox
+            pipe.srem(namespace_sandboxes_key(entry["namespace"]), sandbox_id)
+            pipe.zrem(shape_live_key(entry["provider"]), sandbox_id)
+            if shut_down and entry["is_default"]:
+                pipe.delete(namespace_default_key(entry["namespace"]))
+        pipe.execute()
+
+    @translates_errors
+    def extend(self, sandbox_id: str, expires_at: float) -> None:
+        entry = self.get(sandbox_id)
+        if entry is None:
+            return
+        key = sandbox_key(sandbox_id)
+        pipe = self.redis.pipeline()
+        pipe.hset(key, "expires_at", json.dumps(expires_at))
+        pipe.expireat(key, int(expires_at) + _GRACE)
+        pipe.zadd(shape_live_key(entry["provider"]), {sandbox_id: expires_at})
+        pipe.execute()
+
+    @translates_errors
+    def set_default(self, namespace: str, sandbox_id: str) -> None:
+        self.redis.set(namespace_default_key(namespace), sandbox_id)
+
+    @translates_errors
+    def default(self, namespace: str) -> str | None:
+        """The namespace's default sandbox id, even if that sandbox is gone (the toolkit replaces it)."""
+        value = self.redis.get(namespace_default_key(namespace))
+        return str(value) if value else None
+
+    @translates_errors
+    def list(self, namespace: str) -> list[SandboxEntry]:
+        """The namespace's live sandboxes, oldest first."""
+        entries = [entry for sid in sorted(self._ids(namespace)) if (entry := self.get(sid)) is not None]
+        return sorted(entries, key=lambda e: e["created_at"])

@@ -1,0 +1,77 @@
+"""The sandbox registry: a namespace's sandboxes and default; reads never write."""
+
+from __future__ import annotations
+
+import time
+
+import redis
+
+from e2bq.config import Settings
+from e2bq.stores.keys import namespace_sandboxes_key, shape_live_key
+from e2bq.stores.registry import Registry
+from e2bq.types import SandboxEntry
+
+
+def entry(settings: Settings, sandbox_id: str, *, lifetime: float = 300, age: float = 0) -> SandboxEntry:
+    now = time.time()
+    return {
+        "sandbox_id": sandbox_id,
+        "provider": "local",
+        "namespace": settings.namespace,
+        "template": "code-interpreter-v1",
+        "metadata": {"owner": "test"},
+        "created_at": now - age,
+        "expires_at": now - age + lifetime,
+        "is_default": False,
+    }
+
+
+def test_a_namespace_lists_its_live_sandboxes_oldest_first(settings: Settings) -> None:
+    registry = Registry(settings)
+    registry.add(entry(settings, "young", age=1))
+    registry.add(entry(settings, "old", age=5))
+    registry.set_default(settings.namespace, "young")
+    listed = registry.list(settings.namespace)
+    assert [e["sandbox_id"] for e in listed] == ["old", "young"]
+    assert [e["is_default"] for e in listed] == [False, True]
+    assert registry.list("another-namespace") == []
+
+
+def test_an_expired_sandbox_is_gone_for_readers_who_change_nothing(
+    settings: Settings, raw: redis.Redis
+) -> None:
+    registry = Registry(settings)
+    registry.add(entry(settings, "live"))
+    registry.add(entry(settings, "expired", lifetime=1, age=2))
+    members = raw.smembers(namespace_sandboxes_key(settings.namespace))
+    assert registry.get("expired") is None
+    assert [e["sandbox_id"] for e in registry.list(settings.namespace)] == ["live"]
+    assert raw.smembers(namespace_sandboxes_key(settings.namespace)) == members == {"expired", "live"}
+    registry.add(entry(settings, "next"))  # the namespace's next add forgets it
+    assert raw.smembers(namespace_sandboxes_key(settings.namespace)) == {"live", "next"}
+
+
+def test_a_shut_down_default_leaves_no_default_but_a_vanished_one_stays_pointed_at(
+    settings: Settings, raw: redis.Redis
+) -> None:
+    registry = Registry(settings)
+    for sandbox_id in ("a", "b"):
+        registry.add(entry(settings, sandbox_id))
+    registry.set_default(settings.namespace, "a")
+    registry.remove("a")  # vanished (expired, its host restarted): the toolkit replaces it on next use
+    assert registry.default(settings.namespace) == "a"
+    assert registry.get("a") is None
+    registry.set_default(settings.namespace, "b")
+    registry.remove("b", shut_down=True)
+    assert registry.default(settings.namespace) is None
+    assert raw.zcard(shape_live_key("local")) == 0
+
+
+def test_extending_a_sandbox_moves_its_expiry(settings: Settings) -> None:
+    registry = Registry(settings)
+    registry.add(entry(settings, "s", lifetime=30))
+    later = time.time() + 600
+    registry.extend("s", later)
+    assert registry.expires_at("s") == later
+    extended = registry.get("s")
+    assert extended is not None and extended["expires_at"] == later
