@@ -64,6 +64,7 @@ lock: $(STAMP)/python
 lint: $(STAMP)/python
 	$(PY) -m ruff check .
 	$(PY) requirements/check_lock.py
+	PYTHONPATH=. $(VENV)/bin/lint-imports --no-cache
 
 typecheck: $(STAMP)/python
 	$(PY) -m mypy
