@@ -7,7 +7,6 @@ the runtime builder are imported only by the command that needs them.
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import click
@@ -69,15 +68,6 @@ def sandboxd(
         return
     from .http.server import serve
 
-    given_key = api_key or os.environ.get("E2BQ_SANDBOXD_API_KEY") or os.environ.get("E2B_API_KEY")
-    if not given_key and not local:
-        raise click.UsageError(
-            "sandboxd needs an API key: --api-key or E2BQ_SANDBOXD_API_KEY (e2b_ + 40 hex digits); "
-            "or --local to make one for this machine only"
-        )
-    if local and not given_key and host not in (None, "127.0.0.1", "localhost", "::1"):
-        raise click.UsageError("--local without an API key listens on loopback only: drop --host")
-
     settings = HostSettings.from_env(
         host=host,
         port=port,
@@ -95,9 +85,18 @@ def sandboxd(
             if value is not None
         },
     )
+    if settings.key_generated and not local:
+        raise click.UsageError(
+            "sandboxd needs an API key: --api-key or E2BQ_SANDBOXD_API_KEY (e2b_ + 40 hex digits); "
+            "or --local to make one for this machine only"
+        )
+    if settings.key_generated and settings.host not in ("127.0.0.1", "localhost", "::1"):
+        raise click.UsageError(
+            "--local without an API key listens on loopback only: drop --host (and E2BQ_SANDBOXD_HOST)"
+        )
     _require_host(settings.runtime)
     click.echo(f"E2B_API_URL={settings.url} E2B_SANDBOX_URL={settings.url}", err=True)
-    if not given_key:
+    if settings.key_generated:
         click.echo(f"E2B_API_KEY={settings.api_key}", err=True)
     serve(settings, log_level=log_level)
 

@@ -59,6 +59,7 @@ class HostSettings:
     ready_timeout: float = 30.0
     limits: Limits = field(default_factory=Limits)
     block_private_networks: bool = True
+    key_generated: bool = False  # no key was given, so from_env made one (to be printed)
 
     def __post_init__(self) -> None:
         if self.warm_pool < 0 or self.max_sandboxes < 1:
@@ -97,7 +98,7 @@ class HostSettings:
         values.update({k: v for k, v in overrides.items() if v is not None})
         settings = cls(**values)
         if not settings.api_key:
-            settings = replace(settings, api_key=generate_api_key())
+            settings = replace(settings, api_key=generate_api_key(), key_generated=True)
         return settings
 
     @property
