@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import time
+import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -89,3 +90,10 @@ def worker(tmp: Path, env: dict[str, str], *args: str, name: str | None = None) 
     """:func:`start_worker` for the ``with`` block."""
     with start_worker(tmp, env, *args, name=name) as running:
         yield running
+
+
+def queue_env(redis_url: str, host: SandboxHostProcess, prefix: str) -> dict[str, str]:
+    """What points clients and workers at ``redis_url`` and ``host``, with a queue and a registry
+    namespace of their own (named ``prefix-<random>``), so that suites never see each other's work."""
+    suffix = f"{prefix}-{uuid.uuid4().hex[:8]}"
+    return {"E2BQ_REDIS_URL": redis_url, "E2BQ_QUEUE": suffix, "E2BQ_NAMESPACE": suffix, **host.env}

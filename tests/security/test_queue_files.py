@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from e2bq import E2BToolkit, SandboxManager
-from tests.procs import SandboxHostProcess, WorkerProcess, redis_server, worker
+from tests.procs import SandboxHostProcess, WorkerProcess, queue_env, redis_server, worker
 from tests.security.probes import sha256_of
 
 UP = "../" * 12
@@ -20,13 +20,7 @@ UP = "../" * 12
 def stack_env(host: SandboxHostProcess, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
     """A Redis of this module's own, and the environment that points clients and workers at it."""
     with redis_server(Path(tmp_path_factory.mktemp("redis"))) as url:
-        suffix = uuid.uuid4().hex[:8]
-        yield {
-            "E2BQ_REDIS_URL": url,
-            "E2BQ_QUEUE": f"security-{suffix}",
-            "E2BQ_NAMESPACE": f"security-{suffix}",
-            **host.env,
-        }
+        yield queue_env(url, host, "security")
 
 
 @pytest.fixture(scope="module")

@@ -6,14 +6,13 @@ tasks or sandboxes.
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from e2bq import E2BToolkit, SandboxManager
-from tests.procs import SandboxHostProcess, WorkerProcess, redis_server, worker
+from tests.procs import SandboxHostProcess, WorkerProcess, queue_env, redis_server, worker
 
 
 @pytest.fixture(scope="session")
@@ -25,13 +24,7 @@ def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 @pytest.fixture(scope="module")
 def stack_env(redis_url: str, sandboxd: SandboxHostProcess) -> dict[str, str]:
     """The environment of this module's clients and workers."""
-    suffix = uuid.uuid4().hex[:8]
-    return {
-        "E2BQ_REDIS_URL": redis_url,
-        "E2BQ_QUEUE": f"test-{suffix}",
-        "E2BQ_NAMESPACE": f"ns-{suffix}",
-        **sandboxd.env,
-    }
+    return queue_env(redis_url, sandboxd, "test")
 
 
 @pytest.fixture(scope="module")

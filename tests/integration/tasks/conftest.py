@@ -9,7 +9,6 @@ prefork, revoke and crashes. This one needs none of that and starts in a fractio
 from __future__ import annotations
 
 import importlib
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -17,7 +16,7 @@ from typing import Any
 import pytest
 from celery import Celery
 
-from tests.procs import SandboxHostProcess, redis_server
+from tests.procs import SandboxHostProcess, queue_env, redis_server
 
 
 @pytest.fixture(scope="session")
@@ -26,13 +25,7 @@ def task_env(
 ) -> Iterator[dict[str, str]]:
     """The environment of the in-process worker and of the tests' clients."""
     with redis_server(Path(tmp_path_factory.mktemp("redis-tasks"))) as url:
-        suffix = uuid.uuid4().hex[:8]
-        yield {
-            "E2BQ_REDIS_URL": url,
-            "E2BQ_QUEUE": f"tasks-{suffix}",
-            "E2BQ_NAMESPACE": f"tasks-{suffix}",
-            **sandboxd.env,
-        }
+        yield queue_env(url, sandboxd, "tasks")
 
 
 @pytest.fixture(scope="session")
