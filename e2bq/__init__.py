@@ -20,12 +20,14 @@ from .config import Settings
 
 # Errors (all derive from E2BQError)
 from .errors import (
+    CapacityError,
     ConfigurationError,
     E2BQError,
     ExecutionTimeoutError,
     InvalidInputError,
     JobCancelledError,
     JobNotFoundError,
+    NodeLostError,
     NotFoundError,
     ProviderError,
     QueueError,
@@ -37,7 +39,7 @@ from .client.manager import SandboxManager, SandboxSlot
 from .client.toolkit import E2BToolkit
 
 # Shapes of the dicts the API returns
-from .types import TERMINAL_STATES, JobRecord, JobStatus, SandboxEntry, ToolResult
+from .types import TERMINAL_STATES, JobRecord, JobStatus, NodeInfo, SandboxEntry, ToolResult
 
 __version__ = "0.1.0"
 
@@ -49,12 +51,14 @@ __all__ = [
     # Configuration
     "Settings",
     # Errors
+    "CapacityError",
     "ConfigurationError",
     "E2BQError",
     "ExecutionTimeoutError",
     "InvalidInputError",
     "JobCancelledError",
     "JobNotFoundError",
+    "NodeLostError",
     "NotFoundError",
     "ProviderError",
     "QueueError",
@@ -63,6 +67,7 @@ __all__ = [
     "TERMINAL_STATES",
     "JobRecord",
     "JobStatus",
+    "NodeInfo",
     "SandboxEntry",
     "ToolResult",
     "__version__",

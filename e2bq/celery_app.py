@@ -38,7 +38,12 @@ def make_celery(settings: Settings) -> Celery:
         # Running tasks are acknowledged, so a job longer than this is never redelivered; only a
         # message taken by a worker that died before starting it comes back after this long (and
         # the job store's atomic claim keeps any second delivery from running it again).
-        broker_transport_options={"visibility_timeout": settings.visibility_timeout},
+        # A worker looks at its queues in the order it lists them (e2bq.queues: interactive first),
+        # so a synchronous call never waits behind a backlog of background jobs.
+        broker_transport_options={
+            "visibility_timeout": settings.visibility_timeout,
+            "queue_order_strategy": "priority",
+        },
         worker_cancel_long_running_tasks_on_connection_loss=True,
     )
     return app

@@ -50,15 +50,29 @@ _PASS_THROUGH = {"ignore_unknown_options": True, "allow_extra_args": True, "help
 
 
 @cli.command(context_settings=_PASS_THROUGH)
+@click.option(
+    "--node",
+    envvar="E2BQ_NODE",
+    help="The node this worker serves: the sandbox host E2B_API_URL names [E2BQ_NODE, the host name].",
+)
 @click.pass_context
-def worker(ctx: click.Context) -> None:
+def worker(ctx: click.Context, node: str | None) -> None:
     """Run a worker; Celery's worker options pass through (e.g. --concurrency, --pool, -n).
 
-    Sandbox work waits on sandboxes rather than the CPU, so the default pool is 20 threads.
+    With a local sandboxd it serves that host's node: it takes the calls to the node's sandboxes
+    (queue ``<E2BQ_QUEUE>.node.<NODE>``, and ``.batch`` for background jobs) and creates placed on
+    it, besides the shared queues. Sandbox work waits on sandboxes rather than the CPU, so the
+    default pool is 20 threads.
     """
-    from workers.app import app
+    if node:
+        from .errors import ConfigurationError
+        from .queues import check_node_name
 
-    from .config import Settings
+        try:
+            os.environ["E2BQ_NODE"] = check_node_name(node)  # read when the worker's app is made
+        except ConfigurationError as exc:
+            raise click.BadParameter(str(exc), param_hint="--node") from exc
+    from workers.app import app
 
     # A crash in native code (a signal, an abort) leaves the threads' tracebacks in the log.
     faulthandler.enable()
@@ -68,8 +82,6 @@ def worker(ctx: click.Context) -> None:
         args += ["--pool", "threads"]
         if not any(a in ("-c", "--concurrency") or a.startswith("--concurrency=") for a in args):
             args += ["--concurrency", "20"]
-    if not any(a in ("-Q", "--queues") or a.startswith("--queues=") for a in args):
-        args += ["--queues", Settings.from_env().queue]
     app.worker_main(argv=["worker", "--task-events", *args])
 
 
@@ -118,11 +130,24 @@ def _tornado_options(args: list[str]) -> list[str]:
     envvar="E2BQ_SANDBOXD_WARM_POOL",
     help="Sandboxes kept launched ahead of creates [E2BQ_SANDBOXD_WARM_POOL, 2].",
 )
+@click.option(
+    "--nodes",
+    type=click.IntRange(min=1),
+    default=1,
+    show_default=True,
+    help="Nodes to start: a sandboxd and its worker each (node1, node2, ...).",
+)
 @click.argument("command", nargs=-1, type=click.UNPROCESSED)
 def up(
-    flower_port: int, no_flower: bool, redis_url: str | None, warm_pool: int | None, command: tuple[str, ...]
+    flower_port: int,
+    no_flower: bool,
+    redis_url: str | None,
+    warm_pool: int | None,
+    nodes: int,
+    command: tuple[str, ...],
 ) -> None:
-    """Start the embedded default: Redis (unless E2BQ_REDIS_URL is set), sandboxd, a worker, Flower.
+    """Start the embedded default: Redis (unless E2BQ_REDIS_URL is set), sandboxd and a worker per
+    node, Flower.
 
     With COMMAND (after --), run it with the stack's environment, then stop everything;
     otherwise run until Ctrl-C.
@@ -132,7 +157,10 @@ def up(
 
     try:
         with embedded(
-            redis_url=redis_url, warm_pool=warm_pool, flower_port=None if no_flower else flower_port
+            redis_url=redis_url,
+            nodes=nodes,
+            warm_pool=warm_pool,
+            flower_port=None if no_flower else flower_port,
         ) as stack:
             for name, value in stack.env.items():
                 if name != "E2B_API_KEY":

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import math
 import os
+import socket
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass, field, fields, replace
 from typing import Any, TypeVar
 
 from .errors import ConfigurationError
@@ -31,10 +32,16 @@ class Settings:
     - ``E2B_API_URL`` / ``E2B_SANDBOX_URL``: a local sandboxd; when set, it is the provider.
     - ``E2BQ_CREATE_RATE`` / ``E2BQ_MAX_LIVE_SANDBOXES``: sandbox creates per second and live
       sandboxes at most, shared by every worker (E2B cloud: 1 and 20, its Hobby plan; a local
-      sandboxd: 0, unshaped). Creates past them wait, up to ``E2BQ_CREATE_WAIT`` seconds (300).
+      sandboxd: 0, unshaped). Creates past them, or past every node's capacity, wait up to
+      ``E2BQ_CREATE_WAIT`` seconds (120), then end with an error that says so.
     - ``E2BQ_VISIBILITY_TIMEOUT``: Redis broker's visibility timeout, seconds (300): how soon a task
       taken by a worker that died before starting it is handed out again.
     - ``E2BQ_WORKER_GRACE``: seconds a stopping worker lets running jobs finish (30; read by workers).
+    - ``E2BQ_NODE``: the node a worker serves: the sandbox host its ``E2B_API_URL`` names (default:
+      this machine's host name; read by workers of a local sandboxd).
+    - ``E2BQ_NODE_URL``: that sandbox host's address as clients reach it, for ``SandboxSlot.sandbox``
+      (default: ``E2B_API_URL``).
+    - ``E2BQ_NODE_TIMEOUT``: seconds without a heartbeat after which a node is lost (15).
 
     A value that is not a number of the right kind raises :class:`ConfigurationError` naming the
     variable.
@@ -48,7 +55,7 @@ class Settings:
     heartbeat_ttl: int = 15
     create_rate: float | None = None
     max_live_sandboxes: int | None = None
-    create_wait: float = 300.0
+    create_wait: float = 120.0
     visibility_timeout: int = 300
     worker_grace: float = 30.0
     transfer_chunk_bytes: int = 1024 * 1024
@@ -56,6 +63,9 @@ class Settings:
     e2b_api_key: str | None = None
     e2b_api_url: str | None = None
     e2b_sandbox_url: str | None = None
+    node: str = field(default_factory=socket.gethostname)
+    node_url: str | None = None
+    node_timeout: float = 15.0
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
@@ -81,6 +91,9 @@ class Settings:
             "visibility_timeout": _number(env, "E2BQ_VISIBILITY_TIMEOUT", int, minimum=1),
             "create_wait": _number(env, "E2BQ_CREATE_WAIT", float, minimum=0),
             "worker_grace": _number(env, "E2BQ_WORKER_GRACE", float, minimum=0),
+            "node": env.get("E2BQ_NODE") or socket.gethostname(),
+            "node_url": env.get("E2BQ_NODE_URL") or None,
+            "node_timeout": _number(env, "E2BQ_NODE_TIMEOUT", float, minimum=1),
         }
         values.update({name: value for name, value in overrides.items() if value is not None})
         return cls(**{name: value for name, value in values.items() if value is not None})
@@ -115,6 +128,11 @@ class Settings:
         rate = self.create_rate if self.create_rate is not None else (1.0 if cloud else 0.0)
         cap = self.max_live_sandboxes if self.max_live_sandboxes is not None else (20 if cloud else 0)
         return rate, cap
+
+    @property
+    def node_address(self) -> str | None:
+        """Where clients reach this worker's sandbox host (None for E2B's cloud)."""
+        return self.node_url or self.e2b_api_url or self.e2b_sandbox_url
 
     def sdk_options(self) -> dict[str, Any]:
         """Keyword options that point the e2b SDK at the provider."""

@@ -8,6 +8,9 @@
     │   ├── JobNotFoundError     a job id with no record (get_job_status reports it as not_found)
     │   └── FileNotFoundInSandboxError / LocalFileNotFoundError
     ├── ProviderError            the sandbox provider (E2B cloud or sandboxd) failed or refused
+    │   ├── NodeLostError        the sandbox's node stopped beating: its host or workers are gone
+    │   └── CapacityError        no room for a sandbox within the create wait (every node full, or
+    │                            the provider's concurrency limit)
     ├── ExecutionTimeoutError    work that did not finish within its time bound
     ├── JobCancelledError        work stopped by kill_job
     ├── WorkerStoppedError       work a shutting-down worker could not finish in its grace period
@@ -55,6 +58,14 @@ class LocalFileNotFoundError(NotFoundError):
 
 
 class ProviderError(E2BQError):
+    pass
+
+
+class NodeLostError(ProviderError):
+    pass
+
+
+class CapacityError(ProviderError):
     pass
 
 

@@ -25,6 +25,7 @@ from .types import (
     CancelResult,
     CodeResult,
     CommandResult,
+    EachResult,
     PortResult,
     SandboxEntryResult,
     ShutdownResult,
@@ -49,12 +50,20 @@ class Task(str, Generic[A, R]):
 # -- arguments -----------------------------------------------------------------------------------
 
 
+class PlacementArgs(TypedDict):
+    """The slot a client reserved for a create on a node (``e2bq.stores.nodes``)."""
+
+    node: str
+    reservation: str
+
+
 class CreateSandboxArgs(TypedDict):
     timeout: int  # the sandbox's lifetime, seconds
     metadata: dict[str, str]
     namespace: str
     set_default: bool
     options: dict[str, Any]  # the manager's default_options, for the SDK's create (template, envs, ...)
+    placement: NotRequired[PlacementArgs]  # on a local cluster: the node's slot it takes
 
 
 class ConnectSandboxArgs(TypedDict):
@@ -71,6 +80,14 @@ class RunCodeArgs(TypedDict):
     code: str
     job: bool
     timeout: NotRequired[float | None]  # seconds; absent or None: DEFAULT_CODE_TIMEOUT (a job: none)
+
+
+class RunCodeEachArgs(TypedDict):
+    """One node's part of a fan-out: the same code in each of its sandboxes, all at once."""
+
+    sandbox_ids: list[str]
+    code: str
+    timeout: NotRequired[float | None]  # seconds, for each; absent or None: DEFAULT_CODE_TIMEOUT
 
 
 class RunCommandArgs(TypedDict):
@@ -109,6 +126,7 @@ CREATE_SANDBOX: Final = Task[CreateSandboxArgs, SandboxEntryResult]("e2bq.create
 CONNECT_SANDBOX: Final = Task[ConnectSandboxArgs, SandboxEntryResult]("e2bq.connect_sandbox")
 KILL_SANDBOX: Final = Task[KillSandboxArgs, ShutdownResult]("e2bq.kill_sandbox")
 RUN_CODE: Final = Task[RunCodeArgs, CodeResult]("e2bq.run_code")
+RUN_CODE_EACH: Final = Task[RunCodeEachArgs, EachResult]("e2bq.run_code_each")
 RUN_COMMAND: Final = Task[RunCommandArgs, CommandResult]("e2bq.run_command")
 UPLOAD_FILE: Final = Task[TransferArgs, TransferResult]("e2bq.upload_file")
 DOWNLOAD_FILE: Final = Task[TransferArgs, TransferResult]("e2bq.download_file")
@@ -173,7 +191,7 @@ def deadline(task: str, args: Mapping[str, object], settings: Settings) -> Deadl
     """The time bounds of ``task`` called with ``args``, for the worker and the caller alike."""
     if is_job(args) or task == CANCEL_JOB:
         return NO_DEADLINE
-    if task == RUN_CODE:
+    if task in (RUN_CODE, RUN_CODE_EACH):
         return Deadline.bounded(_seconds(args.get("timeout")) or DEFAULT_CODE_TIMEOUT)
     if task == RUN_COMMAND:
         return Deadline.bounded(_seconds(args.get("timeout")) or DEFAULT_COMMAND_TIMEOUT)

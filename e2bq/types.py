@@ -20,6 +20,8 @@ JobRecordStatus = Literal["running", "done", "error", "cancelled"]
 JobState = Literal["queued", "started"]
 JobKind = Literal["code", "command", "server"]
 Provider = Literal["e2b", "local"]
+NodeState = Literal["live", "lost"]
+SandboxState = Literal["running", "lost"]
 
 TERMINAL_STATES: frozenset[str] = frozenset({"done", "error", "cancelled"})
 
@@ -70,6 +72,27 @@ class SandboxEntry(TypedDict):
     created_at: float
     expires_at: float
     is_default: bool
+    node: NotRequired[str | None]  # the node whose sandbox host runs it (None: E2B's cloud)
+    node_url: NotRequired[str | None]  # that host's address, as clients reach it
+    state: NotRequired[SandboxState]  # when listed: lost once its node stopped beating
+
+
+class NodeRecord(TypedDict):
+    """A node's last heartbeat, as its workers publish it (``e2bq:cluster:<queue>:nodes``)."""
+
+    node: str
+    url: str  # its sandbox host, as clients reach it
+    capacity: int  # sandboxes it runs at most
+    live: int  # sandboxes running on it
+    free: int  # capacity - live
+    seen_at: float  # when a worker last heard from its sandbox host
+
+
+class NodeInfo(NodeRecord):
+    """A node as listed: its heartbeat, whether it is lost, and creates placed there in flight."""
+
+    state: NodeState
+    placed: int
 
 
 class SlotInfo(TypedDict):
@@ -80,6 +103,7 @@ class SlotInfo(TypedDict):
     created_at: float
     expires_at: float
     provider: str
+    node: str | None  # its node on a local cluster (None: E2B's cloud)
 
 
 class ToolSpec(TypedDict):
@@ -145,6 +169,13 @@ class FanOutResult(_Result):
 
     status: Literal["success"]
     result: dict[str, CodeResult | ErrorResult]
+
+
+class EachResult(_Result):
+    """The run_code_each task: one node's results of a fan-out, by sandbox id."""
+
+    status: Literal["success"]
+    results: dict[str, CodeResult | ErrorResult]
 
 
 class TransferResult(_Result):
@@ -228,6 +259,7 @@ class JobRecord(TypedDict):
     pid: int | None
     message: str
     result: CodeResult | CommandResult | ErrorResult | None
+    node: NotRequired[str | None]  # its sandbox's node (None: E2B's cloud)
     output: NotRequired[str]  # the tail of its output so far
 
 
@@ -315,6 +347,7 @@ ToolResult: TypeAlias = (
 
 TaskResult: TypeAlias = (
     SandboxEntryResult
+    | EachResult
     | ShutdownResult
     | CodeResult
     | CommandResult

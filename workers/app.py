@@ -8,7 +8,8 @@ and ends those jobs as ``error`` ("worker shut down") — none is left ``running
 from __future__ import annotations
 
 import logging
-from typing import Any
+from collections.abc import Callable
+from typing import Any, cast
 
 from celery.signals import (
     after_setup_logger,
@@ -18,19 +19,33 @@ from celery.signals import (
     worker_shutdown,
     worker_shutting_down,
 )
+from kombu.entity import Queue
 
 from e2bq.celery_app import make_celery
 from e2bq.config import Settings
 from e2bq.protocol import CANCEL_JOB, CancelJobArgs, is_job
+from e2bq.queues import check_node_name, queue_for, worker_queues
 from e2bq.stores.jobs import JobStore
+from e2bq.stores.nodes import NodeStore
 from e2bq.stores.shutdowns import Shutdowns
 
+from .node import start_node_beat
 from .runner import close_process_context
 from .watch import start_reaper
 
 settings = Settings.from_env()
 app = make_celery(settings)
 app.conf.imports = ("workers.tasks",)
+
+
+def _node() -> str | None:
+    """The node this worker serves: ``E2BQ_NODE`` for a local sandbox host; None for E2B's cloud."""
+    return check_node_name(settings.node) if settings.provider == "local" else None
+
+
+# What it takes unless -Q says otherwise: its node's queues and the shared ones, interactive first.
+_queue = cast("Callable[[str], object]", Queue)  # kombu's constructor has no annotations
+app.conf.task_queues = [_queue(name) for name in worker_queues(settings.queue, _node())]
 
 
 @after_setup_logger.connect
@@ -53,12 +68,18 @@ def _on_received(request: Any = None, **_: Any) -> None:
 def _on_ready(sender: Any = None, **_: Any) -> None:
     hostname = str(getattr(sender, "hostname", ""))
     Shutdowns(settings).clear(hostname)
+    start_node_beat(settings)
     start_reaper(settings, _stop_work)
 
 
 def _stop_work(job_id: str) -> None:
-    """Send the cancel_job task for a job whose worker was lost: any worker stops its process."""
-    app.send_task(CANCEL_JOB, kwargs=CancelJobArgs(job_id=job_id), queue=settings.queue)
+    """Send the cancel_job task for a job whose worker was lost to a worker of the job's node,
+    which stops its process (nothing to stop when the node itself is lost)."""
+    record = _jobs.get(job_id)
+    node = record.get("node") if record is not None else None
+    if node and NodeStore(settings, _jobs.redis).lost(node):
+        return
+    app.send_task(CANCEL_JOB, kwargs=CancelJobArgs(job_id=job_id), queue=queue_for(settings.queue, node))
 
 
 @worker_shutting_down.connect

@@ -35,6 +35,7 @@ from e2bq.protocol import (
     check_port,
 )
 from e2bq.stores.jobs import JobStore
+from e2bq.stores.nodes import NodeStore, Placement
 from e2bq.stores.registry import Registry
 from e2bq.stores.shaping import CreationShaper
 from e2bq.stores.shutdowns import Shutdowns
@@ -72,18 +73,26 @@ class Context:
 
 
 async def create_sandbox(ctx: Context, args: CreateSandboxArgs) -> SandboxEntryResult:
-    """Create a sandbox within the provider's shared budget (waiting for it, not failing)."""
+    """Create a sandbox within the provider's shared budget (waiting for it, not failing), and
+    record it with this worker's node; settle the node's slot the client reserved for it."""
     shaper = CreationShaper(ctx.settings, ctx.registry.redis)
     reservation = await shaper.acquire() if shaper.active else None
     sandbox_id: str | None = None
     now = time.time()
     lifetime = args["timeout"]
+    placed = args.get("placement")
     try:
         sandbox = await _create_with_retries(ctx, args)
         sandbox_id = sandbox.sandbox_id
     finally:
         if reservation is not None:
             shaper.settle(reservation, sandbox_id, now + lifetime)
+        if placed is not None:
+            NodeStore(ctx.settings, ctx.registry.redis).settle(
+                Placement(node=placed["node"], url="", reservation=placed["reservation"]),
+                made=sandbox_id is not None,
+            )
+    local = ctx.settings.provider == "local"
     entry: SandboxEntry = {
         "sandbox_id": sandbox.sandbox_id,
         "provider": ctx.settings.provider,
@@ -93,6 +102,8 @@ async def create_sandbox(ctx: Context, args: CreateSandboxArgs) -> SandboxEntryR
         "created_at": now,
         "expires_at": now + lifetime,
         "is_default": args["set_default"],
+        "node": ctx.settings.node if local else None,
+        "node_url": ctx.settings.node_address if local else None,
     }
     ctx.registry.add(entry)
     if args["set_default"]:
@@ -133,6 +144,8 @@ async def connect_sandbox(ctx: Context, args: ConnectSandboxArgs) -> SandboxEntr
             "created_at": info.started_at.timestamp(),
             "expires_at": info.end_at.timestamp(),
             "is_default": False,
+            "node": ctx.settings.node if ctx.settings.provider == "local" else None,
+            "node_url": ctx.settings.node_address if ctx.settings.provider == "local" else None,
         }
         ctx.registry.add(entry)
     return {"status": "success", "sandbox_id": sandbox_id, "result": entry}

@@ -80,7 +80,7 @@ def run_operation(task: Task, operation: Operation[A, R], args: A) -> R | ErrorR
     except JobCancelledError as exc:
         return {"status": "error", "job_id": str(job_id), "message": str(exc)}
     except Exception as exc:
-        result = _error_result(task, exc, sandbox_id, ctx)
+        result = error_result(str(task.name), exc, sandbox_id, ctx)
         if job_id:
             result["job_id"] = job_id
     if job_id:
@@ -94,9 +94,11 @@ def _finish_job(ctx: Context, job_id: str, result: TaskResult | ErrorResult) -> 
     ctx.jobs.finish(job_id, ended, result, result.get("message", ""))
 
 
-def _error_result(task: Task, exc: Exception, sandbox_id: str | None, ctx: Context) -> ErrorResult:
+def error_result(task: str, exc: BaseException, sandbox_id: str | None, ctx: Context) -> ErrorResult:
+    """The ErrorResult of ``task`` failing with ``exc`` (a bug in e2bq is logged first); a sandbox
+    found gone is forgotten, here and in the registry."""
     if not isinstance(exc, E2BQError) and not _is_sdk_error(exc):
-        log.exception("task %s failed", task.name)
+        log.error("task %s failed", task, exc_info=exc)
     error = translate(exc, sandbox_id)
     if sandbox_id and isinstance(error, SandboxNotFoundError):
         ctx.loop.forget(sandbox_id)
@@ -107,5 +109,5 @@ def _error_result(task: Task, exc: Exception, sandbox_id: str | None, ctx: Conte
     return result
 
 
-def _is_sdk_error(exc: Exception) -> bool:
+def _is_sdk_error(exc: BaseException) -> bool:
     return type(exc).__module__.startswith(("e2b", "httpx", "httpcore"))

@@ -12,6 +12,7 @@ from e2bq.types import (
     CancelResult,
     CodeResult,
     CommandResult,
+    EachResult,
     ErrorResult,
     PortResult,
     SandboxEntryResult,
@@ -20,7 +21,7 @@ from e2bq.types import (
     UrlResult,
 )
 
-from . import files, operations
+from . import fanout, files, operations
 from .app import app
 from .runner import run_operation
 
@@ -47,6 +48,11 @@ def kill_sandbox(self: Task, **args: Unpack[protocol.KillSandboxArgs]) -> Shutdo
 @app.task(name=protocol.RUN_CODE, bind=True)
 def run_code(self: Task, **args: Unpack[protocol.RunCodeArgs]) -> CodeResult | ErrorResult:
     return run_operation(self, operations.run_code, args)
+
+
+@app.task(name=protocol.RUN_CODE_EACH, bind=True)
+def run_code_each(self: Task, **args: Unpack[protocol.RunCodeEachArgs]) -> EachResult | ErrorResult:
+    return run_operation(self, fanout.run_code_each, args)
 
 
 @app.task(name=protocol.RUN_COMMAND, bind=True)

@@ -10,46 +10,66 @@ Broker and backend failures are translated here into e2bq errors that say what t
 from __future__ import annotations
 
 import contextlib
+import time
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from typing import TypeVar, cast
 
 import celery.exceptions
 import kombu.exceptions
 import redis.exceptions
-from celery import Celery, group
-from celery.result import AsyncResult, GroupResult
+from celery import Celery
+from celery.result import AsyncResult
 
 from ..celery_app import make_celery
 from ..config import Settings
-from ..errors import ExecutionTimeoutError, QueueError
+from ..errors import ExecutionTimeoutError, NodeLostError, QueueError
 from ..protocol import Task, deadline
+from ..stores.nodes import NodeStore
+from ..stores.registry import Registry
 from ..types import ErrorResult
+from .routing import Route, Router
 
 A = TypeVar("A", bound=Mapping[str, object])
 R = TypeVar("R")
+_NODE_CHECK = 1.0  # seconds between looks at the node of a call being waited for
 _BROKER_ERRORS = (kombu.exceptions.OperationalError, redis.exceptions.ConnectionError, OSError)
 
 
 class Dispatcher:
-    def __init__(self, settings: Settings, app: Celery | None = None) -> None:
+    """Sends tasks to the queue of their sandbox's node (``router``) and waits for results."""
+
+    def __init__(
+        self, settings: Settings, app: Celery | None = None, *, router: Router | None = None
+    ) -> None:
         self.settings = settings
         self.app = app or make_celery(settings)
+        if router is None:
+            registry = Registry(settings)
+            router = Router(settings, registry, NodeStore(settings, registry.redis))
+        self.router = router
 
-    def submit(self, task: Task[A, R], args: A, *, task_id: str | None = None) -> str:
-        """Enqueue a task; return its id (a job's id when it runs as a background job)."""
+    def submit(
+        self, task: Task[A, R], args: A, *, task_id: str | None = None, route: Route | None = None
+    ) -> str:
+        """Enqueue a task on ``route`` (by default its sandbox's node's queue, see
+        :meth:`Router.route`); return its id (a job's id when it runs as a background job)."""
         task_id = task_id or uuid.uuid4().hex
+        queue = (route or self.router.route(args)).queue
         try:
-            self.app.send_task(task, kwargs=dict(args), task_id=task_id, queue=self.settings.queue)
+            self.app.send_task(task, kwargs=dict(args), task_id=task_id, queue=queue)
         except _BROKER_ERRORS as exc:
             raise QueueError(
                 f"cannot reach the broker at E2BQ_REDIS_URL ({self.settings.redis_location}): {exc}"
             ) from exc
         return task_id
 
-    def call(self, task: Task[A, R], args: A) -> R | ErrorResult:
-        """Run a task and wait for its result, as long as the protocol's deadline says."""
-        return self.wait(self.submit(task, args), name=task, timeout=self.wait_for(task, args))
+    def call(self, task: Task[A, R], args: A, *, route: Route | None = None) -> R | ErrorResult:
+        """Run a task and wait for its result, as long as the protocol's deadline says; a lost
+        node ends the wait at once (NodeLostError)."""
+        route = route or self.router.route(args)
+        task_id = self.submit(task, args, route=route)
+        return self.wait(task_id, name=task, timeout=self.wait_for(task, args), node=route.node)
 
     def wait_for(self, task: Task[A, R], args: A) -> float:
         """Seconds a caller waits for this call's result (see :func:`e2bq.protocol.deadline`)."""
@@ -58,12 +78,29 @@ class Dispatcher:
             raise ValueError(f"nobody waits for {task} called as {args!r}: submit it instead")
         return wait
 
-    def wait(self, task_id: str, *, name: Task[A, R], timeout: float) -> R | ErrorResult:
-        """The result of the task ``task_id`` (a ``name`` task), waiting at most ``timeout`` seconds."""
+    def wait(
+        self, task_id: str, *, name: Task[A, R], timeout: float, node: str | None = None
+    ) -> R | ErrorResult:
+        """The result of the task ``task_id`` (a ``name`` task), waiting at most ``timeout`` seconds;
+        NodeLostError as soon as ``node`` (the one it was sent to) is seen lost, about every second."""
         result = AsyncResult(task_id, app=self.app)
+        until = time.monotonic() + timeout
+        # Celery calls get()'s on_interval once only: wait in slices, looking at the node between.
+        piece = _NODE_CHECK if node is not None else timeout
         try:
-            # JSON from the result backend: the worker returned the task's result type
-            return cast("R | ErrorResult", result.get(timeout=timeout, propagate=True))
+            while True:
+                remaining = until - time.monotonic()
+                try:
+                    # JSON from the result backend: the worker returned the task's result type
+                    outcome = result.get(timeout=max(0.01, min(remaining, piece)), propagate=True)
+                    return cast("R | ErrorResult", outcome)
+                except celery.exceptions.TimeoutError:
+                    if time.monotonic() >= until:
+                        raise
+                    self.router.check(node)
+        except NodeLostError:
+            result.revoke()
+            raise
         except celery.exceptions.TimeoutError as exc:
             result.revoke()
             raise ExecutionTimeoutError(
@@ -76,16 +113,6 @@ class Dispatcher:
             raise QueueError(f"{name} failed in the worker: {type(exc).__name__}: {exc}") from exc
         finally:
             result.forget()
-
-    def fan_out(self, task: Task[A, R], calls: Sequence[A]) -> list[str]:
-        """Send one task per arguments as a Celery group; return the task ids in order."""
-        try:
-            queue = self.settings.queue
-            signatures = [self.app.signature(task, kwargs=dict(args), queue=queue) for args in calls]
-            sent = cast(GroupResult, group(signatures, app=self.app).apply_async())
-        except _BROKER_ERRORS as exc:
-            raise QueueError(f"cannot reach the broker: {exc}") from exc
-        return [child.id for child in sent.results or []]
 
     def revoke(self, task_id: str) -> None:
         """Best effort: live workers drop the task if it is still queued."""

@@ -27,7 +27,8 @@ def upload(
     transfer_id = new_transfer_id()
     pipe = ChunkPipe(dispatcher.settings, transfer_id)
     args = TransferArgs(sandbox_id=sandbox_id, sandbox_path=target, transfer_id=transfer_id)
-    task_id = dispatcher.submit(UPLOAD_FILE, args)
+    route = dispatcher.router.route(args)
+    task_id = dispatcher.submit(UPLOAD_FILE, args, route=route)
     chunk_size = dispatcher.settings.transfer_chunk_bytes
     try:
         with source.open("rb") as handle:
@@ -37,10 +38,12 @@ def upload(
     except Exception as exc:
         pipe.fail(f"the client stopped sending: {exc}")
         with contextlib.suppress(Exception):
-            dispatcher.wait(task_id, name=UPLOAD_FILE, timeout=QUEUE_MARGIN)
+            dispatcher.wait(task_id, name=UPLOAD_FILE, timeout=QUEUE_MARGIN, node=route.node)
         pipe.discard()
         raise
-    result = dispatcher.wait(task_id, name=UPLOAD_FILE, timeout=dispatcher.wait_for(UPLOAD_FILE, args))
+    result = dispatcher.wait(
+        task_id, name=UPLOAD_FILE, timeout=dispatcher.wait_for(UPLOAD_FILE, args), node=route.node
+    )
     pipe.discard()
     return _with_local_path(result, source)
 
@@ -59,7 +62,8 @@ def download(
     transfer_id = new_transfer_id()
     pipe = ChunkPipe(dispatcher.settings, transfer_id)
     args = TransferArgs(sandbox_id=sandbox_id, sandbox_path=sandbox_path, transfer_id=transfer_id)
-    task_id = dispatcher.submit(DOWNLOAD_FILE, args)
+    route = dispatcher.router.route(args)
+    task_id = dispatcher.submit(DOWNLOAD_FILE, args, route=route)
     partial = target.with_name(f".{target.name}.{transfer_id[:8]}.part")
     try:
         with partial.open("wb") as handle:
@@ -67,12 +71,14 @@ def download(
                 handle.write(chunk)
     except Exception:
         partial.unlink(missing_ok=True)
-        failed = dispatcher.wait(task_id, name=DOWNLOAD_FILE, timeout=QUEUE_MARGIN)
+        failed = dispatcher.wait(task_id, name=DOWNLOAD_FILE, timeout=QUEUE_MARGIN, node=route.node)
         pipe.discard()
         if failed["status"] == "error":
             return failed
         raise
-    result = dispatcher.wait(task_id, name=DOWNLOAD_FILE, timeout=dispatcher.wait_for(DOWNLOAD_FILE, args))
+    result = dispatcher.wait(
+        task_id, name=DOWNLOAD_FILE, timeout=dispatcher.wait_for(DOWNLOAD_FILE, args), node=route.node
+    )
     pipe.discard()
     if result["status"] != "success":
         partial.unlink(missing_ok=True)

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import time
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from ..config import Settings
-from ..errors import E2BQError, InvalidInputError, ProviderError
+from ..errors import CapacityError, E2BQError, InvalidInputError, NodeLostError, ProviderError
 from ..protocol import (
     CONNECT_SANDBOX,
     CREATE_SANDBOX,
@@ -14,10 +15,15 @@ from ..protocol import (
     ConnectSandboxArgs,
     CreateSandboxArgs,
     KillSandboxArgs,
+    PlacementArgs,
 )
+from ..stores.nodes import NodeStore, Placement
 from ..stores.registry import Registry
-from ..types import ErrorResult, SandboxEntry, SandboxEntryResult, ShutdownResult, SlotInfo
+from ..types import ErrorResult, NodeInfo, SandboxEntry, SandboxEntryResult, ShutdownResult, SlotInfo
 from .dispatch import Dispatcher
+from .routing import Router
+
+_PLACE_RETRY = 0.2  # seconds between looks for a free slot when every node is full
 
 
 def check_timeout(value: Any, name: str = "timeout") -> None:
@@ -41,6 +47,8 @@ class SandboxSlot:
     created_at: float = 0.0
     expires_at: float = 0.0
     provider: str = ""
+    node: str | None = None
+    node_url: str | None = None
     settings: Settings | None = field(default=None, repr=False)
     _sandbox: Any = field(default=None, repr=False)
 
@@ -52,6 +60,8 @@ class SandboxSlot:
             created_at=entry["created_at"],
             expires_at=entry["expires_at"],
             provider=entry["provider"],
+            node=entry.get("node"),
+            node_url=entry.get("node_url"),
             settings=settings,
         )
 
@@ -61,6 +71,8 @@ class SandboxSlot:
             from e2b_code_interpreter import Sandbox
 
             options = self.settings.sdk_options() if self.settings else {}
+            if self.node_url:  # the sandbox host of its node, as this machine reaches it
+                options.update(api_url=self.node_url, sandbox_url=self.node_url)
             self._sandbox = Sandbox.connect(self.sandbox_id, **options)
         return self._sandbox
 
@@ -71,7 +83,14 @@ class SandboxSlot:
             "created_at": self.created_at,
             "expires_at": self.expires_at,
             "provider": self.provider,
+            "node": self.node,
         }
+
+
+def _load(node: NodeInfo) -> str:
+    if node["state"] == "lost":
+        return f"{node['node']} lost"
+    return f"{node['node']} {node['live']}/{node['capacity']} live"
 
 
 class SandboxManager:
@@ -80,6 +99,10 @@ class SandboxManager:
     ``api_key`` falls back to ``E2B_API_KEY``. The workers hold the provider's credentials and make
     the sandboxes; this key is used only where this process itself connects to a sandbox
     (``SandboxSlot.sandbox``), so it never travels through the broker.
+
+    On a cluster of local nodes a create lands on the live node with the most free slots. When
+    every node (or E2B's cloud's concurrency limit) is full, it waits for a free slot up to
+    ``create_wait`` seconds (``E2BQ_CREATE_WAIT``, 120), then fails saying so.
     """
 
     def __init__(
@@ -88,16 +111,24 @@ class SandboxManager:
         default_timeout: int = 300,
         default_options: dict[str, Any] | None = None,
         *,
+        create_wait: float | None = None,
         settings: Settings | None = None,
     ) -> None:
         check_timeout(default_timeout, "default_timeout")
-        self.settings = (settings or Settings.from_env()).with_api_key(api_key)
+        if create_wait is not None and (
+            isinstance(create_wait, bool) or not isinstance(create_wait, int | float) or create_wait < 0
+        ):
+            raise InvalidInputError(f"create_wait must be a number of seconds >= 0, not {create_wait!r}")
+        settings = (settings or Settings.from_env()).with_api_key(api_key)
+        self.settings = settings if create_wait is None else replace(settings, create_wait=float(create_wait))
         self.api_key = self.settings.e2b_api_key
         self.default_timeout = int(default_timeout)
         self.default_options = dict(default_options or {})
         self.namespace = self.settings.namespace
-        self.dispatcher = Dispatcher(self.settings)
         self.registry = Registry(self.settings)
+        self.nodes = NodeStore(self.settings, self.registry.redis)
+        self.router = Router(self.settings, self.registry, self.nodes)
+        self.dispatcher = Dispatcher(self.settings, router=self.router)
 
     def create(
         self, timeout: int | None = None, metadata: dict[str, Any] | None = None, *, set_default: bool = False
@@ -113,14 +144,43 @@ class SandboxManager:
             set_default=set_default,
             options=self.default_options,
         )
-        return self._slot(self.dispatcher.call(CREATE_SANDBOX, args))
+        if not self.nodes.any():  # E2B's cloud: any worker makes it, within the shared shaping
+            return self._slot(self.dispatcher.call(CREATE_SANDBOX, args))
+        placement = self._place()
+        args["placement"] = PlacementArgs(node=placement.node, reservation=placement.reservation)
+        route = self.router.to_node(placement.node)
+        return self._slot(self.dispatcher.call(CREATE_SANDBOX, args, route=route))
+
+    def _place(self) -> Placement:
+        """A free slot on the least loaded live node, waiting up to ``create_wait`` seconds for one."""
+        until = time.monotonic() + self.settings.create_wait
+        while (placement := self.nodes.place()) is None:
+            if time.monotonic() >= until:
+                states = ", ".join(_load(node) for node in self.nodes.list())
+                raise CapacityError(
+                    f"no node had a free sandbox slot within {self.settings.create_wait:g} s ({states}): "
+                    "kill sandboxes you no longer need, add a node, raise E2BQ_SANDBOXD_MAX_SANDBOXES, "
+                    "or wait longer (create_wait / E2BQ_CREATE_WAIT)"
+                )
+            time.sleep(_PLACE_RETRY)
+        return placement
 
     def connect(self, sandbox_id: str) -> SandboxSlot:
-        """A slot for an existing sandbox (adopted into this manager's registry if new to it)."""
+        """A slot for an existing sandbox (adopted into this manager's registry if new to it).
+
+        A sandbox the registry does not know is looked for on every live node in turn."""
         if not isinstance(sandbox_id, str) or not sandbox_id:
             raise InvalidInputError("sandbox_id must be a non-empty string")
         args = ConnectSandboxArgs(sandbox_id=sandbox_id, namespace=self.namespace)
-        return self._slot(self.dispatcher.call(CONNECT_SANDBOX, args))
+        if self.registry.get(sandbox_id) is not None or not self.nodes.any():
+            return self._slot(self.dispatcher.call(CONNECT_SANDBOX, args))
+        result: SandboxEntryResult | ErrorResult = {"status": "error", "message": "no live node"}
+        for node in self.nodes.list():
+            if node["state"] == "live":
+                result = self.dispatcher.call(CONNECT_SANDBOX, args, route=self.router.to_node(node["node"]))
+                if result["status"] == "success" or result.get("error_type") != "SandboxNotFoundError":
+                    break
+        return self._slot(result)
 
     def shutdown(self, sandbox_id: str) -> ShutdownResult:
         """Kill a sandbox: ``{"status", "sandbox_id", "result"}`` (result: whether it was running)."""
@@ -128,6 +188,9 @@ class SandboxManager:
             if not isinstance(sandbox_id, str) or not sandbox_id:
                 raise InvalidInputError("sandbox_id must be a non-empty string")
             result = self.dispatcher.call(KILL_SANDBOX, KillSandboxArgs(sandbox_id=sandbox_id))
+        except NodeLostError as exc:  # nothing left to kill: forget it
+            self.registry.remove(sandbox_id, shut_down=True)
+            return {"status": "success", "sandbox_id": sandbox_id, "result": False, "message": str(exc)}
         except E2BQError as exc:
             return {"status": "error", "sandbox_id": sandbox_id, "result": None, "message": str(exc)}
         if result["status"] == "success":

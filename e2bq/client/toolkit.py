@@ -18,11 +18,13 @@ from ..protocol import (
     DEFAULT_COMMAND_TIMEOUT,
     PUBLIC_URL,
     RUN_CODE,
+    RUN_CODE_EACH,
     RUN_COMMAND,
     WAIT_FOR_PORT,
     CancelJobArgs,
     PublicUrlArgs,
     RunCodeArgs,
+    RunCodeEachArgs,
     RunCommandArgs,
     Task,
     WaitForPortArgs,
@@ -141,9 +143,10 @@ class E2BToolkit(Toolkit):
             raise InvalidInputError("job_id must be a non-empty string")
         job_id = job_id or uuid.uuid4().hex
         sandbox_id = args["sandbox_id"]
-        self.jobs.create(job_id, kind, sandbox_id, self.manager.namespace)
+        route = self.manager.router.route(args)
+        self.jobs.create(job_id, kind, sandbox_id, self.manager.namespace, route.node)
         try:
-            self.dispatcher.submit(task, args, task_id=job_id)
+            self.dispatcher.submit(task, args, task_id=job_id, route=route)
         except E2BQError as exc:
             self.jobs.finish(job_id, "error", None, str(exc))
             raise
@@ -192,25 +195,49 @@ class E2BToolkit(Toolkit):
 
     @tool
     def run_in_all_sandboxes(self, code: str, timeout_each: int | None = None) -> FanOutResult:
-        """Run code in every managed sandbox at once; a result per sandbox id."""
+        """Run code in every managed sandbox at once; a result per sandbox id.
+
+        One task goes to each node, which runs the code in all of its sandboxes concurrently.
+        """
         if not isinstance(code, str):
             raise InvalidInputError("code must be a string")
         check_timeout(timeout_each, "timeout_each")
         limit = float(timeout_each or DEFAULT_CODE_TIMEOUT)
-        ids = [entry["sandbox_id"] for entry in self.registry.list(self.manager.namespace)]
-        calls = [RunCodeArgs(sandbox_id=sid, code=code, job=False, timeout=limit) for sid in ids]
-        task_ids = self.dispatcher.fan_out(RUN_CODE, calls)
-        budget = max((self.dispatcher.wait_for(RUN_CODE, args) for args in calls), default=0.0)
-        until = time.monotonic() + budget
+        entries = self.registry.list(self.manager.namespace)
+        by_node: dict[str | None, list[str]] = {}
+        for entry in entries:
+            by_node.setdefault(entry.get("node"), []).append(entry["sandbox_id"])
         outcome: dict[str, CodeResult | ErrorResult] = {}
-        for sid, task_id in zip(ids, task_ids, strict=True):
+        sent: list[tuple[str, str | None, list[str]]] = []
+        for node, ids in by_node.items():
+            for part in _chunks(ids, _FAN_OUT_CHUNK):
+                try:
+                    route = self.manager.router.to_node(node)
+                    args = RunCodeEachArgs(sandbox_ids=part, code=code, timeout=limit)
+                    sent.append((self.dispatcher.submit(RUN_CODE_EACH, args, route=route), node, part))
+                except E2BQError as exc:
+                    outcome.update({sid: _failed(sid, exc) for sid in part})
+        until = time.monotonic() + self.dispatcher.wait_for(RUN_CODE_EACH, RunCodeEachArgs(
+            sandbox_ids=[], code=code, timeout=limit
+        ))
+        for task_id, node, part in sent:
             try:
                 remaining = max(0.1, until - time.monotonic())
-                outcome[sid] = self.dispatcher.wait(task_id, name=RUN_CODE, timeout=remaining)
+                each = self.dispatcher.wait(task_id, name=RUN_CODE_EACH, timeout=remaining, node=node)
             except E2BQError as exc:
-                outcome[sid] = {"status": "error", "sandbox_id": sid, "message": str(exc)}
-        succeeded = sum(1 for result in outcome.values() if result["status"] == "success")
-        return {"status": "success", "result": outcome, "message": f"{succeeded} of {len(ids)} succeeded"}
+                outcome.update({sid: _failed(sid, exc) for sid in part})
+                continue
+            if each["status"] == "success":
+                outcome.update(each["results"])
+            else:
+                outcome.update({sid: {**each, "sandbox_id": sid} for sid in part})
+        missing = "its node's worker returned no result for it"
+        ordered = {
+            sid: outcome.get(sid) or {"status": "error", "sandbox_id": sid, "message": missing}
+            for sid in (entry["sandbox_id"] for entry in entries)
+        }
+        succeeded = sum(1 for result in ordered.values() if result["status"] == "success")
+        return {"status": "success", "result": ordered, "message": f"{succeeded} of {len(ordered)} succeeded"}
 
     # -- commands ------------------------------------------------------------------------------
 
@@ -386,7 +413,8 @@ class E2BToolkit(Toolkit):
                 "message": f"job {job_id} already ended ({record['status']})",
             }
         self.dispatcher.revoke(job_id)
-        self.dispatcher.submit(CANCEL_JOB, CancelJobArgs(job_id=job_id))
+        route = self.manager.router.to_node(record.get("node"))
+        self.dispatcher.submit(CANCEL_JOB, CancelJobArgs(job_id=job_id), route=route)
         return {"status": "success", "job_id": job_id, "result": "cancelled"}
 
     # -- sandboxes -----------------------------------------------------------------------------
@@ -401,8 +429,12 @@ class E2BToolkit(Toolkit):
 
     @tool
     def list_managed_sandboxes(self) -> SandboxListResult:
-        """Every sandbox this manager's namespace manages, with metadata and expiry."""
+        """Every sandbox this manager's namespace manages, with metadata, expiry, its node, and its
+        state (``lost`` once its node is)."""
         entries = self.registry.list(self.manager.namespace)
+        lost = {node["node"] for node in self.manager.nodes.list() if node["state"] == "lost"}
+        for entry in entries:
+            entry["state"] = "lost" if entry.get("node") in lost else "running"
         return {"status": "success", "sandboxes": entries, "default_sandbox_id": self._live_default()}
 
     @tool
@@ -417,6 +449,17 @@ class E2BToolkit(Toolkit):
         ids = [entry["sandbox_id"] for entry in self.registry.list(self.manager.namespace)]
         outcome = {sid: self.manager.shutdown(sid) for sid in ids}
         return {"status": "success", "result": outcome}
+
+
+_FAN_OUT_CHUNK = 100  # sandboxes per fan-out task (one node's, or E2B cloud's spread over workers)
+
+
+def _chunks(ids: list[str], size: int) -> list[list[str]]:
+    return [ids[start : start + size] for start in range(0, len(ids), size)]
+
+
+def _failed(sandbox_id: str, exc: E2BQError) -> ErrorResult:
+    return {"status": "error", "sandbox_id": sandbox_id, "message": str(exc)}
 
 
 def _check_command(command: object) -> None:

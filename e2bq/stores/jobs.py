@@ -4,8 +4,9 @@ Transitions are atomic (a Lua script): once a job is ``done``, ``error`` or ``ca
 moves it again, so a worker finishing a job that was just cancelled cannot revive it.
 
 A taken job has a heartbeat: its worker renews ``e2bq:job:<id>:alive`` every few seconds. When the
-worker dies (SIGKILL, out of memory, host gone) the heartbeat lapses; :meth:`JobStore.end_if_lost`
-then ends the job as ``error`` ("worker lost") — every worker's reaper calls it for the jobs it
+worker dies (SIGKILL, out of memory, host gone) the heartbeat lapses, or its sandbox's node is lost
+(``e2bq.stores.nodes``); :meth:`JobStore.end_if_lost` then ends the job as ``error`` ("worker lost",
+or the lost node named) — every worker's reaper calls it for the jobs it
 watches, and the toolkit before it reports a job's status — so no job is left ``running``. A
 worker's reaper then stops what the job left running in its sandbox, whoever ended it. Such a job is
 not run again: sandbox work has effects (files, processes) that make a blind re-run unsafe; the
@@ -35,6 +36,7 @@ from .keys import (
     job_key,
     job_output_key,
 )
+from .nodes import NodeStore, lost_message
 
 LOST = "worker lost: the worker running this job stopped (killed, out of memory or its host went away)"
 LOST_BEFORE_START = (
@@ -67,10 +69,13 @@ class JobStore:
         self.settings = settings
         self.redis = client or connect(settings)
         self._transition = self.redis.register_script(_TRANSITION)
+        self.nodes = NodeStore(settings, self.redis)
 
     @translates_errors
-    def create(self, job_id: str, kind: JobKind, sandbox_id: str, namespace: str) -> JobRecord:
-        """Record a new queued job; a job id can be used once."""
+    def create(
+        self, job_id: str, kind: JobKind, sandbox_id: str, namespace: str, node: str | None = None
+    ) -> JobRecord:
+        """Record a new queued job (for a sandbox on ``node``); a job id can be used once."""
         record: JobRecord = {
             "job_id": job_id,
             "status": "running",
@@ -86,6 +91,7 @@ class JobStore:
             "pid": None,
             "result": None,
             "message": "",
+            "node": node,
         }
         key = job_key(job_id)
         if not self.redis.hsetnx(key, "status", json.dumps("running")):
@@ -194,7 +200,13 @@ class JobStore:
         """End the job as ``error`` if the worker that took it stopped beating; True if this call
         ended it. A job ended so after it started is left for a reaper to stop its work."""
         record = self.get(job_id)
-        if record is None or not self._lost(record):
+        if record is None or record["status"] != "running":
+            return False
+        node_name = record.get("node")
+        node = self.nodes.lost(node_name) if node_name else None
+        if node is not None:  # nothing of it can be reached or stopped: its node is gone
+            return self.finish(job_id, "error", None, f"the job's {lost_message(node)}")
+        if not self._lost(record):
             return False
         if record["state"] != "started":
             return self.finish(job_id, "error", None, LOST_BEFORE_START)

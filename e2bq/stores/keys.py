@@ -14,6 +14,9 @@
     e2bq:shape:<provider>:bucket      hash    the creation rate's token bucket
     e2bq:shape:<provider>:live        zset    live sandboxes and pending creates, scored by expiry
     e2bq:worker:<name>:stopping       string  when a shutting-down worker stops its running work
+    e2bq:cluster:<queue>:nodes        hash    node name -> its last heartbeat (NodeRecord, JSON)
+    e2bq:cluster:<queue>:node:<name>:pending  zset  creates placed on the node, scored by expiry
+    e2bq:cluster:<queue>:node:<name>:settled  zset  creates done since, not yet in a heartbeat
 
 The layout is stable across releases: workers and clients of adjacent versions share it.
 """
@@ -72,3 +75,12 @@ def shape_live_key(provider: str) -> str:
 
 def worker_stopping_key(worker: str) -> str:
     return f"e2bq:worker:{worker}:stopping"
+
+
+def cluster_nodes_key(queue: str) -> str:
+    return f"e2bq:cluster:{queue}:nodes"
+
+
+def cluster_node_prefix(queue: str) -> str:
+    """The start of a node's placement keys: ``<prefix><name>:pending`` and ``<prefix><name>:settled``."""
+    return f"e2bq:cluster:{queue}:node:"

@@ -50,6 +50,8 @@ class Registry:
         entry = {k: json.loads(v) for k, v in raw.items()}
         if entry["expires_at"] < time.time():
             return None
+        entry.setdefault("node", None)  # recorded before nodes existed
+        entry.setdefault("node_url", None)
         entry["is_default"] = self.default(entry["namespace"]) == sandbox_id
         return cast(SandboxEntry, entry)
 

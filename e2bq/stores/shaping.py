@@ -15,7 +15,7 @@ import uuid
 import redis
 
 from ..config import Settings
-from ..errors import ProviderError
+from ..errors import CapacityError
 from .connection import translated, translates_errors
 from .keys import shape_bucket_key, shape_live_key
 
@@ -76,7 +76,7 @@ class CreationShaper:
             if wait == 0:
                 return reservation
             if time.monotonic() + wait > deadline:
-                raise ProviderError(
+                raise CapacityError(
                     f"no sandbox could be created within {max_wait:g} s: {self.cap or 'no'} live-sandbox "
                     f"cap and {self.rate or 'no'} creates/s rate limit for {self.provider}; kill sandboxes "
                     "you no longer need, or raise E2BQ_MAX_LIVE_SANDBOXES / E2BQ_CREATE_RATE"

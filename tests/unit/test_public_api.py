@@ -14,12 +14,14 @@ EXPORTED = [
     # Configuration
     "Settings",
     # Errors
+    "CapacityError",
     "ConfigurationError",
     "E2BQError",
     "ExecutionTimeoutError",
     "InvalidInputError",
     "JobCancelledError",
     "JobNotFoundError",
+    "NodeLostError",
     "NotFoundError",
     "ProviderError",
     "QueueError",
@@ -28,6 +30,7 @@ EXPORTED = [
     "TERMINAL_STATES",
     "JobRecord",
     "JobStatus",
+    "NodeInfo",
     "SandboxEntry",
     "ToolResult",
     "__version__",

@@ -89,7 +89,11 @@ class ControlPlane:
         return guarded
 
     async def health(self, _: Request) -> Response:
-        return JSONResponse({"status": "ok", "sandboxes": len(self.host.sandboxes)})
+        """Liveness and capacity (counts only): what a node's workers publish in its heartbeat."""
+        live, capacity = self.host.load, self.host.settings.max_sandboxes
+        return JSONResponse(
+            {"status": "ok", "sandboxes": live, "max_sandboxes": capacity, "free": max(0, capacity - live)}
+        )
 
     async def metrics(self, _: Request) -> Response:
         """Prometheus metrics: counts and durations only, nothing about any sandbox's content."""

@@ -156,6 +156,11 @@ class SandboxHost:
 
     # -- sandboxes -----------------------------------------------------------------------------
 
+    @property
+    def load(self) -> int:
+        """Sandboxes running or being created: what counts against ``max_sandboxes``."""
+        return len(self.sandboxes) + self._creating
+
     def clamp_timeout(self, timeout: Any) -> int:
         if timeout is None:
             return self.settings.default_timeout
@@ -186,7 +191,7 @@ class SandboxHost:
     ) -> Sandbox:
         if template_id not in TEMPLATES:
             raise HostError(404, f"template '{template_id}' not found; this host serves {TEMPLATES}")
-        if len(self.sandboxes) + self._creating >= self.settings.max_sandboxes:
+        if self.load >= self.settings.max_sandboxes:
             self.metrics.limits_hit.labels("sandboxes").inc()
             self.metrics.create_failures.labels("cap").inc()
             raise HostError(

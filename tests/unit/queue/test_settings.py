@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import socket
+
 import pytest
 
 from e2bq.config import DEFAULT_REDIS_URL, Settings
@@ -12,7 +14,8 @@ def test_defaults_when_the_environment_is_empty() -> None:
     settings = Settings.from_env({})
     assert settings == Settings()
     assert (settings.redis_url, settings.queue, settings.namespace) == (DEFAULT_REDIS_URL, "e2bq", "default")
-    assert (settings.job_ttl, settings.worker_grace, settings.create_wait) == (86_400, 30.0, 300.0)
+    assert (settings.job_ttl, settings.worker_grace, settings.create_wait) == (86_400, 30.0, 120.0)
+    assert (settings.node, settings.node_url, settings.node_timeout) == (socket.gethostname(), None, 15.0)
 
 
 def test_the_environment_overrides_defaults_and_arguments_override_both() -> None:
@@ -26,6 +29,9 @@ def test_the_environment_overrides_defaults_and_arguments_override_both() -> Non
         "E2BQ_MAX_LIVE_SANDBOXES": "7",
         "E2BQ_VISIBILITY_TIMEOUT": "90",
         "E2BQ_CREATE_WAIT": "12",
+        "E2BQ_NODE": "rack-1",
+        "E2BQ_NODE_URL": "http://10.0.0.7:49999",
+        "E2BQ_NODE_TIMEOUT": "5",
     }
     settings = Settings.from_env(env)
     assert settings.redis_url == "redis://r:6379/3"
@@ -33,6 +39,8 @@ def test_the_environment_overrides_defaults_and_arguments_override_both() -> Non
     assert (settings.job_ttl, settings.worker_grace) == (60, 2.5)
     assert (settings.create_rate, settings.max_live_sandboxes) == (0.5, 7)
     assert (settings.visibility_timeout, settings.create_wait) == (90, 12.0)
+    assert (settings.node, settings.node_url, settings.node_timeout) == ("rack-1", "http://10.0.0.7:49999", 5.0)
+    assert settings.node_address == "http://10.0.0.7:49999"
     overridden = Settings.from_env(env, queue="interactive", worker_grace=0, namespace=None)
     assert (overridden.queue, overridden.worker_grace) == ("interactive", 0)
     assert overridden.namespace == "team"  # None means "not given"
