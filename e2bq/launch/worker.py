@@ -33,8 +33,8 @@ def start_worker(
     Its Celery node is ``<name>@<hostname>`` (``name`` defaults to ``worker-<random hex>``) and it
     logs to ``folder/<name>.log`` at level INFO: its "ready." line is how readiness is seen, so do
     not lower the level in ``args``. ``args`` are Celery worker options (e.g. ``"--pool",
-    "prefork"``); without them it runs e2bq's default pool of 20 threads on its node's queues and the shared ones.
-    Stopping it gives it ``grace`` seconds to end its tasks before SIGKILL.
+    "prefork"``); without them it runs e2bq's default pool of 20 threads on its node's queues and
+    the shared ones. Stopping it gives it ``grace`` seconds to end its tasks before SIGKILL.
 
     Raises ConfigurationError when the worker exits while starting or is not ready within
     ``timeout`` seconds (it is stopped first). Use the result as a context manager, or call its

@@ -39,7 +39,7 @@ def test_the_environment_overrides_defaults_and_arguments_override_both() -> Non
     assert (settings.job_ttl, settings.worker_grace) == (60, 2.5)
     assert (settings.create_rate, settings.max_live_sandboxes) == (0.5, 7)
     assert (settings.visibility_timeout, settings.create_wait) == (90, 12.0)
-    assert (settings.node, settings.node_url, settings.node_timeout) == ("rack-1", "http://10.0.0.7:49999", 5.0)
+    assert (settings.node, settings.node_timeout) == ("rack-1", 5.0)
     assert settings.node_address == "http://10.0.0.7:49999"
     overridden = Settings.from_env(env, queue="interactive", worker_grace=0, namespace=None)
     assert (overridden.queue, overridden.worker_grace) == ("interactive", 0)
