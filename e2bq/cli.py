@@ -55,15 +55,24 @@ _PASS_THROUGH = {"ignore_unknown_options": True, "allow_extra_args": True, "help
     envvar="E2BQ_NODE",
     help="The node this worker serves: the sandbox host E2B_API_URL names [E2BQ_NODE, the host name].",
 )
+@click.option(
+    "--serves",
+    type=click.Choice(["all", "interactive", "batch"]),
+    envvar="E2BQ_WORKER_SERVES",
+    help="What it takes: interactive calls, background jobs, or both [E2BQ_WORKER_SERVES, all].",
+)
 @click.pass_context
-def worker(ctx: click.Context, node: str | None) -> None:
+def worker(ctx: click.Context, node: str | None, serves: str | None) -> None:
     """Run a worker; Celery's worker options pass through (e.g. --concurrency, --pool, -n).
 
     With a local sandboxd it serves that host's node: it takes the calls to the node's sandboxes
     (queue ``<E2BQ_QUEUE>.node.<NODE>``, and ``.batch`` for background jobs) and creates placed on
     it, besides the shared queues. Sandbox work waits on sandboxes rather than the CPU, so the
-    default pool is 20 threads.
+    default pool is 20 threads. A job holds a thread while it runs: give a node an ``interactive``
+    worker and a ``batch`` one when synchronous calls must never wait for a thread.
     """
+    if serves:
+        os.environ["E2BQ_WORKER_SERVES"] = serves
     if node:
         from .errors import ConfigurationError
         from .queues import check_node_name

@@ -7,9 +7,10 @@ import os
 import socket
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields, replace
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 from .errors import ConfigurationError
+from .queues import SERVES, Serves
 from .types import Provider
 
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
@@ -42,6 +43,8 @@ class Settings:
     - ``E2BQ_NODE_URL``: that sandbox host's address as clients reach it, for ``SandboxSlot.sandbox``
       (default: ``E2B_API_URL``).
     - ``E2BQ_NODE_TIMEOUT``: seconds without a heartbeat after which a node is lost (15).
+    - ``E2BQ_WORKER_SERVES``: what a worker takes: ``all`` (default), ``interactive`` (synchronous
+      calls, creates, kill_job) or ``batch`` (background jobs); see ``e2bq.queues``.
 
     A value that is not a number of the right kind raises :class:`ConfigurationError` naming the
     variable.
@@ -66,6 +69,7 @@ class Settings:
     node: str = field(default_factory=socket.gethostname)
     node_url: str | None = None
     node_timeout: float = 15.0
+    worker_serves: Serves = "all"
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
@@ -94,6 +98,7 @@ class Settings:
             "node": env.get("E2BQ_NODE") or socket.gethostname(),
             "node_url": env.get("E2BQ_NODE_URL") or None,
             "node_timeout": _number(env, "E2BQ_NODE_TIMEOUT", float, minimum=1),
+            "worker_serves": _serves(env.get("E2BQ_WORKER_SERVES") or None),
         }
         values.update({name: value for name, value in overrides.items() if value is not None})
         return cls(**{name: value for name, value in values.items() if value is not None})
@@ -144,6 +149,14 @@ class Settings:
         if self.e2b_sandbox_url:
             options["sandbox_url"] = self.e2b_sandbox_url
         return options
+
+
+def _serves(raw: str | None) -> Serves | None:
+    if raw is None:
+        return None
+    if raw not in SERVES:
+        raise ConfigurationError(f"E2BQ_WORKER_SERVES={raw!r} is not one of {', '.join(SERVES)}")
+    return cast(Serves, raw)
 
 
 def _number(env: Mapping[str, str], name: str, kind: Callable[[str], N], *, minimum: float) -> N | None:

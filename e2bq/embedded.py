@@ -24,6 +24,7 @@ from .launch import (
     start_sandboxd,
     start_worker,
 )
+from .queues import Serves
 
 EMBEDDED_WARM_POOL = 2  # sandboxes the embedded host launches ahead of creates, unless told otherwise
 
@@ -58,14 +59,16 @@ class Stack:
         """The environment of a worker of node ``node`` (1-based): its host and its node's name."""
         return {**self.env, **self.hosts[node - 1].env, "E2BQ_NODE": f"node{node}"}
 
-    def add_worker(self, *args: str, name: str | None = None, node: int = 1) -> WorkerProcess:
-        """Start one more ``e2bq worker`` for node ``node`` (1-based) and return once it is ready;
-        it is stopped with the stack. ``args`` are Celery worker options; ``name`` (its Celery
-        node and log name) defaults to ``worker<N>``, N counting the stack's workers. Raises
-        ConfigurationError when it does not come up."""
-        running = start_worker(
-            self.workdir, *args, name=name or f"worker{len(self.workers) + 1}", env=self.node_env(node)
-        )
+    def add_worker(
+        self, *args: str, name: str | None = None, node: int = 1, serves: Serves = "all"
+    ) -> WorkerProcess:
+        """Start one more ``e2bq worker`` for node ``node`` (1-based), taking what ``serves`` says,
+        and return once it is ready; it is stopped with the stack. ``args`` are Celery worker
+        options; ``name`` (its Celery node and log name) defaults to ``worker<N>``, N counting the
+        stack's workers. Raises ConfigurationError when it does not come up."""
+        env = {**self.node_env(node), "E2BQ_WORKER_SERVES": serves}
+        name = name or f"worker{len(self.workers) + 1}"
+        running = start_worker(self.workdir, *args, name=name, env=env)
         self.processes.enter_context(running)
         self.workers.append(running)
         return running
@@ -77,6 +80,7 @@ def embedded(
     redis_url: str | None = None,
     workers: int = 1,
     nodes: int = 1,
+    batch_workers: int = 0,
     worker_args: tuple[str, ...] = (),
     flower_port: int | None = None,
     warm_pool: int | None = None,
@@ -86,8 +90,10 @@ def embedded(
 
     A private redis-server is started unless ``redis_url`` names a Redis to use. ``nodes`` sandbox
     hosts each keep ``warm_pool`` sandboxes launched ahead of creates (``EMBEDDED_WARM_POOL`` when
-    None), and each gets ``workers`` workers, started with the Celery options ``worker_args``; then
-    Flower on ``flower_port`` when one is given. Logs go to ``workdir`` (a new temporary folder by
+    None), and each gets ``workers`` workers, started with the Celery options ``worker_args``; with
+    ``batch_workers`` > 0, those take interactive calls only and each node gets that many more
+    workers for background jobs (see ``e2bq.queues``). Then Flower on ``flower_port`` when one is
+    given. Logs go to ``workdir`` (a new temporary folder by
     default).
 
     Raises ConfigurationError when a process does not come up; those already started are stopped.
@@ -113,7 +119,9 @@ def embedded(
         )
         for node in range(1, nodes + 1):
             for _ in range(workers):
-                stack.add_worker(*worker_args, node=node)
+                stack.add_worker(*worker_args, node=node, serves="interactive" if batch_workers else "all")
+            for _ in range(batch_workers):
+                stack.add_worker(*worker_args, node=node, serves="batch")
         if flower_port is not None:
             stack.flower = processes.enter_context(start_flower(folder, port=flower_port, env=stack.env))
         yield stack

@@ -11,14 +11,22 @@ Each of these has a batch twin for background jobs::
     e2bq.node.<name>.batch    node <name>, background jobs and batch-map lanes
 
 A worker takes from its interactive queues first (kombu's ``priority`` queue order), so a
-synchronous call never waits behind a backlog of background jobs.
+synchronous call never waits *behind* a backlog of background jobs. But a job holds its worker
+thread while it runs: a worker whose every thread runs a long job takes nothing else until one
+ends. A node that must answer at once under any batch load runs its workers split by what they
+serve (``E2BQ_WORKER_SERVES``): ``interactive`` workers keep their threads for synchronous calls,
+``batch`` workers run the jobs.
 """
 
 from __future__ import annotations
 
 import re
+from typing import Literal, get_args
 
 from .errors import ConfigurationError
+
+Serves = Literal["all", "interactive", "batch"]
+SERVES: tuple[str, ...] = get_args(Serves)
 
 _NODE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")
 
@@ -39,7 +47,9 @@ def queue_for(base: str, node: str | None, *, batch: bool = False) -> str:
     return f"{queue}.batch" if batch else queue
 
 
-def worker_queues(base: str, node: str | None) -> list[str]:
-    """What a worker serving ``node`` (None: E2B's cloud) takes, in the order it looks at them."""
+def worker_queues(base: str, node: str | None, serves: Serves = "all") -> list[str]:
+    """What a worker serving ``node`` (None: E2B's cloud) takes, in the order it looks at them:
+    interactive calls, background jobs, or both (interactive first)."""
     interactive = [base] if node is None else [base, queue_for(base, node)]
-    return interactive + [f"{queue}.batch" for queue in interactive]
+    batch = [f"{queue}.batch" for queue in interactive]
+    return {"all": interactive + batch, "interactive": interactive, "batch": batch}[serves]

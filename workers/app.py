@@ -45,7 +45,9 @@ def _node() -> str | None:
 
 # What it takes unless -Q says otherwise: its node's queues and the shared ones, interactive first.
 _queue = cast("Callable[[str], object]", Queue)  # kombu's constructor has no annotations
-app.conf.task_queues = [_queue(name) for name in worker_queues(settings.queue, _node())]
+app.conf.task_queues = [
+    _queue(name) for name in worker_queues(settings.queue, _node(), settings.worker_serves)
+]
 
 
 @after_setup_logger.connect
