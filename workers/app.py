@@ -39,8 +39,12 @@ app.conf.imports = ("workers.tasks",)
 
 
 def _node() -> str | None:
-    """The node this worker serves: ``E2BQ_NODE`` for a local sandbox host; None for E2B's cloud."""
-    return check_node_name(settings.node) if settings.provider == "local" else None
+    """The node this worker serves: ``E2BQ_NODE`` for a local sandbox host; None for E2B's cloud.
+
+    Flower loads this app too, with no provider configured: it gets the shared queues, which its
+    broker page lists until it has asked a worker for the queues that worker takes."""
+    local = bool(settings.e2b_api_url or settings.e2b_sandbox_url)  # Settings.provider, minus its error
+    return check_node_name(settings.node) if local else None
 
 
 # What it takes unless -Q says otherwise: its node's queues and the shared ones, interactive first.

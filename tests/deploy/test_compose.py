@@ -1,11 +1,12 @@
-"""docker-compose.yml is valid Compose, its workers scale, and its secrets are required, not defaulted."""
+"""docker-compose.yml is valid Compose; each node's workers reach their own sandboxd and scale; its
+secrets are required, not defaulted."""
 
 from __future__ import annotations
 
 import copy
+import itertools
 import json
 import os
-import re
 import shutil
 import subprocess
 from pathlib import Path
@@ -13,19 +14,31 @@ from typing import Any
 
 import jsonschema
 import pytest
-import yaml
 
-ROOT = Path(__file__).resolve().parents[2]
-COMPOSE = ROOT / "docker-compose.yml"
-ENV_EXAMPLE = ROOT / ".env.example"
+from e2bq import Settings
+from e2bq.queues import worker_queues
+from e2bq.sandboxd.settings import HostSettings
+from tests.deploy import variables
+from tests.deploy.compose import (
+    COMPOSE,
+    ENV_EXAMPLE,
+    REQUIRED,
+    ROOT,
+    commands,
+    env_example,
+    environment,
+    interpolate,
+    load,
+    nodes,
+    published,
+)
+
 SCHEMA = Path(__file__).with_name("schemas") / "compose-spec.json"
-E2BQ_SERVICES = ("sandboxd", "worker", "flower")
-REQUIRED = re.compile(r"\$\{(\w+):\?[^}]*\}")
 
 
 @pytest.fixture(scope="module")
 def compose() -> dict[str, Any]:
-    return dict(yaml.safe_load(COMPOSE.read_text()))
+    return load()
 
 
 def schema_errors(document: dict[str, Any]) -> list[str]:
@@ -37,13 +50,8 @@ def schema_errors(document: dict[str, Any]) -> list[str]:
     ]
 
 
-def env_example() -> dict[str, str]:
-    values = {}
-    for line in ENV_EXAMPLE.read_text().splitlines():
-        if line.strip() and not line.lstrip().startswith("#"):
-            name, _, value = line.partition("=")
-            values[name.strip()] = value.strip()
-    return values
+def services_running(compose: dict[str, Any], process: str) -> list[str]:
+    return sorted(name for name, command in commands(compose).items() if command == process)
 
 
 def test_the_vendored_schema_is_a_valid_json_schema() -> None:
@@ -56,8 +64,8 @@ def test_the_file_follows_the_compose_specification(compose: dict[str, Any]) -> 
 
 def test_the_schema_check_catches_a_misspelt_key(compose: dict[str, Any]) -> None:
     broken = copy.deepcopy(compose)
-    broken["services"]["sandboxd"]["privilegd"] = True
-    broken["services"]["worker"]["depends_on"]["redis"]["condition"] = "service_healty"
+    broken["services"]["node1-sandboxd"]["privilegd"] = True
+    broken["services"]["node1-worker"]["depends_on"]["redis"]["condition"] = "service_healty"
 
     errors = schema_errors(broken)
 
@@ -66,20 +74,107 @@ def test_the_schema_check_catches_a_misspelt_key(compose: dict[str, Any]) -> Non
 
 
 def test_every_e2bq_process_is_built_from_the_one_dockerfile(compose: dict[str, Any]) -> None:
-    assert set(compose["services"]) == {"redis", *E2BQ_SERVICES}
-    for name in E2BQ_SERVICES:
-        build = compose["services"][name]["build"]
+    services = compose["services"]
+    assert set(services) == {"redis", *commands(compose)}
+    assert sorted(set(commands(compose).values())) == ["flower", "sandboxd", "worker"]
+    assert services_running(compose, "flower") == ["flower"]
+    images = set()
+    for name in commands(compose):
+        build = services[name]["build"]
         assert (ROOT / build["context"] / build["dockerfile"]).resolve() == ROOT / "deploy" / "Dockerfile"
-    commands = {name: compose["services"][name]["command"][0] for name in E2BQ_SERVICES}
-    assert commands == {"sandboxd": "sandboxd", "worker": "worker", "flower": "flower"}
+        images.add(services[name]["image"])
+    assert len(images) == 1, "one image, built once, runs every e2bq process"
+
+
+# -- nodes -------------------------------------------------------------------------------------
+
+
+def test_there_are_two_nodes_each_with_a_sandboxd_of_its_own(compose: dict[str, Any]) -> None:
+    found = nodes(compose)
+
+    assert sorted(found) == ["node1", "node2"]
+    assert sorted(node.sandboxd for node in found.values()) == services_running(compose, "sandboxd")
+    for node in found.values():
+        assert node.workers, node
+
+
+def test_every_worker_of_a_node_points_at_its_own_sandboxd(compose: dict[str, Any]) -> None:
+    for node in nodes(compose).values():
+        host = HostSettings.from_env(environment(compose["services"][node.sandboxd]))
+        for worker in node.workers:
+            env = environment(compose["services"][worker])
+            own = f"http://{node.sandboxd}:{host.port}"
+            assert env["E2B_API_URL"] == env["E2B_SANDBOX_URL"] == own, worker
+            assert env["E2B_API_KEY"] == host.api_key, worker
+            assert compose["services"][worker]["depends_on"] == {
+                "redis": {"condition": "service_healthy"},
+                node.sandboxd: {"condition": "service_healthy"},
+            }
+
+
+def test_every_node_is_reached_by_clients_at_its_sandboxds_port_on_this_host(compose: dict[str, Any]) -> None:
+    addresses = set()
+    for node in nodes(compose).values():
+        sandboxd = compose["services"][node.sandboxd]
+        port = published(sandboxd, HostSettings.from_env(environment(sandboxd)).port)
+        for worker in node.workers:
+            settings = Settings.from_env(environment(compose["services"][worker]))
+            assert settings.node == node.name
+            assert settings.node_address == f"http://127.0.0.1:{port}"
+            addresses.add(settings.node_address)
+    assert len(addresses) == len(nodes(compose))
+
+
+def test_each_nodes_workers_take_its_own_queues(compose: dict[str, Any]) -> None:
+    for node in nodes(compose).values():
+        for worker in node.workers:
+            settings = Settings.from_env(environment(compose["services"][worker]))
+            assert settings.provider == "local"
+            assert worker_queues(settings.queue, settings.node) == [
+                "e2bq", f"e2bq.node.{node.name}", "e2bq.batch", f"e2bq.node.{node.name}.batch"
+            ]
 
 
 def test_workers_can_be_scaled(compose: dict[str, Any]) -> None:
-    worker = compose["services"]["worker"]
-    # A fixed name or a fixed host port would make a second replica fail to start.
-    assert "container_name" not in worker
-    assert "ports" not in worker
-    assert "hostname" not in worker
+    for worker in services_running(compose, "worker"):
+        service = compose["services"][worker]
+        # A fixed name or a fixed host port would make a second replica fail to start.
+        assert "container_name" not in service
+        assert "ports" not in service
+        assert "hostname" not in service
+
+
+def test_each_sandboxd_is_privileged_listens_for_the_network_and_is_checked_on_health(
+    compose: dict[str, Any],
+) -> None:
+    for name in services_running(compose, "sandboxd"):
+        sandboxd = compose["services"][name]
+        env = environment(sandboxd)
+        host = HostSettings.from_env(env)
+
+        assert sandboxd["privileged"] is True
+        assert sandboxd["user"] == "root"
+        assert host.host == "0.0.0.0"
+        # URLs of servers in its sandboxes name it: they answer inside the project's network.
+        assert host.public_host == name
+        health = " ".join(sandboxd["healthcheck"]["test"])
+        assert f"http://127.0.0.1:{host.port}/health" in health
+
+
+def test_nodes_share_nothing_but_the_key(compose: dict[str, Any]) -> None:
+    hosts = [compose["services"][name] for name in services_running(compose, "sandboxd")]
+    settings = [HostSettings.from_env(environment(host)) for host in hosts]
+    state = [
+        next(v.split(":")[0] for v in host["volumes"] if v.endswith(f":{s.state_dir}"))
+        for host, s in zip(hosts, settings, strict=True)
+    ]
+
+    assert len(set(state)) == len(hosts), "each sandboxd keeps its state on a volume of its own"
+    assert set(state) <= set(compose["volumes"])
+    # Sandboxes get host uids from sandbox_uid + 1 upwards: ranges of different nodes never meet.
+    uids = sorted(s.sandbox_uid for s in settings)
+    assert all(b - a >= 1000 for a, b in itertools.pairwise(uids)), uids
+    assert len({s.api_key for s in settings}) == 1, "clients reach every node with one key"
 
 
 def test_redis_requires_a_password_and_appends_to_disk(compose: dict[str, Any]) -> None:
@@ -93,34 +188,19 @@ def test_redis_requires_a_password_and_appends_to_disk(compose: dict[str, Any]) 
     assert "redis-cli ping" in " ".join(redis["healthcheck"]["test"])
 
 
-def test_workers_reach_redis_with_the_password_and_sandboxd_by_name(compose: dict[str, Any]) -> None:
-    services = compose["services"]
-    worker_env = services["worker"]["environment"]
-    sandboxd_env = services["sandboxd"]["environment"]
-
-    assert re.fullmatch(r"redis://:\$\{REDIS_PASSWORD:\?[^}]*\}@redis:6379/0", worker_env["E2BQ_REDIS_URL"])
-    sandboxd_url = f"http://sandboxd:{sandboxd_env['E2BQ_SANDBOXD_PORT']}"
-    assert worker_env["E2B_API_URL"] == worker_env["E2B_SANDBOX_URL"] == sandboxd_url
-    key = REQUIRED.fullmatch(worker_env["E2B_API_KEY"])
-    assert key and key.group(1) == REQUIRED.fullmatch(sandboxd_env["E2BQ_SANDBOXD_API_KEY"]).group(1)
-    assert services["worker"]["depends_on"] == {
-        "redis": {"condition": "service_healthy"},
-        "sandboxd": {"condition": "service_healthy"},
-    }
+def test_workers_and_flower_reach_redis_with_the_password(compose: dict[str, Any]) -> None:
+    password = env_example()["REDIS_PASSWORD"]
+    for name in [*services_running(compose, "worker"), "flower"]:
+        raw = compose["services"][name]["environment"]["E2BQ_REDIS_URL"]
+        assert REQUIRED.search(raw) and REQUIRED.search(raw).group(1) == "REDIS_PASSWORD"
+        assert Settings.from_env(environment(compose["services"][name])).redis_url == (
+            f"redis://:{password}@redis:6379/0"
+        )
 
 
-def test_sandboxd_is_privileged_listens_for_the_network_and_is_checked_on_health(
-    compose: dict[str, Any],
-) -> None:
-    sandboxd = compose["services"]["sandboxd"]
-    env = sandboxd["environment"]
-
-    assert sandboxd["privileged"] is True
-    assert sandboxd["user"] == "root"
-    assert env["E2BQ_SANDBOXD_HOST"] == "0.0.0.0"
-    assert env["E2BQ_SANDBOXD_PUBLIC_HOST"] == "sandboxd"
-    health = " ".join(sandboxd["healthcheck"]["test"])
-    assert f"http://127.0.0.1:{env['E2BQ_SANDBOXD_PORT']}/health" in health
+def test_every_e2bq_variable_set_is_one_e2bq_reads(compose: dict[str, Any]) -> None:
+    for name in commands(compose):
+        assert variables.unknown(compose["services"][name].get("environment", {})) == set(), name
 
 
 def test_flower_requires_a_login(compose: dict[str, Any]) -> None:
@@ -138,7 +218,10 @@ def test_env_example_sets_every_variable_compose_requires() -> None:
 
     assert required == {"REDIS_PASSWORD", "E2BQ_SANDBOXD_API_KEY", "FLOWER_BASIC_AUTH"}
     assert {name for name in required if example.get(name)} == required
-    assert re.fullmatch(r"[A-Za-z0-9_-]+", example["REDIS_PASSWORD"]), "it goes into a URL unescaped"
+    # The tests read the file through this interpolation: it refuses and defaults as Compose does.
+    with pytest.raises(KeyError, match="REDIS_PASSWORD"):
+        interpolate("${REDIS_PASSWORD:?set it}", {})
+    assert interpolate("${NODE9_PORT:-1}:${E2BQ_QUEUE-q}:${A:-a}", {"E2BQ_QUEUE": "", "A": ""}) == "1::a"
 
 
 def compose_cli() -> list[str] | None:
@@ -164,9 +247,15 @@ def test_docker_compose_accepts_the_file(tmp_path: Path) -> None:
     env = {k: v for k, v in os.environ.items() if k not in required}
 
     accepted = subprocess.run(
-        [*config, "--env-file", str(ENV_EXAMPLE), "config", "-q"], capture_output=True, text=True, env=env
+        [*config, "--env-file", str(ENV_EXAMPLE), "config", "--format", "json"],
+        capture_output=True, text=True, env=env,
     )
     assert accepted.returncode == 0, accepted.stderr
+    # Compose's own interpolation and merge keys give what these tests read.
+    services = json.loads(accepted.stdout)["services"]
+    ours = load()
+    for name in commands(ours):
+        assert services[name]["environment"] == environment(ours["services"][name]), name
 
     without_password = tmp_path / "no-password.env"
     without_password.write_text(

@@ -10,9 +10,8 @@ import shlex
 import tomllib
 from pathlib import Path
 
-import yaml
-
 from e2bq.sandboxd.settings import DEFAULT_RUNTIME
+from tests.deploy.k8s import APPLIED, containers, documents, pod_specs, security
 
 ROOT = Path(__file__).resolve().parents[2]
 DOCKERFILE = ROOT / "deploy" / "Dockerfile"
@@ -103,10 +102,14 @@ def test_processes_run_unprivileged_by_default_as_the_manifests_expect() -> None
     uid = user.split(":")[0]
 
     assert uid.isdigit() and int(uid) != 0, "numeric, so Kubernetes can check runAsNonRoot"
-    for name in ("worker.yaml", "flower.yaml"):
-        documents = yaml.safe_load_all((ROOT / "deploy" / "k8s" / name).read_text())
-        (deployment,) = [d for d in documents if d["kind"] == "Deployment"]
-        assert deployment["spec"]["template"]["spec"]["securityContext"]["runAsUser"] == int(uid)
+    checked = set()
+    for folder in APPLIED.values():
+        for pod in pod_specs(documents(folder)):
+            for container in containers(pod).values():
+                if container["image"] == "e2bq" and container["args"][0] != "sandboxd":
+                    assert security(pod, container)["runAsUser"] == int(uid), container["name"]
+                    checked.add(container["args"][0])
+    assert checked == {"worker", "flower"}
 
 
 def test_the_entrypoint_is_e2bq_under_an_init() -> None:
