@@ -186,6 +186,37 @@ def up(
         raise click.ClickException(str(exc)) from exc
 
 
+@cli.command()
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per node instead of a table.")
+def nodes(as_json: bool) -> None:
+    """List the nodes of this cluster (E2BQ_REDIS_URL, E2BQ_QUEUE): capacity, load, live or lost."""
+    import json
+    import time
+
+    from .config import Settings
+    from .errors import E2BQError
+    from .stores.nodes import NodeStore
+
+    try:
+        listed = NodeStore(Settings.from_env()).list()
+    except E2BQError as exc:
+        raise click.ClickException(str(exc)) from exc
+    if as_json:
+        for node in listed:
+            click.echo(json.dumps(node))
+        return
+    if not listed:
+        click.echo("no node has published a heartbeat: start `e2bq worker` beside a sandboxd")
+        return
+    click.echo(f"{'node':<20} {'state':<5} {'live':>5} {'free':>5} {'capacity':>8} {'seen':>7}  url")
+    for node in listed:
+        seen = f"{time.time() - node['seen_at']:.0f} s"
+        click.echo(
+            f"{node['node']:<20} {node['state']:<5} {node['live']:>5} {node['free']:>5} "
+            f"{node['capacity']:>8} {seen:>7}  {node['url']}"
+        )
+
+
 def main(argv: list[str] | None = None) -> None:
     cli.main(args=argv, prog_name="e2bq")
 

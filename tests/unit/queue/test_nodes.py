@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import collections
+import json
 import dataclasses
 import time
 
@@ -121,3 +122,22 @@ def test_worker_serves_is_checked() -> None:
         Settings.from_env({"E2BQ_WORKER_SERVES": "everything"})
 
 
+
+
+def test_the_nodes_command_lists_each_node(settings: Settings, monkeypatch: pytest.MonkeyPatch) -> None:
+    from click.testing import CliRunner
+
+    from e2bq.cli import cli
+
+    store = NodeStore(dataclasses.replace(settings, node_timeout=5))
+    beat(store, "rack-1", capacity=8, live=3)
+    beat(store, "rack-2", ago=60)
+    monkeypatch.setenv("E2BQ_REDIS_URL", settings.redis_url)
+    monkeypatch.setenv("E2BQ_NODE_TIMEOUT", "5")
+    table = CliRunner().invoke(cli, ["nodes"])
+    assert table.exit_code == 0, table.output
+    lines = table.output.splitlines()
+    assert lines[1].split()[:5] == ["rack-1", "live", "3", "5", "8"]
+    assert lines[2].split()[:2] == ["rack-2", "lost"]
+    as_json = CliRunner().invoke(cli, ["nodes", "--json"])
+    assert [json.loads(line)["node"] for line in as_json.output.splitlines()] == ["rack-1", "rack-2"]
