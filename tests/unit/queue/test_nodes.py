@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import collections
-import json
 import dataclasses
+import json
 import time
 
 import pytest
