@@ -64,6 +64,7 @@ class CreateSandboxArgs(TypedDict):
     set_default: bool
     options: dict[str, Any]  # the manager's default_options, for the SDK's create (template, envs, ...)
     placement: NotRequired[PlacementArgs]  # on a local cluster: the node's slot it takes
+    create_wait: NotRequired[float]  # seconds it may wait for the provider's creation budget
 
 
 class ConnectSandboxArgs(TypedDict):

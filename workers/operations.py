@@ -76,7 +76,7 @@ async def create_sandbox(ctx: Context, args: CreateSandboxArgs) -> SandboxEntryR
     """Create a sandbox within the provider's shared budget (waiting for it, not failing), and
     record it with this worker's node; settle the node's slot the client reserved for it."""
     shaper = CreationShaper(ctx.settings, ctx.registry.redis)
-    reservation = await shaper.acquire() if shaper.active else None
+    reservation = await shaper.acquire(args.get("create_wait")) if shaper.active else None
     sandbox_id: str | None = None
     now = time.time()
     lifetime = args["timeout"]

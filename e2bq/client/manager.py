@@ -143,6 +143,7 @@ class SandboxManager:
             namespace=self.namespace,
             set_default=set_default,
             options=self.default_options,
+            create_wait=self.settings.create_wait,
         )
         if not self.nodes.any():  # E2B's cloud: any worker makes it, within the shared shaping
             return self._slot(self.dispatcher.call(CREATE_SANDBOX, args))

@@ -57,14 +57,15 @@ class CreationShaper:
     def active(self) -> bool:
         return self.rate > 0 or self.cap > 0
 
-    async def acquire(self) -> str:
-        """Wait for a token and a slot (at most ``settings.create_wait`` seconds); return the reservation.
+    async def acquire(self, max_wait: float | None = None) -> str:
+        """Wait for a token and a slot (at most ``max_wait`` seconds, by default
+        ``settings.create_wait``); return the reservation; CapacityError when none came in time.
 
         It waits on the event loop, not in a thread: creates waiting for their turn must not hold
         the threads other work needs (file transfers run their Redis calls in the loop's executor).
         """
         reservation = f"pending:{uuid.uuid4().hex}"
-        max_wait = self.settings.create_wait
+        max_wait = self.settings.create_wait if max_wait is None else max_wait
         deadline = time.monotonic() + max_wait
         while True:
             now = time.time()
