@@ -133,10 +133,17 @@ class NodeStore:
         raw = self.redis.hgetall(self.key)
         return [self._info(json.loads(raw[name])) for name in sorted(raw)]
 
+    @translates_errors
     def lost(self, node: str) -> NodeInfo | None:
-        """The node's record if it is lost; None while it beats (or was never heard of)."""
-        info = self.get(node)
-        return info if info is not None and info["state"] == "lost" else None
+        """The node's record if it is lost; None while it beats (or was never heard of). One
+        round trip: every call to a sandbox asks it."""
+        raw = self.redis.hget(self.key, node)
+        if raw is None:
+            return None
+        record: NodeRecord = json.loads(raw)
+        if time.time() - record["seen_at"] <= self.settings.node_timeout:
+            return None
+        return {**record, "state": "lost", "placed": 0}
 
     def _info(self, record: NodeRecord) -> NodeInfo:
         age = time.time() - record["seen_at"]
