@@ -90,6 +90,7 @@ test-lowest: $(STAMP)/lowest $(STAMP)/runtime
 bench: install
 	$(PY) bench/sandboxd_bench.py
 	$(PY) bench/queue_bench.py
+	$(PY) bench/map_bench.py
 	$(PY) bench/soak.py
 
 demo: install
