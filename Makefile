@@ -91,6 +91,7 @@ bench: install
 	$(PY) bench/sandboxd_bench.py
 	$(PY) bench/queue_bench.py
 	$(PY) bench/nodes_bench.py
+	$(PY) bench/map_bench.py
 	$(PY) bench/soak.py
 
 demo: install

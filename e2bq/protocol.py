@@ -26,6 +26,7 @@ from .types import (
     CodeResult,
     CommandResult,
     EachResult,
+    LanesResult,
     PortResult,
     SandboxEntryResult,
     ShutdownResult,
@@ -121,6 +122,25 @@ class CancelJobArgs(TypedDict):
     job_id: str
 
 
+class LaneArgs(TypedDict):
+    """One lane of a batch map: a sandbox, made on the node the client reserved a slot on."""
+
+    lane: int  # its number in the job, for the sandbox's metadata
+    placement: NotRequired[PlacementArgs]  # on a local cluster; absent: the worker finds a slot on its node
+
+
+class MapLanesArgs(TypedDict):
+    """Lanes of a batch map that run together on one worker (``e2bq.stores.maps`` has the items)."""
+
+    job_id: str
+    group: int  # this task's number among the job's lane tasks
+    lanes: list[LaneArgs]
+    namespace: str  # the registry namespace the lanes' sandboxes are recorded in
+    options: dict[str, Any]  # the manager's default_options, for the SDK's create
+    timeout_each: float  # seconds an item may run
+    retries: int  # times an item is run again on a fresh sandbox when its sandbox died under it
+
+
 # -- the tasks -----------------------------------------------------------------------------------
 
 CREATE_SANDBOX: Final = Task[CreateSandboxArgs, SandboxEntryResult]("e2bq.create_sandbox")
@@ -135,6 +155,8 @@ PUBLIC_URL: Final = Task[PublicUrlArgs, UrlResult]("e2bq.public_url")
 WAIT_FOR_PORT: Final = Task[WaitForPortArgs, PortResult]("e2bq.wait_for_port")
 CANCEL_JOB: Final = Task[CancelJobArgs, CancelResult]("e2bq.cancel_job")
 """Stops a cancelled job's work in its sandbox, from whichever worker takes it."""
+MAP_LANES: Final = Task[MapLanesArgs, LanesResult]("e2bq.map_lanes")
+"""Runs lanes of a batch map until its items are done; the job's store says when to stop."""
 
 
 def is_job(args: Mapping[str, object]) -> bool:
@@ -190,7 +212,7 @@ NO_DEADLINE: Final = Deadline(work=None, stop=None, wait=None)
 
 def deadline(task: str, args: Mapping[str, object], settings: Settings) -> Deadline:
     """The time bounds of ``task`` called with ``args``, for the worker and the caller alike."""
-    if is_job(args) or task == CANCEL_JOB:
+    if is_job(args) or task in (CANCEL_JOB, MAP_LANES):
         return NO_DEADLINE
     if task in (RUN_CODE, RUN_CODE_EACH):
         return Deadline.bounded(_seconds(args.get("timeout")) or DEFAULT_CODE_TIMEOUT)

@@ -18,7 +18,7 @@ JobStatus = Literal["running", "done", "error", "cancelled", "not_found"]
 """What ``get_job_status`` reports: a job's record status, or ``not_found``."""
 JobRecordStatus = Literal["running", "done", "error", "cancelled"]
 JobState = Literal["queued", "started"]
-JobKind = Literal["code", "command", "server"]
+JobKind = Literal["code", "command", "server", "map"]
 Provider = Literal["e2b", "local"]
 NodeState = Literal["live", "lost"]
 SandboxState = Literal["running", "lost"]
@@ -249,7 +249,7 @@ class JobRecord(TypedDict):
     status: JobRecordStatus
     state: JobState
     kind: JobKind
-    sandbox_id: str
+    sandbox_id: str  # '' for a map (its items run in a pool of sandboxes)
     namespace: str
     task_id: str
     created_at: float
@@ -259,8 +259,58 @@ class JobRecord(TypedDict):
     pid: int | None
     message: str
     result: CodeResult | CommandResult | ErrorResult | None
-    node: NotRequired[str | None]  # its sandbox's node (None: E2B's cloud)
+    node: NotRequired[str | None]  # its sandbox's node (None: E2B's cloud, or a map's many)
     output: NotRequired[str]  # the tail of its output so far
+    total: NotRequired[int]  # a map: its items
+    done: NotRequired[int]  # a map: items that succeeded so far
+    failed: NotRequired[int]  # a map: items whose result is an error so far
+
+
+class MapAcceptedResult(_Result):
+    """map_python_code: the batch map was queued as job ``job_id`` of ``total`` items."""
+
+    status: Literal["accepted"]
+    job_id: str
+    total: int
+
+
+class PendingItem(TypedDict):
+    """get_job_results: an item of a running map that has not finished yet."""
+
+    status: Literal["running"]
+    index: int
+
+
+MapItemResult: TypeAlias = CodeResult | ErrorResult
+"""A finished item of a batch map: what run_python_code would have returned for it."""
+
+
+class MapResults(_Result):
+    """get_job_results: the items ``offset`` onwards of a map of ``total``, in input order."""
+
+    status: Literal["success"]
+    job_id: str
+    offset: int
+    total: int
+    results: list[MapItemResult | PendingItem]
+
+
+class MapProgress(TypedDict):
+    """A batch map's counts as its store keeps them (``e2bq:map:<id>``)."""
+
+    total: int
+    done: int  # items that succeeded
+    failed: int  # items whose result is an error
+    lanes: int  # lanes not yet stopped
+
+
+class LanesResult(_Result):
+    """The map_lanes task: how many lanes it ran and items it recorded."""
+
+    status: Literal["success"]
+    job_id: str
+    lanes: int
+    items: int
 
 
 class JobNotFoundResult(TypedDict):
@@ -327,6 +377,8 @@ class ShutdownAllResult(_Result):
 ToolResult: TypeAlias = (
     CodeResult
     | AcceptedResult
+    | MapAcceptedResult
+    | MapResults
     | FanOutResult
     | CommandResult
     | FileResult
@@ -355,5 +407,6 @@ TaskResult: TypeAlias = (
     | UrlResult
     | PortResult
     | CancelResult
+    | LanesResult
 )
 """Any task's result when its operation succeeded (a task may also return an ErrorResult)."""

@@ -66,6 +66,7 @@ class Context:
     shutdowns: Shutdowns
     job_id: str | None = None
     deadline: Deadline = NO_DEADLINE
+    worker: str = ""  # the Celery worker running the task (its heartbeats name it)
 
     def output(self, text: str) -> None:
         if self.job_id:

@@ -58,8 +58,8 @@ def run_operation(task: Task, operation: Operation[A, R], args: A) -> R | ErrorR
     base = _process_context()
     job_id = str(task.request.id) if is_job(args) else None
     bounds = deadline(str(task.name), args, base.settings)
-    ctx = Context(base.settings, base.loop, base.jobs, base.registry, base.shutdowns, job_id, bounds)
     worker = str(task.request.hostname)
+    ctx = Context(base.settings, base.loop, base.jobs, base.registry, base.shutdowns, job_id, bounds, worker)
     if job_id and not ctx.jobs.start(job_id, worker=worker):
         if not ctx.jobs.is_cancelled(job_id):
             # Its message came twice (Redis redelivers past the visibility timeout): the delivery

@@ -14,6 +14,7 @@ from e2bq.types import (
     CommandResult,
     EachResult,
     ErrorResult,
+    LanesResult,
     PortResult,
     SandboxEntryResult,
     ShutdownResult,
@@ -21,7 +22,7 @@ from e2bq.types import (
     UrlResult,
 )
 
-from . import fanout, files, operations
+from . import batchmap, fanout, files, operations
 from .app import app
 from .runner import run_operation
 
@@ -83,3 +84,8 @@ def wait_for_port(self: Task, **args: Unpack[protocol.WaitForPortArgs]) -> PortR
 @app.task(name=protocol.CANCEL_JOB, bind=True)
 def cancel_job(self: Task, **args: Unpack[protocol.CancelJobArgs]) -> CancelResult | ErrorResult:
     return run_operation(self, operations.cancel_job, args)
+
+
+@app.task(name=protocol.MAP_LANES, bind=True)
+def map_lanes(self: Task, **args: Unpack[protocol.MapLanesArgs]) -> LanesResult | ErrorResult:
+    return run_operation(self, batchmap.run_lanes, args)

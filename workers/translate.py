@@ -26,6 +26,7 @@ from e2bq.errors import (
 )
 
 _GONE = "was not found"  # what E2B's proxy (and sandboxd) answer for a sandbox that is not running
+_KILLED = "sandbox was killed"  # the code interpreter's word for a stream the sandbox's end cut off
 
 
 def translate(exc: BaseException, sandbox_id: str | None = None) -> E2BQError:
@@ -34,8 +35,9 @@ def translate(exc: BaseException, sandbox_id: str | None = None) -> E2BQError:
     if isinstance(exc, E2BQError):
         return exc
     if isinstance(exc, SandboxNotRunningException | SandboxNotFoundException) or (
-        # The code interpreter reports the proxy's 502 "The sandbox <id> was not found" as a timeout.
-        isinstance(exc, TimeoutException) and _GONE in str(exc)
+        # The code interpreter reports the proxy's 502 "The sandbox <id> was not found" as a timeout,
+        # and so a sandbox that died while a cell ran ("The sandbox was killed while ...").
+        isinstance(exc, TimeoutException) and (_GONE in str(exc) or _KILLED in str(exc))
     ):
         return SandboxNotFoundError(
             f"{where} is not running (it was killed or its timeout passed): create a new one"

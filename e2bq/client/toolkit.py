@@ -45,6 +45,8 @@ from ..types import (
     JobNotFoundResult,
     JobRecord,
     KillResult,
+    MapAcceptedResult,
+    MapResults,
     PngResult,
     SandboxListResult,
     SandboxResult,
@@ -54,6 +56,7 @@ from ..types import (
     UrlResult,
 )
 from . import files
+from .batchmap import MapJobs
 from .calls import Target, tool
 from .manager import SandboxManager, check_timeout
 from .tools import Toolkit
@@ -82,6 +85,7 @@ class E2BToolkit(Toolkit):
         self.dispatcher = sandbox_manager.dispatcher
         self.registry = sandbox_manager.registry
         self.jobs = JobStore(self.settings, self.registry.redis)
+        self.maps = MapJobs(self.manager, self.jobs)
         self.global_workers = max(1, int(global_workers))
         self._last_results: dict[str, list[ExecutionResult]] = {}
         super().__init__(name=kwargs.pop("name", "e2b_tools"), tools=self._tool_methods(), **kwargs)
@@ -93,6 +97,7 @@ class E2BToolkit(Toolkit):
             "run_python_code",
             "run_python_code_background",
             "run_in_all_sandboxes",
+            "map_python_code",
             "run_command",
             "run_command_background",
             "upload_file",
@@ -102,6 +107,7 @@ class E2BToolkit(Toolkit):
             "get_public_url",
             "run_server",
             "get_job_status",
+            "get_job_results",
             "kill_job",
             "create_sandbox",
             "list_managed_sandboxes",
@@ -238,6 +244,27 @@ class E2BToolkit(Toolkit):
         }
         succeeded = sum(1 for result in ordered.values() if result["status"] == "success")
         return {"status": "success", "result": ordered, "message": f"{succeeded} of {len(ordered)} succeeded"}
+
+    @tool
+    def map_python_code(
+        self,
+        codes: list[str],
+        pool_size: int = 10,
+        timeout_each: int | None = None,
+        retries: int = 1,
+        job_id: str | None = None,
+    ) -> MapAcceptedResult:
+        """Run each code string in a pool of at most pool_size new sandboxes, as one background job.
+
+        Returns its job_id at once; get_job_status shows progress (total, done, failed),
+        get_job_results the per-item results in input order, kill_job stops every item. A sandbox
+        runs item after item, so state (variables, imports, files) carries from one item to the
+        next in the same sandbox; an item whose sandbox died is run again on a fresh one, up to
+        retries times. The pool's sandboxes are spread over the nodes and shut down at the end.
+        """
+        return self.maps.submit(
+            codes, pool_size=pool_size, timeout_each=timeout_each, retries=retries, job_id=job_id
+        )
 
     # -- commands ------------------------------------------------------------------------------
 
@@ -394,11 +421,21 @@ class E2BToolkit(Toolkit):
 
     @tool
     def get_job_status(self, job_id: str) -> JobRecord | JobNotFoundResult:
-        """A background job's status: running (queued or started), done, error, cancelled or not_found."""
+        """A background job's status: running (queued or started), done, error, cancelled or not_found;
+        a map job's record also counts its items: total, done (succeeded) and failed."""
         record = self._job(job_id)
         if record is None:
             return {"status": "not_found", "job_id": str(job_id), "message": f"no job {job_id!r}"}
-        return record
+        return self.maps.with_progress(record) if record["kind"] == "map" else record
+
+    @tool
+    def get_job_results(self, job_id: str, offset: int = 0, limit: int = 100) -> MapResults | ErrorResult:
+        """A map job's per-item results from offset on (at most limit), in input order; an item not
+        finished yet reads {"status": "running", "index": i}."""
+        record = self._job(job_id)
+        if record is None:
+            return {"status": "error", "job_id": str(job_id), "message": f"no job {job_id!r}"}
+        return self.maps.results(record, offset, limit)
 
     @tool
     def kill_job(self, job_id: str) -> KillResult | ErrorResult:
@@ -413,6 +450,8 @@ class E2BToolkit(Toolkit):
                 "message": f"job {job_id} already ended ({record['status']})",
             }
         self.dispatcher.revoke(job_id)
+        if record["kind"] == "map":  # its lanes watch the flag: they stop and kill their sandboxes
+            return {"status": "success", "job_id": job_id, "result": "cancelled"}
         route = self.manager.router.to_node(record.get("node"))
         self.dispatcher.submit(CANCEL_JOB, CancelJobArgs(job_id=job_id), route=route)
         return {"status": "success", "job_id": job_id, "result": "cancelled"}

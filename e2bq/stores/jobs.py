@@ -39,6 +39,10 @@ from .keys import (
 from .nodes import NodeStore, lost_message
 
 LOST = "worker lost: the worker running this job stopped (killed, out of memory or its host went away)"
+LANES_LOST = (
+    "lanes lost: every worker running the map's lanes stopped (killed, out of memory or their host went "
+    "away); get_job_results has the items that finished"
+)
 LOST_BEFORE_START = (
     "worker lost before the job started: the worker that took it stopped; nothing ran, submit it again"
 )
@@ -210,7 +214,7 @@ class JobStore:
             return False
         if record["state"] != "started":
             return self.finish(job_id, "error", None, LOST_BEFORE_START)
-        if not self.finish(job_id, "error", None, LOST):
+        if not self.finish(job_id, "error", None, LANES_LOST if record["kind"] == "map" else LOST):
             return False
         self.orphan(job_id)
         return True

@@ -9,6 +9,15 @@
     e2bq:job:<id>:alive               string  a taken job's heartbeat, renewed by its worker
     e2bq:jobs:started                 set     ids of taken or started jobs, which worker reapers watch
     e2bq:jobs:orphaned                set     ids of jobs ended as "worker lost" whose work a reaper must stop
+    e2bq:map:<id>                     hash    a batch map's counts (total, done, failed, lanes still
+                                              running; integers), its expiry, its lane tasks' claims,
+                                              and why a lane stopped
+    e2bq:map:<id>:items               list    the items' code, in input order
+    e2bq:map:<id>:todo                list    indices of the items no lane has taken, next first
+    e2bq:map:<id>:leases              hash    index -> the lane task running that item
+    e2bq:map:<id>:attempts            hash    index -> how often the item's sandbox or lane was lost under it
+    e2bq:map:<id>:results             hash    index -> the item's result (CodeResult or ErrorResult, JSON)
+    e2bq:map:<id>:group:<n>:alive     string  lane task <n>'s heartbeat
     e2bq:transfer:<id>                list    file chunks in flight between a client and a worker
     e2bq:transfer:<id>:error          string  why a transfer broke off
     e2bq:shape:<provider>:bucket      hash    the creation rate's token bucket
@@ -55,6 +64,17 @@ def job_cancel_key(job_id: str) -> str:
 
 def job_alive_key(job_id: str) -> str:
     return f"e2bq:job:{job_id}:alive"
+
+
+def map_key(job_id: str, part: str = "") -> str:
+    """A batch map's hash (``part`` empty) or one of its parts: ``items``, ``todo``, ``leases``,
+    ``attempts``, ``results``."""
+    return f"e2bq:map:{job_id}:{part}" if part else f"e2bq:map:{job_id}"
+
+
+def map_alive_prefix(job_id: str) -> str:
+    """The start of a map's lane-task heartbeats: ``<prefix><n>:alive``."""
+    return f"e2bq:map:{job_id}:group:"
 
 
 def transfer_key(transfer_id: str) -> str:

@@ -32,8 +32,9 @@ from .keys import cluster_node_prefix, cluster_nodes_key
 FORGET_AFTER = 86_400  # seconds after its last heartbeat a lost node is no longer listed
 PLACEMENT_TTL = 180  # seconds a pending reservation holds a slot if its create never settles it
 
-# KEYS[1] = nodes hash. ARGV: now, node timeout, reservation, its expiry, node key prefix, forget after.
-# Returns {node, url} of the node reserved, or false when no live node has a free slot.
+# KEYS[1] = nodes hash. ARGV: now, node timeout, reservation, its expiry, node key prefix, forget after,
+# the one node to consider ('' for any). Returns {node, url} of the node reserved, or false when no
+# live node (or not that one) has a free slot.
 _PLACE = """
 local now, timeout, forget = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[6])
 local best, best_url, best_free = nil, nil, 0
@@ -43,7 +44,7 @@ for i = 1, #fields, 2 do
   local age = now - tonumber(record.seen_at)
   if age > forget then
     redis.call('HDEL', KEYS[1], name)
-  elseif age <= timeout then
+  elseif age <= timeout and (ARGV[7] == '' or ARGV[7] == name) then
     local pending, settled = ARGV[5] .. name .. ':pending', ARGV[5] .. name .. ':settled'
     redis.call('ZREMRANGEBYSCORE', pending, '-inf', now)
     local free = tonumber(record.free) - redis.call('ZCARD', pending) - redis.call('ZCARD', settled)
@@ -103,12 +104,14 @@ class NodeStore:
     # -- the clients' side ----------------------------------------------------------------------
 
     @translates_errors
-    def place(self) -> Placement | None:
-        """Reserve a slot on the live node with the most free slots; None when none has one."""
+    def place(self, node: str | None = None) -> Placement | None:
+        """Reserve a slot on the live node with the most free slots (or on ``node`` only, as a
+        worker does for a sandbox of its own node); None when none has one."""
         reservation = uuid.uuid4().hex
         now = time.time()
         args: list[str | float] = [
-            now, self.settings.node_timeout, reservation, now + PLACEMENT_TTL, self.prefix, FORGET_AFTER
+            now, self.settings.node_timeout, reservation, now + PLACEMENT_TTL, self.prefix, FORGET_AFTER,
+            node or "",
         ]
         chosen = self._place(keys=[self.key], args=args)
         if not chosen:

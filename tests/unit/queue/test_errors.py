@@ -39,6 +39,11 @@ SDK_ERRORS = [
     (SandboxNotFoundException("sandbox sbx-1 not found"), SandboxNotFoundError, "is not running"),
     (SandboxNotRunningException("paused"), SandboxNotFoundError, "create a new one"),
     (TimeoutException("502: The sandbox sbx-1 was not found"), SandboxNotFoundError, "is not running"),
+    (
+        TimeoutException("The sandbox was killed while the request was in progress."),
+        SandboxNotFoundError,
+        "is not running",
+    ),
     (FileNotFoundException("/home/user/x"), FileNotFoundInSandboxError, "no such file in sandbox sbx-1"),
     (NotFoundException("process 7"), SandboxNotFoundError, "not found in sandbox sbx-1"),
     (AuthenticationException("bad key"), ConfigurationError, "refused the API key"),

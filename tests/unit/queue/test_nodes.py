@@ -141,3 +141,22 @@ def test_the_nodes_command_lists_each_node(settings: Settings, monkeypatch: pyte
     assert lines[2].split()[:2] == ["rack-2", "lost"]
     as_json = CliRunner().invoke(cli, ["nodes", "--json"])
     assert [json.loads(line)["node"] for line in as_json.output.splitlines()] == ["rack-1", "rack-2"]
+
+
+def test_a_create_goes_to_the_node_with_the_most_free_slots(settings: Settings) -> None:
+    store = NodeStore(settings)
+    beat(store, "a", live=9)
+    beat(store, "b", live=7)
+    placed = [placed_on(store) for _ in range(4)]
+    assert placed == ["b", "b", "a", "b"]
+    assert store.place() is None  # every slot is reserved
+
+
+def test_a_named_node_only_is_considered(settings: Settings) -> None:
+    store = NodeStore(settings)
+    beat(store, "a", live=9)
+    beat(store, "b", live=5)
+    first = store.place("a")
+    assert first is not None and (first.node, first.url) == ("a", "http://a:49999")
+    assert store.place("a") is None  # its one slot is taken, though b has room
+    assert store.place("c") is None  # never heard of

@@ -35,6 +35,8 @@ NAMES = {
     "PUBLIC_URL": "e2bq.public_url",
     "WAIT_FOR_PORT": "e2bq.wait_for_port",
     "CANCEL_JOB": "e2bq.cancel_job",
+    "RUN_CODE_EACH": "e2bq.run_code_each",
+    "MAP_LANES": "e2bq.map_lanes",
 }
 
 
@@ -81,6 +83,7 @@ def test_a_job_has_no_deadline(task: str) -> None:
     job = {"sandbox_id": "s", "code": "1", "command": "x", "job": True}
     assert deadline(task, job, SETTINGS) == NO_DEADLINE
     assert deadline(protocol.CANCEL_JOB, {"job_id": "j"}, SETTINGS) == NO_DEADLINE
+    assert deadline(protocol.MAP_LANES, {"job_id": "j", "lanes": []}, SETTINGS) == NO_DEADLINE
 
 
 def test_calls_the_sdk_bounds_itself_are_only_waited_for() -> None:

@@ -8,7 +8,7 @@ import uuid
 import redis
 
 from e2bq.config import Settings
-from e2bq.stores.jobs import LOST, LOST_BEFORE_START, JobStore
+from e2bq.stores.jobs import LANES_LOST, LOST, LOST_BEFORE_START, JobStore
 from e2bq.stores.keys import STARTED_JOBS, job_alive_key
 from tests.procs import wait_for
 
@@ -87,3 +87,15 @@ def test_a_job_ended_elsewhere_leaves_the_reapers_watch(settings: Settings, raw:
     raw.sadd(STARTED_JOBS, job_id)
     assert jobs.reap() == []
     assert not raw.sismember(STARTED_JOBS, job_id)
+
+
+def test_a_map_whose_lanes_all_died_ends_saying_so(settings: Settings, raw: redis.Redis) -> None:
+    jobs = JobStore(settings)
+    job_id = uuid.uuid4().hex
+    jobs.create(job_id, "map", "", settings.namespace)
+    jobs.start(job_id, worker="w-dead")  # its first lane task started it; every lane task beat it
+    die(raw, job_id)
+
+    wait_for(lambda: jobs.end_if_lost(job_id), 10, "the map to be seen lost")
+
+    assert status(jobs, job_id) == ("error", LANES_LOST)
