@@ -6,6 +6,7 @@ import base64
 import contextlib
 import json
 import os
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +15,7 @@ from ..protocol import DOWNLOAD_FILE, QUEUE_MARGIN, UPLOAD_FILE, TransferArgs
 from ..stores.transfer import ChunkPipe, new_transfer_id
 from ..types import ChartResult, ErrorResult, ExecutionResult, FileResult, PngResult, TransferResult
 from .dispatch import Dispatcher
+from .routing import Route
 
 
 def upload(
@@ -30,11 +32,12 @@ def upload(
     route = dispatcher.router.route(args)
     task_id = dispatcher.submit(UPLOAD_FILE, args, route=route)
     chunk_size = dispatcher.settings.transfer_chunk_bytes
+    check = _node_check(dispatcher, route)
     try:
         with source.open("rb") as handle:
             while chunk := handle.read(chunk_size):
-                pipe.push(chunk)
-        pipe.close()
+                pipe.push(chunk, check=check)
+        pipe.close(check=check)
     except Exception as exc:
         pipe.fail(f"the client stopped sending: {exc}")
         with contextlib.suppress(Exception):
@@ -65,9 +68,10 @@ def download(
     route = dispatcher.router.route(args)
     task_id = dispatcher.submit(DOWNLOAD_FILE, args, route=route)
     partial = target.with_name(f".{target.name}.{transfer_id[:8]}.part")
+    check = _node_check(dispatcher, route)
     try:
         with partial.open("wb") as handle:
-            while (chunk := pipe.pop(timeout=120)) is not None:
+            while (chunk := pipe.pop(timeout=120, check=check)) is not None:
                 handle.write(chunk)
     except Exception:
         partial.unlink(missing_ok=True)
@@ -85,6 +89,13 @@ def download(
         return result
     partial.replace(target)
     return _with_local_path(result, target)
+
+
+def _node_check(dispatcher: Dispatcher, route: Route) -> Callable[[], None] | None:
+    """What a transfer runs while it waits for the worker: NodeLostError once the worker's node is
+    lost, so that it fails soon, naming the node, instead of stalling out (None: no node)."""
+    node = route.node
+    return None if node is None else lambda: dispatcher.router.check(node)
 
 
 def _with_local_path(result: TransferResult | ErrorResult, local: Path) -> FileResult | ErrorResult:

@@ -133,7 +133,10 @@ class SandboxManager:
     def create(
         self, timeout: int | None = None, metadata: dict[str, Any] | None = None, *, set_default: bool = False
     ) -> SandboxSlot:
-        """Create a sandbox that lives ``timeout`` seconds (``default_timeout`` if None)."""
+        """Create a sandbox that lives ``timeout`` seconds (``default_timeout`` if None).
+
+        On a cluster of nodes, a create whose node is lost before it is made is placed again on a
+        live node (within ``create_wait``); ProviderError when it cannot be made."""
         check_timeout(timeout)
         if metadata is not None and not isinstance(metadata, dict):
             raise InvalidInputError("metadata must be a dict of strings")
@@ -147,14 +150,22 @@ class SandboxManager:
         )
         if not self.nodes.any():  # E2B's cloud: any worker makes it, within the shared shaping
             return self._slot(self.dispatcher.call(CREATE_SANDBOX, args))
-        placement = self._place()
-        args["placement"] = PlacementArgs(node=placement.node, reservation=placement.reservation)
-        route = self.router.to_node(placement.node)
-        return self._slot(self.dispatcher.call(CREATE_SANDBOX, args, route=route))
-
-    def _place(self) -> Placement:
-        """A free slot on the least loaded live node, waiting up to ``create_wait`` seconds for one."""
         until = time.monotonic() + self.settings.create_wait
+        while True:
+            placement = self._place(until)
+            args["placement"] = PlacementArgs(node=placement.node, reservation=placement.reservation)
+            try:
+                route = self.router.to_node(placement.node)
+                return self._slot(self.dispatcher.call(CREATE_SANDBOX, args, route=route))
+            except NodeLostError:
+                # Its node was lost before the sandbox was made: free the slot reserved there and
+                # place the create again (a lost node is placed on no more).
+                self.nodes.settle(placement, made=False)
+                if time.monotonic() >= until:
+                    raise
+
+    def _place(self, until: float) -> Placement:
+        """A free slot on the least loaded live node, waiting until ``until`` (monotonic) for one."""
         while (placement := self.nodes.place()) is None:
             if time.monotonic() >= until:
                 states = ", ".join(_load(node) for node in self.nodes.list())
