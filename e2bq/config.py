@@ -42,7 +42,8 @@ class Settings:
       this machine's host name; read by workers of a local sandboxd).
     - ``E2BQ_NODE_URL``: that sandbox host's address as clients reach it, for ``SandboxSlot.sandbox``
       (default: ``E2B_API_URL``).
-    - ``E2BQ_NODE_TIMEOUT``: seconds without a heartbeat after which a node is lost (15).
+    - ``E2BQ_NODE_TIMEOUT``: seconds without a heartbeat after which a node is lost (15; at least 4,
+      two of the workers' 2 s heartbeats).
     - ``E2BQ_WORKER_SERVES``: what a worker takes: ``all`` (default), ``interactive`` (synchronous
       calls, creates, kill_job) or ``batch`` (background jobs); see ``e2bq.queues``.
 
@@ -97,7 +98,8 @@ class Settings:
             "worker_grace": _number(env, "E2BQ_WORKER_GRACE", float, minimum=0),
             "node": env.get("E2BQ_NODE") or socket.gethostname(),
             "node_url": env.get("E2BQ_NODE_URL") or None,
-            "node_timeout": _number(env, "E2BQ_NODE_TIMEOUT", float, minimum=1),
+            # at least two of the 2 s heartbeats, or a busy node flaps between live and lost
+            "node_timeout": _number(env, "E2BQ_NODE_TIMEOUT", float, minimum=4),
             "worker_serves": _serves(env.get("E2BQ_WORKER_SERVES") or None),
         }
         values.update({name: value for name, value in overrides.items() if value is not None})

@@ -44,6 +44,7 @@ class NodeBeat:
             "live": live,
             "free": int(numbers.get("free", max(0, capacity - live))),
             "seen_at": time.time(),
+            "instance": str(numbers.get("instance", "")),
         }
         self.store.beat(record, sampled_at)
 

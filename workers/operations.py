@@ -105,11 +105,18 @@ async def create_sandbox(ctx: Context, args: CreateSandboxArgs) -> SandboxEntryR
         "is_default": args["set_default"],
         "node": ctx.settings.node if local else None,
         "node_url": ctx.settings.node_address if local else None,
+        "node_instance": _node_instance(ctx) if local else None,
     }
     ctx.registry.add(entry)
     if args["set_default"]:
         ctx.registry.set_default(args["namespace"], sandbox.sandbox_id)
     return {"status": "success", "sandbox_id": sandbox.sandbox_id, "result": entry}
+
+
+def _node_instance(ctx: Context) -> str | None:
+    """The run of this worker's sandbox host, as its last heartbeat said."""
+    node = NodeStore(ctx.settings, ctx.registry.redis).get(ctx.settings.node)
+    return node.get("instance") if node is not None else None
 
 
 async def _create_with_retries(ctx: Context, args: CreateSandboxArgs) -> AsyncSandbox:

@@ -31,6 +31,7 @@ from ..protocol import (
     check_port,
 )
 from ..stores.jobs import JobStore
+from ..stores.nodes import sandbox_state
 from ..types import (
     TERMINAL_STATES,
     AcceptedResult,
@@ -119,8 +120,15 @@ class E2BToolkit(Toolkit):
     # -- helpers -------------------------------------------------------------------------------
 
     def _live_default(self) -> str | None:
+        """The default sandbox, unless it expired, was killed, or its node is lost."""
         default = self.registry.default(self.manager.namespace)
-        return default if default and self.registry.get(default) else None
+        entry = self.registry.get(default) if default else None
+        if entry is None:
+            return None
+        node = entry.get("node")
+        if node and sandbox_state(entry, self.manager.nodes.get(node)) == "lost":
+            return None
+        return default
 
     def _target(self, sandbox_id: str | None) -> Target:
         """The sandbox to use: ``sandbox_id``, else the default one (made anew if it is gone)."""
@@ -139,7 +147,7 @@ class E2BToolkit(Toolkit):
         replacement = self.manager.create(set_default=True).sandbox_id
         return Target(
             replacement,
-            note=f"the default sandbox {gone} was gone (killed or expired); "
+            note=f"the default sandbox {gone} was gone (killed, expired, or its node lost); "
             f"a new default sandbox {replacement} replaces it (its state starts empty).",
         )
 
@@ -469,11 +477,11 @@ class E2BToolkit(Toolkit):
     @tool
     def list_managed_sandboxes(self) -> SandboxListResult:
         """Every sandbox this manager's namespace manages, with metadata, expiry, its node, and its
-        state (``lost`` once its node is)."""
+        state (``lost`` once its node is, or its node's sandbox host restarted)."""
         entries = self.registry.list(self.manager.namespace)
-        lost = {node["node"] for node in self.manager.nodes.list() if node["state"] == "lost"}
+        nodes = {node["node"]: node for node in self.manager.nodes.list()}
         for entry in entries:
-            entry["state"] = "lost" if entry.get("node") in lost else "running"
+            entry["state"] = sandbox_state(entry, nodes.get(entry.get("node") or ""))
         return {"status": "success", "sandboxes": entries, "default_sandbox_id": self._live_default()}
 
     @tool

@@ -25,7 +25,7 @@ from typing import cast
 import redis
 
 from ..config import Settings
-from ..types import NodeInfo, NodeRecord
+from ..types import NodeInfo, NodeRecord, SandboxEntry, SandboxState
 from .connection import connect, text, translates_errors
 from .keys import cluster_node_prefix, cluster_nodes_key
 
@@ -155,6 +155,16 @@ class NodeStore:
             NodeInfo,
             {**record, "state": "lost" if age > self.settings.node_timeout else "live", "placed": placed},
         )
+
+
+def sandbox_state(entry: SandboxEntry, node: NodeInfo | None) -> SandboxState:
+    """``lost`` when the sandbox's node is lost, or its host restarted since it made the sandbox."""
+    if node is None:
+        return "running"
+    if node["state"] == "lost":
+        return "lost"
+    made_by, now = entry.get("node_instance"), node.get("instance")
+    return "lost" if made_by and now and made_by != now else "running"
 
 
 def lost_message(info: NodeInfo) -> str:

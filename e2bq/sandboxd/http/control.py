@@ -92,7 +92,13 @@ class ControlPlane:
         """Liveness and capacity (counts only): what a node's workers publish in its heartbeat."""
         live, capacity = self.host.load, self.host.settings.max_sandboxes
         return JSONResponse(
-            {"status": "ok", "sandboxes": live, "max_sandboxes": capacity, "free": max(0, capacity - live)}
+            {
+                "status": "ok",
+                "sandboxes": live,
+                "max_sandboxes": capacity,
+                "free": max(0, capacity - live),
+                "instance": self.host.instance,
+            }
         )
 
     async def metrics(self, _: Request) -> Response:

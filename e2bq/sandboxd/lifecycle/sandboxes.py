@@ -13,6 +13,7 @@ import secrets
 import shutil
 import tempfile
 import time
+import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -108,6 +109,8 @@ class SandboxHost:
         self.metrics = HostMetrics()
         self._sweeper: asyncio.Task[None] | None = None
         self._creating = 0
+        # Which run of this host it is: a node whose host restarted has lost the sandboxes it had.
+        self.instance = uuid.uuid4().hex
 
     # -- lifecycle of the host -----------------------------------------------------------------
 

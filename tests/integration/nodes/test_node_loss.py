@@ -150,13 +150,35 @@ def test_a_node_started_again_is_live_and_takes_creates(fragile_cluster: Cluster
     assert made["sandbox_id"] in cluster.hosted(DOOMED)
     answer = toolkit.run_python_code("6 * 7", sandbox_id=made["sandbox_id"])
     assert answer["status"] == "success", answer
-    # The sandbox it ran before it died is gone: a call to it says so, and the registry forgets it.
+    # The sandbox it ran before it died is gone: listed lost (its host is another run of sandboxd),
+    # a call to it says so, and the registry forgets it.
+    states = {e["sandbox_id"]: e["state"] for e in toolkit.list_managed_sandboxes()["sandboxes"]}
+    assert states[old] == "lost" and states[made["sandbox_id"]] == "running"
     gone = toolkit.run_python_code("1", sandbox_id=old)
     assert gone["status"] == "error", gone
     assert f"sandbox {old} is not running" in gone["message"]
     listed = {entry["sandbox_id"] for entry in toolkit.list_managed_sandboxes()["sandboxes"]}
     assert old not in listed
     assert {sandboxes["node1"], sandboxes["node3"], made["sandbox_id"]} <= listed
+
+
+@pytest.mark.slow
+def test_a_default_sandbox_on_a_lost_node_is_replaced(fragile_cluster: Cluster) -> None:
+    cluster = fragile_cluster
+    toolkit = cluster.toolkit()
+    sandboxes = one_per_node(cluster, toolkit)
+    toolkit.registry.set_default(toolkit.manager.namespace, sandboxes[DOOMED])
+    cluster.kill_node(DOOMED)
+    cluster.wait_state(DOOMED, "lost", cluster.node_timeout + SLACK)
+
+    answer = toolkit.run_python_code("6 * 7")
+
+    assert answer["status"] == "success", answer
+    assert f"the default sandbox {sandboxes[DOOMED]} was gone" in answer["message"]
+    replacement = toolkit.list_managed_sandboxes()["default_sandbox_id"]
+    assert replacement not in (None, sandboxes[DOOMED])
+    entry = toolkit.manager.registry.get(str(replacement))
+    assert entry is not None and entry.get("node") != DOOMED
 
 
 @pytest.mark.slow

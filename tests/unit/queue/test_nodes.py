@@ -12,8 +12,8 @@ import pytest
 from e2bq.config import Settings
 from e2bq.errors import ConfigurationError
 from e2bq.queues import check_node_name, queue_for, worker_queues
-from e2bq.stores.nodes import FORGET_AFTER, NodeStore, lost_message
-from e2bq.types import NodeRecord
+from e2bq.stores.nodes import FORGET_AFTER, NodeStore, lost_message, sandbox_state
+from e2bq.types import NodeRecord, SandboxEntry
 
 
 def beat(store: NodeStore, node: str, *, capacity: int = 10, live: int = 0, ago: float = 0.0) -> None:
@@ -160,3 +160,22 @@ def test_a_named_node_only_is_considered(settings: Settings) -> None:
     assert first is not None and (first.node, first.url) == ("a", "http://a:49999")
     assert store.place("a") is None  # its one slot is taken, though b has room
     assert store.place("c") is None  # never heard of
+
+
+def test_a_sandbox_is_lost_with_its_node_or_when_its_host_restarted(settings: Settings) -> None:
+    store = NodeStore(dataclasses.replace(settings, node_timeout=5))
+    record: NodeRecord = {
+        "node": "a", "url": "http://a", "capacity": 2, "live": 1, "free": 1, "seen_at": time.time(),
+        "instance": "run-2",
+    }
+    store.beat(record, sampled_at=time.time())
+    entry: SandboxEntry = {
+        "sandbox_id": "s", "provider": "local", "namespace": "ns", "template": "t", "metadata": {},
+        "created_at": 0.0, "expires_at": 0.0, "is_default": False, "node": "a", "node_instance": "run-2",
+    }
+    assert sandbox_state(entry, store.get("a")) == "running"
+    assert sandbox_state({**entry, "node_instance": "run-1"}, store.get("a")) == "lost"  # host restarted
+    assert sandbox_state({**entry, "node_instance": None}, store.get("a")) == "running"  # made before
+    assert sandbox_state(entry, None) == "running"  # E2B's cloud, or a node never heard of
+    store.beat({**record, "seen_at": time.time() - 6}, sampled_at=time.time())
+    assert sandbox_state(entry, store.get("a")) == "lost"

@@ -76,6 +76,7 @@ def test_no_provider_is_a_configuration_error() -> None:
         ("E2BQ_CREATE_WAIT", "inf", "out of range"),
         ("E2BQ_MAX_LIVE_SANDBOXES", "many", "is not a whole number"),
         ("E2BQ_VISIBILITY_TIMEOUT", "5m", "is not a whole number"),
+        ("E2BQ_NODE_TIMEOUT", "2", "out of range"),
     ],
 )
 def test_a_bad_value_names_its_variable(name: str, value: str, says: str) -> None:
