@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Mapping
 from typing import cast
 
 import redis
@@ -44,16 +45,10 @@ class Registry:
     @translates_errors
     def get(self, sandbox_id: str) -> SandboxEntry | None:
         """The sandbox's entry; None when it is unknown or its timeout passed."""
-        raw = self.redis.hgetall(sandbox_key(sandbox_id))
-        if not raw or "sandbox_id" not in raw:
-            return None
-        entry = {k: json.loads(v) for k, v in raw.items()}
-        if entry["expires_at"] < time.time():
-            return None
-        entry.setdefault("node", None)  # recorded before nodes existed
-        entry.setdefault("node_url", None)
-        entry["is_default"] = self.default(entry["namespace"]) == sandbox_id
-        return cast(SandboxEntry, entry)
+        entry = _entry(self.redis.hgetall(sandbox_key(sandbox_id)))
+        if entry is not None:
+            entry["is_default"] = self.default(entry["namespace"]) == sandbox_id
+        return entry
 
     @translates_errors
     def expires_at(self, sandbox_id: str) -> float | None:
@@ -112,6 +107,28 @@ class Registry:
 
     @translates_errors
     def list(self, namespace: str) -> list[SandboxEntry]:
-        """The namespace's live sandboxes, oldest first."""
-        entries = [entry for sid in sorted(self._ids(namespace)) if (entry := self.get(sid)) is not None]
+        """The namespace's live sandboxes, oldest first (two round trips, however many there are)."""
+        ids = sorted(self._ids(namespace))
+        pipe = self.redis.pipeline(transaction=False)
+        for sandbox_id in ids:
+            pipe.hgetall(sandbox_key(sandbox_id))
+        pipe.get(namespace_default_key(namespace))
+        *records, default = pipe.execute()
+        entries = [entry for raw in records if (entry := _entry(raw)) is not None]
+        for entry in entries:
+            entry["is_default"] = entry["sandbox_id"] == default
         return sorted(entries, key=lambda e: e["created_at"])
+
+
+def _entry(raw: Mapping[bytes | str, bytes | str]) -> SandboxEntry | None:
+    """A registry record as an entry (``is_default`` still to be set); None when it is unknown or
+    its timeout passed."""
+    if not raw or "sandbox_id" not in raw:
+        return None
+    entry = {text(k): json.loads(v) for k, v in raw.items()}
+    if entry["expires_at"] < time.time():
+        return None
+    entry.setdefault("node", None)  # recorded before nodes existed
+    entry.setdefault("node_url", None)
+    entry["is_default"] = False
+    return cast(SandboxEntry, entry)
