@@ -74,7 +74,7 @@ class SandboxEntry(TypedDict):
     is_default: bool
     node: NotRequired[str | None]  # the node whose sandbox host runs it (None: E2B's cloud)
     node_url: NotRequired[str | None]  # that host's address, as clients reach it
-    node_instance: NotRequired[str | None]  # the run of that host that made it (NodeRecord.instance)
+    node_started_at: NotRequired[float | None]  # when the run of that host that made it began
     state: NotRequired[SandboxState]  # when listed: lost once its node stopped beating
 
 
@@ -87,7 +87,7 @@ class NodeRecord(TypedDict):
     live: int  # sandboxes running on it
     free: int  # capacity - live
     seen_at: float  # when a worker last heard from its sandbox host
-    instance: NotRequired[str]  # which run of its sandbox host: a restart ends every sandbox
+    started_at: NotRequired[float]  # when this run of its sandbox host began: a restart ends every sandbox
 
 
 class NodeInfo(NodeRecord):

@@ -44,7 +44,7 @@ class NodeBeat:
             "live": live,
             "free": int(numbers.get("free", max(0, capacity - live))),
             "seen_at": time.time(),
-            "instance": str(numbers.get("instance", "")),
+            "started_at": float(numbers.get("started_at", 0.0)),
         }
         self.store.beat(record, sampled_at)
 

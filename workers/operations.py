@@ -105,7 +105,7 @@ async def create_sandbox(ctx: Context, args: CreateSandboxArgs) -> SandboxEntryR
         "is_default": args["set_default"],
         "node": ctx.settings.node if local else None,
         "node_url": ctx.settings.node_address if local else None,
-        "node_instance": _node_instance(ctx) if local else None,
+        "node_started_at": await _host_started_at(ctx) if local else None,
     }
     ctx.registry.add(entry)
     if args["set_default"]:
@@ -113,10 +113,14 @@ async def create_sandbox(ctx: Context, args: CreateSandboxArgs) -> SandboxEntryR
     return {"status": "success", "sandbox_id": sandbox.sandbox_id, "result": entry}
 
 
-def _node_instance(ctx: Context) -> str | None:
-    """The run of this worker's sandbox host, as its last heartbeat said."""
-    node = NodeStore(ctx.settings, ctx.registry.redis).get(ctx.settings.node)
-    return node.get("instance") if node is not None else None
+async def _host_started_at(ctx: Context) -> float | None:
+    """When the run of this worker's sandbox host that made a sandbox began, asked of the host
+    itself (a heartbeat may be older than a restart)."""
+    try:
+        answer = await ctx.loop.http.get(f"{ctx.settings.e2b_api_url}/health")
+        return float(answer.json()["started_at"])
+    except Exception:  # an older host, or it went away meanwhile: the sandbox is not dated
+        return None
 
 
 async def _create_with_retries(ctx: Context, args: CreateSandboxArgs) -> AsyncSandbox:

@@ -158,13 +158,14 @@ class NodeStore:
 
 
 def sandbox_state(entry: SandboxEntry, node: NodeInfo | None) -> SandboxState:
-    """``lost`` when the sandbox's node is lost, or its host restarted since it made the sandbox."""
+    """``lost`` when the sandbox's node is lost, or its host restarted since it made the sandbox
+    (a heartbeat older than the sandbox does not count: its host may have restarted since)."""
     if node is None:
         return "running"
     if node["state"] == "lost":
         return "lost"
-    made_by, now = entry.get("node_instance"), node.get("instance")
-    return "lost" if made_by and now and made_by != now else "running"
+    made_by, current = entry.get("node_started_at"), node.get("started_at")
+    return "lost" if made_by and current and made_by < current else "running"
 
 
 def lost_message(info: NodeInfo) -> str:

@@ -97,7 +97,7 @@ class ControlPlane:
                 "sandboxes": live,
                 "max_sandboxes": capacity,
                 "free": max(0, capacity - live),
-                "instance": self.host.instance,
+                "started_at": self.host.started_at,
             }
         )
 

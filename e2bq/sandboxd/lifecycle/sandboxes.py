@@ -13,7 +13,6 @@ import secrets
 import shutil
 import tempfile
 import time
-import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -109,8 +108,8 @@ class SandboxHost:
         self.metrics = HostMetrics()
         self._sweeper: asyncio.Task[None] | None = None
         self._creating = 0
-        # Which run of this host it is: a node whose host restarted has lost the sandboxes it had.
-        self.instance = uuid.uuid4().hex
+        # When this run of the host began: a node whose host restarted has lost the sandboxes it had.
+        self.started_at = time.time()
 
     # -- lifecycle of the host -----------------------------------------------------------------
 

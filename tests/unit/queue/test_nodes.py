@@ -166,16 +166,17 @@ def test_a_sandbox_is_lost_with_its_node_or_when_its_host_restarted(settings: Se
     store = NodeStore(dataclasses.replace(settings, node_timeout=5))
     record: NodeRecord = {
         "node": "a", "url": "http://a", "capacity": 2, "live": 1, "free": 1, "seen_at": time.time(),
-        "instance": "run-2",
+        "started_at": 2000.0,
     }
     store.beat(record, sampled_at=time.time())
     entry: SandboxEntry = {
         "sandbox_id": "s", "provider": "local", "namespace": "ns", "template": "t", "metadata": {},
-        "created_at": 0.0, "expires_at": 0.0, "is_default": False, "node": "a", "node_instance": "run-2",
+        "created_at": 0.0, "expires_at": 0.0, "is_default": False, "node": "a", "node_started_at": 2000.0,
     }
     assert sandbox_state(entry, store.get("a")) == "running"
-    assert sandbox_state({**entry, "node_instance": "run-1"}, store.get("a")) == "lost"  # host restarted
-    assert sandbox_state({**entry, "node_instance": None}, store.get("a")) == "running"  # made before
+    assert sandbox_state({**entry, "node_started_at": 1000.0}, store.get("a")) == "lost"  # host restarted
+    assert sandbox_state({**entry, "node_started_at": 3000.0}, store.get("a")) == "running"  # old beat
+    assert sandbox_state({**entry, "node_started_at": None}, store.get("a")) == "running"  # not dated
     assert sandbox_state(entry, None) == "running"  # E2B's cloud, or a node never heard of
     store.beat({**record, "seen_at": time.time() - 6}, sampled_at=time.time())
     assert sandbox_state(entry, store.get("a")) == "lost"
