@@ -68,8 +68,8 @@ def worker(ctx: click.Context, node: str | None, serves: str | None) -> None:
     With a local sandboxd it serves that host's node: it takes the calls to the node's sandboxes
     (queue ``<E2BQ_QUEUE>.node.<NODE>``, and ``.batch`` for background jobs) and creates placed on
     it, besides the shared queues. Sandbox work waits on sandboxes rather than the CPU, so the
-    default pool is 20 threads. A job holds a thread while it runs: give a node an ``interactive``
-    worker and a ``batch`` one when synchronous calls must never wait for a thread.
+    default pool is 20 threads. A job holds a thread while it runs: give a node an "interactive"
+    worker and a "batch" one when synchronous calls must never wait for a thread.
     """
     if serves:
         os.environ["E2BQ_WORKER_SERVES"] = serves
@@ -87,6 +87,8 @@ def worker(ctx: click.Context, node: str | None, serves: str | None) -> None:
     faulthandler.enable()
     os.environ.setdefault("LIBC_FATAL_STDERR_", "1")  # glibc's own fatal messages too, not the tty
     args = list(ctx.args)
+    if "--help" in args:  # e2bq's own options first, then Celery's
+        click.echo(ctx.get_help() + "\n\nCelery's worker options follow.\n")
     if not any(a in ("-P", "--pool") or a.startswith("--pool=") for a in args):
         args += ["--pool", "threads"]
         if not any(a in ("-c", "--concurrency") or a.startswith("--concurrency=") for a in args):
