@@ -66,7 +66,7 @@ def worker(ctx: click.Context, node: str | None, serves: str | None) -> None:
     """Run a worker; Celery's worker options pass through (e.g. --concurrency, --pool, -n).
 
     With a local sandboxd it serves that host's node: it takes the calls to the node's sandboxes
-    (queue ``<E2BQ_QUEUE>.node.<NODE>``, and ``.batch`` for background jobs) and creates placed on
+    (queue <E2BQ_QUEUE>.node.<NODE>, and .batch for background jobs) and creates placed on
     it, besides the shared queues. Sandbox work waits on sandboxes rather than the CPU, so the
     default pool is 20 threads. A job holds a thread while it runs: give a node an "interactive"
     worker and a "batch" one when synchronous calls must never wait for a thread.
