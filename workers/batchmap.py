@@ -61,7 +61,7 @@ async def run_lanes(ctx: Context, args: MapLanesArgs) -> LanesResult:
     ctx.jobs.start(job_id, worker=ctx.worker)  # the first lane task to start marks the job started
     lanes = [Lane(ctx, maps, args, spec) for spec in args["lanes"]]
     running = [asyncio.create_task(lane.run()) for lane in lanes]
-    watcher = asyncio.create_task(_watch(ctx, maps, job_id, group, running))
+    watcher = asyncio.create_task(_watch(ctx, maps, job_id, group, lanes, running))
     try:
         await asyncio.gather(*running, return_exceptions=True)  # each lane reports its own failures
     finally:
@@ -71,16 +71,28 @@ async def run_lanes(ctx: Context, args: MapLanesArgs) -> LanesResult:
 
 
 async def _watch(
-    ctx: Context, maps: MapStore, job_id: str, group: str, lanes: list[asyncio.Task[None]]
+    ctx: Context,
+    maps: MapStore,
+    job_id: str,
+    group: str,
+    lanes: list[Lane],
+    running: list[asyncio.Task[None]],
 ) -> None:
-    """Beat for the lane task and the job; cancel the lanes once the job is cancelled."""
+    """Beat for the lane task and the job; stop the lanes once the job is cancelled.
+
+    Their sandboxes are killed first: a call into a sandbox may not end when cancelled (the SDK
+    waits for its stream, and a cell that never ends never closes it), but it ends when the
+    sandbox does."""
     beaten = time.monotonic()
     while True:
         await asyncio.sleep(_WATCH)
         try:
             if ctx.jobs.is_cancelled(job_id):
                 for lane in lanes:
-                    lane.cancel()
+                    lane.stopping = True  # no fresh sandbox for an item whose sandbox is killed now
+                await asyncio.gather(*(lane.drop_sandbox() for lane in lanes), return_exceptions=True)
+                for task in running:
+                    task.cancel()
                 return
             if time.monotonic() - beaten >= _BEAT:
                 maps.beat(job_id, group)
@@ -103,6 +115,7 @@ class Lane:
         self.sandbox_id: str | None = None
         self.expires_at = 0.0
         self.holding: int | None = None  # the index of the item this lane has taken, until recorded
+        self.stopping = False  # the job was cancelled: the lane is being stopped
         self.items = 0
 
     async def run(self) -> None:
@@ -122,7 +135,7 @@ class Lane:
             if taken.kind in ("stop", "drained"):
                 return
             if taken.kind == "wait":
-                await self._drop_sandbox()  # free the slot; a takeover makes a fresh one
+                await self.drop_sandbox()  # free the slot; a takeover makes a fresh one
                 await asyncio.sleep(_WAIT)
                 continue
             self.holding = taken.index
@@ -134,8 +147,11 @@ class Lane:
 
     async def _run(self, item: Taken) -> bool:
         """Run the item, on fresh sandboxes while its sandbox dies (``retries`` times at most);
-        False when no sandbox could be made (the item is given back and this lane stops)."""
+        False when no sandbox could be made, or the lane is being stopped (the item is given back
+        and this lane stops)."""
         while True:
+            if self.stopping:
+                return False
             if self.sandbox_id is None:
                 try:
                     self.sandbox_id = await self._make_sandbox()
@@ -145,7 +161,7 @@ class Lane:
                     return False
             result, gone = await self._execute(item.code)
             if gone:
-                await self._drop_sandbox()
+                await self.drop_sandbox()
                 if self.maps.lost(self.job_id, item.index) <= self.args["retries"]:
                     continue
             self._record(item.index, result)
@@ -207,13 +223,13 @@ class Lane:
         self.expires_at = time.time() + self.timeout + _LIFETIME
         self.ctx.registry.extend(sandbox_id, self.expires_at)
 
-    async def _drop_sandbox(self) -> None:
+    async def drop_sandbox(self) -> None:
         sandbox_id, self.sandbox_id = self.sandbox_id, None
         if sandbox_id is not None:
             try:
                 await kill_sandbox(self.ctx, KillSandboxArgs(sandbox_id=sandbox_id))
             except Exception as exc:  # gone already, or its host is: nothing more to do for it
-                log.debug("could not kill sandbox %s of map %s: %s", sandbox_id, self.job_id, exc)
+                log.warning("could not kill sandbox %s of map %s: %s", sandbox_id, self.job_id, exc)
 
     def _record(self, index: int, result: MapItemResult) -> None:
         outcome = self.maps.record(self.job_id, index, result)
@@ -229,7 +245,7 @@ class Lane:
     async def _stop(self) -> None:
         """Kill the sandbox, give back an item not finished and a slot not used, and end the job if
         this was its last lane."""
-        await self._drop_sandbox()
+        await self.drop_sandbox()
         with contextlib.suppress(E2BQError):  # Redis is away: the job's heartbeat lapses, the reaper ends it
             if (unused := self.placement) is not None:
                 slot = Placement(node=unused["node"], url="", reservation=unused["reservation"])

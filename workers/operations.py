@@ -94,6 +94,12 @@ async def create_sandbox(ctx: Context, args: CreateSandboxArgs) -> SandboxEntryR
                 made=sandbox_id is not None,
             )
     local = ctx.settings.provider == "local"
+    try:
+        started_at = await _host_started_at(ctx) if local else None
+    except BaseException:  # cancelled once the sandbox exists: it must not outlive its create
+        with contextlib.suppress(Exception):
+            await asyncio.shield(AsyncSandbox.kill(sandbox.sandbox_id, **ctx.settings.sdk_options()))
+        raise
     entry: SandboxEntry = {
         "sandbox_id": sandbox.sandbox_id,
         "provider": ctx.settings.provider,
@@ -105,7 +111,7 @@ async def create_sandbox(ctx: Context, args: CreateSandboxArgs) -> SandboxEntryR
         "is_default": args["set_default"],
         "node": ctx.settings.node if local else None,
         "node_url": ctx.settings.node_address if local else None,
-        "node_started_at": await _host_started_at(ctx) if local else None,
+        "node_started_at": started_at,
     }
     ctx.registry.add(entry)
     if args["set_default"]:
