@@ -159,6 +159,9 @@ class Lane:
                     failed = error_result(CREATE_SANDBOX, exc, None, self.ctx)
                     self._note(f"no sandbox could be made: {failed['message']}")
                     return False
+                if self.stopping:  # stopped while it was being made (the SDK's create may not
+                    await self.drop_sandbox()  # give way to a cancel): it must not run anything
+                    return False
             result, gone = await self._execute(item.code)
             if gone:
                 await self.drop_sandbox()
