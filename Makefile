@@ -15,7 +15,7 @@ SYSTEM_PACKAGES := redis-server bubblewrap slirp4netns iptables iproute2 e2fspro
 # uv resolves against PyPI only, for every platform and Python 3.11+, and records hashes, no URLs.
 COMPILE := $(VENV)/bin/uv pip compile --quiet --generate-hashes --universal --python-version 3.11
 
-.PHONY: install system venv lock lint typecheck test test-fast test-lowest bench demo doctor clean
+.PHONY: install system venv lock lint typecheck test test-fast test-lowest bench bench-check profile demo doctor clean
 
 install: $(STAMP)/system $(STAMP)/python $(STAMP)/runtime
 
@@ -88,11 +88,22 @@ test-lowest: $(STAMP)/lowest $(STAMP)/runtime
 	$(LOWEST_VENV)/bin/python -m pytest -W "ignore::pytest.PytestUnraisableExceptionWarning" $(LOWEST_SUITES)
 
 bench: install
+	$(PY) bench/layers_bench.py
 	$(PY) bench/sandboxd_bench.py
 	$(PY) bench/queue_bench.py
 	$(PY) bench/nodes_bench.py
 	$(PY) bench/map_bench.py
 	$(PY) bench/soak.py
+
+# The short benchmarks against the hot path's targets (bench/targets.py); exits 1 when one is missed.
+# Not part of `make test`: timings move with the machine's load. Run it before and after a change.
+bench-check: install
+	$(PY) bench/check.py
+
+# py-spy flame graphs of the worker, sandboxd, the agent, the kernel and a client, under PROFILE_DIR.
+PROFILE_DIR ?= $(or $(TMPDIR),/tmp)/e2bq-profile
+profile: install
+	$(PY) bench/profile.py --out $(PROFILE_DIR)
 
 demo: install
 	$(PY) -m e2bq.cli doctor

@@ -7,7 +7,8 @@ import os
 import statistics
 import sys
 import tempfile
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # this checkout's e2bq
@@ -47,3 +48,26 @@ def row(name: str, value: str, baseline: str = "") -> None:
 
 def header(title: str) -> None:
     print(f"\n### {title}\n\n| measure | e2bq | baseline (same run) |\n|---|---|---|", flush=True)
+
+
+class RedisCounter:
+    """Redis commands executed between two points, less what the idle cluster issues meanwhile."""
+
+    def __init__(self, url: str) -> None:
+        import redis
+
+        self.redis = redis.Redis.from_url(url)
+        start, began = self._calls(), time.monotonic()
+        time.sleep(3)
+        self.idle_rate = (self._calls() - start) / (time.monotonic() - began)
+
+    def _calls(self) -> int:
+        stats = self.redis.info("commandstats")
+        return sum(int(v["calls"]) for k, v in stats.items() if k not in ("cmdstat_info",))
+
+    def per_call(self, fn: Callable[[], object], n: int) -> float:
+        start, began = self._calls(), time.monotonic()
+        for _ in range(n):
+            fn()
+        spent = self._calls() - start - self.idle_rate * (time.monotonic() - began)
+        return spent / n

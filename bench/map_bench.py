@@ -68,5 +68,6 @@ def run_map(toolkit: E2BToolkit, items: int, pool: int) -> tuple[float, str]:
     used = len({item["sandbox_id"] for item in results if "sandbox_id" in item})
     return wall, f"{record['status']}, {right} right, {record.get('failed')} failed, {used} sandboxes"
 
+
 if __name__ == "__main__":
     main()

@@ -41,8 +41,11 @@ def main() -> None:
 
         made = [toolkit.create_sandbox(timeout=1800)["result"] for _ in range(10)]
         spread = collections.Counter(slot["node"] for slot in made)
-        row("10 creates over two equal nodes", ", ".join(f"{n}: {c}" for n, c in sorted(spread.items())),
-            "target 5 ± 2 each")
+        row(
+            "10 creates over two equal nodes",
+            ", ".join(f"{n}: {c}" for n, c in sorted(spread.items())),
+            "target 5 ± 2 each",
+        )
         on_node1 = [slot["sandbox_id"] for slot in made if slot["node"] == "node1"]
         interactive, busy = on_node1[0], on_node1[1]  # the backlog on the interactive call's own node
 
@@ -63,9 +66,11 @@ def main() -> None:
         loaded = p50_calls(args.runs)
         queued = sum(1 for j in jobs if toolkit.get_job_status(j).get("state") == "queued")
         ratio = pct(loaded, 50) / pct(idle, 50)
-        row(f'run_python_code("1+1") with {args.backlog} background jobs queued on its node',
+        row(
+            f'run_python_code("1+1") with {args.backlog} background jobs queued on its node',
             f"{summary(loaded)}; {ratio:.2f}x idle ({queued} jobs still queued at the end)",
-            f"idle: {summary(idle)}")
+            f"idle: {summary(idle)}",
+        )
         for job_id in jobs:
             toolkit.kill_job(job_id)
 
@@ -82,11 +87,13 @@ def main() -> None:
         wall = time.perf_counter() - start
         ok = sum(1 for r in fan["result"].values() if r["status"] == "success")
         raw = asyncio.run(_gather_directly(stack, made))
-        row(f"fan-out time.sleep(1) over {len(fan['result'])} sandboxes "
+        row(
+            f"fan-out time.sleep(1) over {len(fan['result'])} sandboxes "
             f"({', '.join(f'{n}: {c}' for n, c in sorted(per_node.items()))})",
             f"wall {wall:.2f} s ({ok} ok)",
             f"floor 1.00 s; the async SDK straight to both hosts, all at once from one process: "
-            f"{raw:.2f} s; one sandbox's time.sleep(1) via the SDK: {ms(one)}")
+            f"{raw:.2f} s; one sandbox's time.sleep(1) via the SDK: {ms(one)}",
+        )
         toolkit.shutdown_all_sandboxes()
 
 
@@ -106,7 +113,9 @@ async def _gather_directly(stack: Stack, made: list[SlotInfo]) -> float:
 
 def _sdk(env: dict[str, str]) -> dict[str, str]:
     return {
-        "api_key": env["E2B_API_KEY"], "api_url": env["E2B_API_URL"], "sandbox_url": env["E2B_SANDBOX_URL"]
+        "api_key": env["E2B_API_KEY"],
+        "api_url": env["E2B_API_URL"],
+        "sandbox_url": env["E2B_SANDBOX_URL"],
     }
 
 

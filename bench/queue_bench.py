@@ -2,8 +2,9 @@
 
 Runs against the embedded default (private Redis, sandboxd, one threads-pool worker), all measured
 in this run:
-- run_python_code("1+1") through the queue vs the SDK straight to sandboxd;
-- background jobs per second vs Celery no-op tasks on the same broker and worker;
+- background jobs per second vs Celery no-op tasks on the same broker and worker, and vs the SDK
+  alone driving the same kernel from 32 threads (one kernel runs one cell at a time), with the Redis
+  commands each costs;
 - kill_job latency: from kill_job() until the worker has stopped the job's process;
 - fan-out of time.sleep(1) over 20 sandboxes, wall time, vs the 1 s floor.
 """
@@ -11,21 +12,24 @@ in this run:
 from __future__ import annotations
 
 import argparse
+import concurrent.futures
 import os
 import time
 
-from common import header, ms, pct, row, summary
+from common import RedisCounter, header, row, summary
+from targets import Figures
 
 from e2bq.embedded import embedded
 
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--runs", type=int, default=300)
     parser.add_argument("--jobs", type=int, default=300)
     parser.add_argument("--kills", type=int, default=20)
     parser.add_argument("--fanout", type=int, default=20)
+    parser.add_argument("--json", default=None, help="write the figures to this file (merged)")
     args = parser.parse_args()
+    figures = Figures()
 
     with embedded(worker_args=("--pool", "threads", "--concurrency", "32")) as stack:
         os.environ.update(stack.env)
@@ -37,38 +41,44 @@ def main() -> None:
         toolkit = E2BToolkit(SandboxManager(default_timeout=900), auto_create_default=True)
         sid = toolkit.list_managed_sandboxes()["default_sandbox_id"]
         header("queue (client → Redis → Celery worker → sandboxd)")
-
-        toolkit.run_python_code("1+1")
-        queued = []
-        for _ in range(args.runs):
-            start = time.perf_counter()
-            assert toolkit.run_python_code("1+1")["status"] == "success"
-            queued.append(time.perf_counter() - start)
-        direct_sbx = Sandbox.connect(sid)
-        direct_sbx.run_code("1+1")
-        direct = []
-        for _ in range(args.runs):
-            start = time.perf_counter()
-            direct_sbx.run_code("1+1")
-            direct.append(time.perf_counter() - start)
-        extra = pct(queued, 50) - pct(direct, 50)
-        baseline = f"SDK direct: p50 {ms(pct(direct, 50))}; the queue adds {ms(extra)}"
-        row('run_python_code("1+1")', summary(queued), baseline)
-
         app = toolkit.dispatcher.app
+        counter = RedisCounter(stack.env["E2BQ_REDIS_URL"])
+        toolkit.run_python_code("1+1")
+
+        def noop_batch() -> None:
+            sent = [
+                app.send_task("celery.accumulate", args=(1,), queue=stack_queue()) for _ in range(args.jobs)
+            ]
+            for result in sent:
+                result.get(timeout=120)
+
+        def job_batch() -> None:
+            job_ids = [toolkit.run_python_code_background("1+1")["job_id"] for _ in range(args.jobs)]
+            for job_id in job_ids:
+                AsyncResult(job_id, app=app).get(timeout=300)
+            statuses.update(toolkit.get_job_status(j)["status"] for j in job_ids)
+
+        statuses: set[str] = set()
         start = time.perf_counter()
-        noop = [app.send_task("celery.accumulate", args=(1,), queue=stack_queue()) for _ in range(args.jobs)]
-        for result in noop:
-            result.get(timeout=120)
-        noop_rate = args.jobs / (time.perf_counter() - start)
+        noop_commands = counter.per_call(noop_batch, 1) / args.jobs
+        noop_rate = figures.record("noop_tasks_per_s", args.jobs / (time.perf_counter() - start))
         start = time.perf_counter()
-        job_ids = [toolkit.run_python_code_background("1+1")["job_id"] for _ in range(args.jobs)]
-        for job_id in job_ids:
-            AsyncResult(job_id, app=app).get(timeout=300)
-        job_rate = args.jobs / (time.perf_counter() - start)
-        statuses = {toolkit.get_job_status(j)["status"] for j in job_ids}
-        row(f"background jobs ({args.jobs} x run_code 1+1)", f"{job_rate:.0f} jobs/s (all {statuses})",
-            f"Celery no-op tasks: {noop_rate:.0f} tasks/s")
+        job_commands = counter.per_call(job_batch, 1) / args.jobs
+        job_rate = figures.record("jobs_per_s", args.jobs / (time.perf_counter() - start))
+        direct = Sandbox.connect(sid)
+        direct.run_code("1+1")
+        start = time.perf_counter()
+        with concurrent.futures.ThreadPoolExecutor(32) as pool:
+            list(pool.map(lambda _: direct.run_code("1+1"), range(args.jobs)))
+        kernel_rate = args.jobs / (time.perf_counter() - start)
+        row(
+            f"background jobs ({args.jobs} x run_code 1+1, one sandbox)",
+            f"{job_rate:.0f} jobs/s (all {sorted(statuses)}); {job_commands:.1f} Redis commands each",
+            f"Celery no-op tasks: {noop_rate:.0f}/s, {noop_commands:.1f} Redis commands each; "
+            f"the SDK alone, 32 threads on the same kernel: {kernel_rate:.0f} run_code/s",
+        )
+        figures.record("redis_per_job", job_commands)
+        figures.record("sdk_run_code_per_s", kernel_rate)
 
         kills = []
         for _ in range(args.kills):
@@ -87,9 +97,13 @@ def main() -> None:
         fan = toolkit.run_in_all_sandboxes("import time; time.sleep(1)", timeout_each=60)
         wall = time.perf_counter() - start
         ok = sum(1 for r in fan["result"].values() if r["status"] == "success")
-        row(f"fan-out time.sleep(1) over {len(fan['result'])} sandboxes", f"wall {wall:.2f} s ({ok} ok)",
-            f"floor 1.00 s; one after another {len(fan['result'])}.00 s")
+        row(
+            f"fan-out time.sleep(1) over {len(fan['result'])} sandboxes",
+            f"wall {wall:.2f} s ({ok} ok)",
+            f"floor 1.00 s; one after another {len(fan['result'])}.00 s",
+        )
         toolkit.shutdown_all_sandboxes()
+    figures.dump(args.json)
 
 
 def stack_queue() -> str:

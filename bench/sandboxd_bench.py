@@ -1,7 +1,10 @@
-"""sandboxd through the unmodified SDK: create, run_code, commands, memory — each against a baseline.
+"""sandboxd through the unmodified SDK: making sandboxes and what an idle one costs.
 
-Baselines, measured in the same run: a bare ``bwrap ... true`` (the floor of a jail start), a Jupyter
-kernel executing ``1+1`` through jupyter_client with no HTTP in between, and ``subprocess.run(["true"])``.
+Cold creates one after another (beside a bare ``bwrap ... true``, the floor of a jail start, and
+followed by the new sandbox's first ``run_code``, so a create cannot look fast by leaving its work to
+the first call), creates 20 at a time, the memory of an idle sandbox whose kernel is up, and creates
+from the warm pool: one at a time, and in bursts of 50. The way of one call through the layers is
+``layers_bench.py``.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ from pathlib import Path
 
 import httpx
 from common import header, host, ms, pct, row, summary
+from targets import Figures
 
 
 def timed(fn: object, n: int) -> list[float]:
@@ -49,20 +53,6 @@ def bare_bwrap() -> None:
         ],
         check=True,
     )
-
-
-def kernel_baseline(n: int) -> list[float]:
-    from jupyter_client.manager import start_new_kernel
-
-    manager, client = start_new_kernel(kernel_name="python3")
-    try:
-        client.execute_interactive("1+1", timeout=30, output_hook=lambda m: None)
-        return timed(
-            lambda: client.execute_interactive("1+1", timeout=30, output_hook=lambda m: None), n
-        )
-    finally:
-        client.stop_channels()
-        manager.shutdown_kernel(now=True)
 
 
 def jail_memory_kib(state_dir: Path, sandbox_id: str) -> int:
@@ -113,59 +103,49 @@ def wait_for_pool(ready: int) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--creates", type=int, default=20)
-    parser.add_argument("--runs", type=int, default=300)
-    parser.add_argument("--concurrent", type=int, default=20)
-    parser.add_argument("--pool", type=int, default=2)
+    parser.add_argument("--creates", type=int, default=20, help="cold creates, one after another")
+    parser.add_argument("--many", type=int, default=200, help="sandboxes made 20 at a time")
+    parser.add_argument("--burst", type=int, default=50, help="concurrent creates on a warm pool")
+    parser.add_argument("--pool", type=int, default=2, help="warm pool for the sequential warm creates")
+    parser.add_argument("--json", default=None, help="write the figures to this file (merged)")
     args = parser.parse_args()
+    figures = Figures()
 
     from e2b_code_interpreter import Sandbox
 
-    with host("--max-sandboxes", "200") as running:
-        header("sandboxd (unmodified e2b SDK → local host)")
+    with host("--max-sandboxes", str(max(args.many, args.burst) + 10)) as running:
+        header("sandboxd: making sandboxes (unmodified e2b SDK → local host)")
         Sandbox.create(timeout=60).kill()  # warm the SDK's imports and connection pool
-        creates = []
+        creates, first_code = [], []
         for _ in range(args.creates):
             start = time.perf_counter()
             sbx = Sandbox.create(timeout=60)
             creates.append(time.perf_counter() - start)
+            sbx.run_code("1+1")
+            first_code.append(time.perf_counter() - start)
             sbx.kill()
         bwrap = timed(bare_bwrap, args.creates)
         row("cold create (no pool)", summary(creates), f"bare bwrap true: p50 {ms(pct(bwrap, 50))}")
+        row('cold create, then its first run_code("1+1")', summary(first_code), "")
+        figures.record("cold_create_p50", pct(creates, 50))
+        figures.record("create_then_code_p50", pct(first_code, 50))
 
         start = time.perf_counter()
-        with concurrent.futures.ThreadPoolExecutor(args.concurrent) as pool:
-            many = list(pool.map(lambda _: Sandbox.create(timeout=60), range(args.concurrent)))
+        with concurrent.futures.ThreadPoolExecutor(20) as pool:
+            many = list(pool.map(lambda _: Sandbox.create(timeout=120), range(args.many)))
         wall = time.perf_counter() - start
-        row(f"{args.concurrent} concurrent creates", f"wall {wall:.2f} s", "")
-        for sbx in many:
-            sbx.kill()
-
-        sbx = Sandbox.create(timeout=600)
-        sbx.run_code("1+1")
-        code = timed(lambda: sbx.run_code("1+1"), args.runs)
-        kernel = kernel_baseline(args.runs)
-        row(
-            'run_code("1+1")',
-            summary(code),
-            f"jupyter_client direct: p50 {ms(pct(kernel, 50))} p99 {ms(pct(kernel, 99))}",
-        )
-
-        sbx.commands.run("true")
-        cmds = timed(lambda: sbx.commands.run("true"), args.runs // 3)
-        local = timed(lambda: subprocess.run(["true"], check=True), args.runs // 3)
-        row(
-            'commands.run("true")', summary(cmds), f"subprocess.run(true): p50 {ms(pct(local, 50))}"
-        )
+        rate = figures.record("creates_per_s", args.many / wall)
+        row(f"{args.many} creates, 20 at a time (no pool)", f"{rate:.1f}/s ({wall:.1f} s wall)", "")
+        with concurrent.futures.ThreadPoolExecutor(20) as pool:
+            list(pool.map(lambda s: s.kill(), many))
 
         idle = Sandbox.create(timeout=60)
         idle.run_code("1+1")  # kernel up, as after first use
-        kib = jail_memory_kib(running.state_dir, idle.sandbox_id)
-        row("idle memory per sandbox (PSS, agent + kernel)", f"{kib / 1024:.0f} MiB", "")
+        mib = figures.record("idle_pss_mib", jail_memory_kib(running.state_dir, idle.sandbox_id) / 1024)
+        row("idle memory per sandbox (PSS, agent + kernel)", f"{mib:.0f} MiB", "")
         idle.kill()
-        sbx.kill()
 
-    with host("--max-sandboxes", "200", "--warm-pool", str(args.pool)):
+    with host("--max-sandboxes", str(args.burst * 2 + 10), "--warm-pool", str(args.pool)):
         wait_for_pool(args.pool)
         Sandbox.create(timeout=60).kill()  # as above: the first request to a fresh host is not measured
         warm = []
@@ -180,6 +160,32 @@ def main() -> None:
             summary(warm),
             f"cold create above: p50 {ms(pct(creates, 50))}",
         )
+        burst = burst_creates(Sandbox, args.burst, rounds=3)
+        row(
+            f"{args.burst} concurrent creates, warm pool sized by sandboxd", summary(burst), "3rd of 3 bursts"
+        )
+        figures.record("warm_burst_p95", pct(burst, 95))
+    figures.dump(args.json)
+
+
+def burst_creates(sandbox: type, n: int, rounds: int) -> list[float]:
+    """Timings of the last of ``rounds`` bursts of ``n`` concurrent creates, 2 s apart: the earlier
+    bursts show sandboxd the demand its pool should meet."""
+
+    def one(_: int) -> tuple[float, object]:
+        start = time.perf_counter()
+        sbx = sandbox.create(timeout=60)  # type: ignore[attr-defined]
+        return time.perf_counter() - start, sbx
+
+    timings: list[float] = []
+    for _ in range(rounds):
+        time.sleep(2)
+        with concurrent.futures.ThreadPoolExecutor(n) as pool:
+            made = list(pool.map(one, range(n)))
+        timings = [t for t, _ in made]
+        with concurrent.futures.ThreadPoolExecutor(20) as pool:
+            list(pool.map(lambda m: m[1].kill(), made))  # type: ignore[attr-defined]
+    return timings
 
 
 if __name__ == "__main__":
