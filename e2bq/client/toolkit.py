@@ -121,13 +121,16 @@ class E2BToolkit(Toolkit):
 
     def _live_default(self) -> str | None:
         """The default sandbox, unless it expired, was killed, or its node is lost."""
-        default = self.registry.default(self.manager.namespace)
-        entry = self.registry.get(default) if default else None
+        found = self.registry.default_entry(self.manager.namespace, self.manager.nodes.key)
+        if found is None:
+            return None
+        default, entry, heartbeat = found
         if entry is None:
             return None
-        node = entry.get("node")
-        if node and sandbox_state(entry, self.manager.nodes.get(node)) == "lost":
-            return None
+        if heartbeat is not None:
+            self.manager.router.seen(heartbeat)  # the call's route needs no second look at the node
+            if sandbox_state(entry, self.manager.nodes.info(heartbeat, placed=0)) == "lost":
+                return None
         return default
 
     def _target(self, sandbox_id: str | None) -> Target:

@@ -15,17 +15,37 @@ from typing import cast
 import redis
 
 from ..config import Settings
-from ..types import SandboxEntry
+from ..types import NodeRecord, SandboxEntry
 from .connection import connect, text, translates_errors
 from .keys import namespace_default_key, namespace_sandboxes_key, sandbox_key, shape_live_key
 
 _GRACE = 60  # seconds a record outlives its sandbox's expiry, so late readers get a clear answer
+
+# The default sandbox of a namespace with its record and its node's heartbeat, read in one round trip
+# (every call without a sandbox id asks it, and each answer needs the previous one). KEYS[1] = the
+# namespace's default pointer, KEYS[2] = the nodes hash; ARGV[1] = the sandbox key prefix: the
+# record's key is known only from the pointer's value, as e2bq's single Redis allows.
+# Returns false when there is no default, else {id, its record (flat, maybe empty), heartbeat or false}.
+_DEFAULT = """
+local id = redis.call('GET', KEYS[1])
+if not id then return false end
+local key = ARGV[1] .. id
+local record = redis.call('HGETALL', key)
+local node = redis.call('HGET', key, 'node')
+local heartbeat = false
+if node then
+  local name = cjson.decode(node)
+  if type(name) == 'string' then heartbeat = redis.call('HGET', KEYS[2], name) end
+end
+return {id, record, heartbeat}
+"""
 
 
 class Registry:
     def __init__(self, settings: Settings, client: redis.Redis | None = None) -> None:
         self.settings = settings
         self.redis = client or connect(settings)
+        self._default = self.redis.register_script(_DEFAULT)
 
     @translates_errors
     def add(self, entry: SandboxEntry) -> None:
@@ -104,6 +124,24 @@ class Registry:
         """The namespace's default sandbox id, even if that sandbox is gone (the toolkit replaces it)."""
         value = self.redis.get(namespace_default_key(namespace))
         return str(value) if value else None
+
+    @translates_errors
+    def default_entry(
+        self, namespace: str, nodes_key: str
+    ) -> tuple[str, SandboxEntry | None, NodeRecord | None] | None:
+        """The namespace's default sandbox id (None: it has none), its entry (None when that
+        sandbox is gone) and the last heartbeat of its node (from the hash ``nodes_key``; None when
+        it has no node, or the node was never heard of), all as they stand now, in one round trip."""
+        found = self._default(keys=[namespace_default_key(namespace), nodes_key], args=[sandbox_key("")])
+        if not found:
+            return None
+        default, flat, heartbeat = found
+        raw = dict(zip(flat[::2], flat[1::2], strict=True))
+        entry = _entry(raw)
+        if entry is not None:
+            entry["is_default"] = True
+        record = cast(NodeRecord, json.loads(heartbeat)) if heartbeat else None
+        return text(default), entry, record
 
     @translates_errors
     def list(self, namespace: str) -> list[SandboxEntry]:
