@@ -31,7 +31,7 @@ from ..protocol import (
     check_port,
 )
 from ..stores.jobs import JobStore
-from ..stores.nodes import sandbox_state
+from ..stores.nodes import made_state, sandbox_state
 from ..types import (
     TERMINAL_STATES,
     AcceptedResult,
@@ -121,17 +121,15 @@ class E2BToolkit(Toolkit):
 
     def _live_default(self) -> str | None:
         """The default sandbox, unless it expired, was killed, or its node is lost."""
-        found = self.registry.default_entry(self.manager.namespace, self.manager.nodes.key)
-        if found is None:
+        default = self.registry.default_sandbox(self.manager.namespace, self.manager.nodes.key)
+        if default is None or not default.live:
             return None
-        default, entry, heartbeat = found
-        if entry is None:
-            return None
-        if heartbeat is not None:
-            self.manager.router.seen(heartbeat)  # the call's route needs no second look at the node
-            if sandbox_state(entry, self.manager.nodes.info(heartbeat, placed=0)) == "lost":
+        if default.heartbeat is not None:
+            self.manager.router.seen(default.heartbeat)  # the call's route needs no second look at the node
+            node = self.manager.nodes.info(default.heartbeat, placed=0)
+            if made_state(default.node_started_at, node) == "lost":
                 return None
-        return default
+        return default.sandbox_id
 
     def _target(self, sandbox_id: str | None) -> Target:
         """The sandbox to use: ``sandbox_id``, else the default one (made anew if it is gone)."""

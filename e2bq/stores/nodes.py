@@ -167,11 +167,17 @@ class NodeStore:
 def sandbox_state(entry: SandboxEntry, node: NodeInfo | None) -> SandboxState:
     """``lost`` when the sandbox's node is lost, or its host restarted since it made the sandbox
     (a heartbeat older than the sandbox does not count: its host may have restarted since)."""
+    return made_state(entry.get("node_started_at"), node)
+
+
+def made_state(made_by: float | None, node: NodeInfo | None) -> SandboxState:
+    """The state of a sandbox made by the run of its host that began at ``made_by`` (see
+    :func:`sandbox_state`)."""
     if node is None:
         return "running"
     if node["state"] == "lost":
         return "lost"
-    made_by, current = entry.get("node_started_at"), node.get("started_at")
+    current = node.get("started_at")
     return "lost" if made_by and current and made_by < current else "running"
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import cast
 
 import redis
@@ -21,24 +22,32 @@ from .keys import namespace_default_key, namespace_sandboxes_key, sandbox_key, s
 
 _GRACE = 60  # seconds a record outlives its sandbox's expiry, so late readers get a clear answer
 
-# The default sandbox of a namespace with its record and its node's heartbeat, read in one round trip
-# (every call without a sandbox id asks it, and each answer needs the previous one). KEYS[1] = the
-# namespace's default pointer, KEYS[2] = the nodes hash; ARGV[1] = the sandbox key prefix: the
-# record's key is known only from the pointer's value, as e2bq's single Redis allows.
-# Returns false when there is no default, else {id, its record (flat, maybe empty), heartbeat or false}.
+# What a call to a namespace's default sandbox needs to know of it, read in one round trip (every
+# call without a sandbox id asks, and each answer needs the previous one). KEYS[1] = the namespace's
+# default pointer, KEYS[2] = the nodes hash; ARGV[1] = the sandbox key prefix: the record's key is
+# known only from the pointer's value, as e2bq's single Redis allows. Returns false when there is no
+# default, else {id, expires_at, node_started_at, the node's heartbeat} (false for each one missing).
 _DEFAULT = """
 local id = redis.call('GET', KEYS[1])
 if not id then return false end
-local key = ARGV[1] .. id
-local record = redis.call('HGETALL', key)
-local node = redis.call('HGET', key, 'node')
+local fields = redis.call('HMGET', ARGV[1] .. id, 'expires_at', 'node', 'node_started_at')
 local heartbeat = false
-if node then
-  local name = cjson.decode(node)
+if fields[2] then
+  local name = cjson.decode(fields[2])
   if type(name) == 'string' then heartbeat = redis.call('HGET', KEYS[2], name) end
 end
-return {id, record, heartbeat}
+return {id, fields[1], fields[3], heartbeat}
 """
+
+
+@dataclass(frozen=True)
+class DefaultSandbox:
+    """A namespace's default sandbox as :meth:`Registry.default_sandbox` reads it."""
+
+    sandbox_id: str
+    live: bool  # its record exists and its timeout has not passed
+    node_started_at: float | None  # when the run of its host that made it began (None: not dated)
+    heartbeat: NodeRecord | None  # its node's last heartbeat (None: no node, or never heard of)
 
 
 class Registry:
@@ -126,22 +135,19 @@ class Registry:
         return str(value) if value else None
 
     @translates_errors
-    def default_entry(
-        self, namespace: str, nodes_key: str
-    ) -> tuple[str, SandboxEntry | None, NodeRecord | None] | None:
-        """The namespace's default sandbox id (None: it has none), its entry (None when that
-        sandbox is gone) and the last heartbeat of its node (from the hash ``nodes_key``; None when
-        it has no node, or the node was never heard of), all as they stand now, in one round trip."""
+    def default_sandbox(self, namespace: str, nodes_key: str) -> DefaultSandbox | None:
+        """The namespace's default sandbox (None: it has none), whether it lives, and its node's
+        last heartbeat (from the hash ``nodes_key``), all as they stand now, in one round trip."""
         found = self._default(keys=[namespace_default_key(namespace), nodes_key], args=[sandbox_key("")])
         if not found:
             return None
-        default, flat, heartbeat = found
-        raw = dict(zip(flat[::2], flat[1::2], strict=True))
-        entry = _entry(raw)
-        if entry is not None:
-            entry["is_default"] = True
-        record = cast(NodeRecord, json.loads(heartbeat)) if heartbeat else None
-        return text(default), entry, record
+        default, expires_at, started_at, heartbeat = found
+        return DefaultSandbox(
+            sandbox_id=text(default),
+            live=expires_at is not None and json.loads(expires_at) >= time.time(),
+            node_started_at=json.loads(started_at) if started_at else None,
+            heartbeat=cast(NodeRecord, json.loads(heartbeat)) if heartbeat else None,
+        )
 
     @translates_errors
     def list(self, namespace: str) -> list[SandboxEntry]:
