@@ -23,6 +23,7 @@ from e2bq.errors import E2BQError, ExecutionTimeoutError
 
 T = TypeVar("T")
 _POLL = 0.05  # seconds between looks at the cancel flag
+_IDLE = 600.0  # seconds a connected sandbox is kept unused before it is dropped
 
 
 class SdkLoop:
@@ -30,6 +31,8 @@ class SdkLoop:
         self.settings = settings
         self.loop = asyncio.new_event_loop()
         self._sandboxes: dict[str, AsyncSandbox] = {}
+        self._used: dict[str, float] = {}  # sandbox id -> when a task last asked for it (monotonic)
+        self._pruned = time.monotonic()
         self.expiry: dict[str, float] = {}  # sandbox id -> when it expires, as last seen
         self._http: httpx.AsyncClient | None = None
         self._thread = threading.Thread(target=self.loop.run_forever, name="e2bq-sdk", daemon=True)
@@ -64,15 +67,31 @@ class SdkLoop:
             future.result(timeout=5)
 
     async def sandbox(self, sandbox_id: str) -> AsyncSandbox:
-        """A connected SDK sandbox, reused across tasks of this process."""
+        """A connected SDK sandbox, reused across tasks of this process.
+
+        ``AsyncSandbox.connect`` asks the provider's control plane (an HTTP round trip); what it
+        returns only says how to reach the sandbox (its id, domain and access token), not whether it
+        lives. So keeping it cannot serve stale data: a call on a sandbox that is gone fails as it
+        would after a fresh connect, and the runner then forgets it (:meth:`forget`). A sandbox
+        unused for ``_IDLE`` seconds is dropped, so a long-lived worker does not keep every sandbox
+        it ever served.
+        """
+        now = time.monotonic()
         sandbox = self._sandboxes.get(sandbox_id)
         if sandbox is None:
             sandbox = await AsyncSandbox.connect(sandbox_id, **self.settings.sdk_options())
             self._sandboxes[sandbox_id] = sandbox
+        self._used[sandbox_id] = now
+        if now - self._pruned > _IDLE:
+            self._pruned = now
+            for idle, used in list(self._used.items()):
+                if now - used > _IDLE:
+                    self.forget(idle)
         return sandbox
 
     def forget(self, sandbox_id: str) -> None:
         self._sandboxes.pop(sandbox_id, None)
+        self._used.pop(sandbox_id, None)
         self.expiry.pop(sandbox_id, None)
 
     def close(self, timeout: float = 5.0) -> None:

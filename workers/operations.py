@@ -51,6 +51,7 @@ from e2bq.types import (
 )
 
 from .loop import SdkLoop
+from .output import OutputTail
 from .results import command_dict, execution_dict
 from .translate import translate
 
@@ -67,10 +68,11 @@ class Context:
     job_id: str | None = None
     deadline: Deadline = NO_DEADLINE
     worker: str = ""  # the Celery worker running the task (its heartbeats name it)
+    tail: OutputTail | None = None  # a job's output, on its way to the job store
 
     def output(self, text: str) -> None:
-        if self.job_id:
-            self.jobs.append_output(self.job_id, text)
+        if self.tail is not None:
+            self.tail.add(text)
 
 
 async def create_sandbox(ctx: Context, args: CreateSandboxArgs) -> SandboxEntryResult:

@@ -24,6 +24,7 @@ from e2bq.types import ErrorResult, JobRecordStatus, TaskResult
 
 from .loop import SdkLoop
 from .operations import Context
+from .output import OutputTail
 from .translate import translate
 from .watch import Watch
 
@@ -59,7 +60,10 @@ def run_operation(task: Task, operation: Operation[A, R], args: A) -> R | ErrorR
     job_id = str(task.request.id) if is_job(args) else None
     bounds = deadline(str(task.name), args, base.settings)
     worker = str(task.request.hostname)
-    ctx = Context(base.settings, base.loop, base.jobs, base.registry, base.shutdowns, job_id, bounds, worker)
+    tail = OutputTail(base.jobs, job_id) if job_id else None
+    ctx = Context(
+        base.settings, base.loop, base.jobs, base.registry, base.shutdowns, job_id, bounds, worker, tail
+    )
     if job_id and not ctx.jobs.start(job_id, worker=worker):
         if not ctx.jobs.is_cancelled(job_id):
             # Its message came twice (Redis redelivers past the visibility timeout): the delivery
@@ -70,7 +74,7 @@ def run_operation(task: Task, operation: Operation[A, R], args: A) -> R | ErrorR
     sandbox_id = sandbox_id if isinstance(sandbox_id, str) else None
     watch = Watch(
         jobs=ctx.jobs, registry=ctx.registry, shutdowns=ctx.shutdowns, loop=ctx.loop, worker=worker,
-        job_id=job_id, sandbox_id=sandbox_id if task.name != KILL_SANDBOX else None,
+        job_id=job_id, sandbox_id=sandbox_id if task.name != KILL_SANDBOX else None, tail=tail,
     )
     if watch.sandbox_id and bounds.stop is not None:
         watch.keep_alive(bounds.stop)
@@ -83,6 +87,9 @@ def run_operation(task: Task, operation: Operation[A, R], args: A) -> R | ErrorR
         result = error_result(str(task.name), exc, sandbox_id, ctx)
         if job_id:
             result["job_id"] = job_id
+    finally:
+        if tail is not None:
+            tail.flush()  # the whole output is recorded before the job's end is
     if job_id:
         _finish_job(ctx, job_id, result)
     return result

@@ -1,8 +1,9 @@
 """What a worker watches while an operation runs: kill_job, its own shutdown, heartbeats, expiry.
 
 The SDK loop asks the watch every 50 ms whether to stop the work; the watch answers with the
-error to end it with (or None), and on the way keeps the job's heartbeat fresh and the sandbox
-alive: a sandbox with work running on it must not expire mid-job.
+error to end it with (or None), and on the way writes the job's output gathered meanwhile, keeps
+the job's heartbeat fresh and the sandbox alive: a sandbox with work running on it must not expire
+mid-job.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from e2bq.stores.registry import Registry
 from e2bq.stores.shutdowns import Shutdowns
 
 from .loop import SdkLoop
+from .output import OutputTail
 
 log = logging.getLogger("e2bq.worker")
 _CHECK_EVERY = 0.25  # seconds between looks at Redis
@@ -40,9 +42,10 @@ class Watch:
         worker: str,
         job_id: str | None,
         sandbox_id: str | None,
+        tail: OutputTail | None = None,
     ) -> None:
         self.jobs, self.registry, self.shutdowns, self.loop = jobs, registry, shutdowns, loop
-        self.worker, self.job_id, self.sandbox_id = worker, job_id, sandbox_id
+        self.worker, self.job_id, self.sandbox_id, self.tail = worker, job_id, sandbox_id, tail
         # the job was checked for a cancel when it started: the first look is due a little later
         self._checked = self._beaten = time.monotonic()
         # but its sandbox may expire sooner than _EXTEND_EVERY: that look is due at once (cheap, cached)
@@ -53,6 +56,8 @@ class Watch:
         if now - self._checked < _CHECK_EVERY:
             return None
         self._checked = now
+        if self.tail is not None:
+            self.tail.flush()
         if self.job_id and self.jobs.is_cancelled(self.job_id):
             return JobCancelledError("the job was cancelled by kill_job")
         stop_at = self.shutdowns.stop_at(self.worker)

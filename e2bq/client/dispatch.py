@@ -54,22 +54,30 @@ class Dispatcher:
     ) -> str:
         """Enqueue a task on ``route`` (by default its sandbox's node's queue, see
         :meth:`Router.route`); return its id (a job's id when it runs as a background job)."""
-        task_id = task_id or uuid.uuid4().hex
+        return str(self._send(task, args, task_id=task_id, route=route).id)
+
+    def _send(
+        self, task: Task[A, R], args: A, *, task_id: str | None = None, route: Route | None = None
+    ) -> AsyncResult:
         queue = (route or self.router.route(args)).queue
         try:
-            self.app.send_task(task, kwargs=dict(args), task_id=task_id, queue=queue)
+            sent: AsyncResult = self.app.send_task(
+                task, kwargs=dict(args), task_id=task_id or uuid.uuid4().hex, queue=queue
+            )
+            return sent
         except _BROKER_ERRORS as exc:
             raise QueueError(
                 f"cannot reach the broker at E2BQ_REDIS_URL ({self.settings.redis_location}): {exc}"
             ) from exc
-        return task_id
 
     def call(self, task: Task[A, R], args: A, *, route: Route | None = None) -> R | ErrorResult:
         """Run a task and wait for its result, as long as the protocol's deadline says; a lost
         node ends the wait at once (NodeLostError)."""
         route = route or self.router.route(args)
-        task_id = self.submit(task, args, route=route)
-        return self.wait(task_id, name=task, timeout=self.wait_for(task, args), node=route.node)
+        # Wait on the result send_task made: it subscribed to the task's result as it sent it, and
+        # a second AsyncResult would unsubscribe and subscribe again (two round trips per call).
+        sent = self._send(task, args, route=route)
+        return self.wait(sent.id, name=task, timeout=self.wait_for(task, args), node=route.node, result=sent)
 
     def wait_for(self, task: Task[A, R], args: A) -> float:
         """Seconds a caller waits for this call's result (see :func:`e2bq.protocol.deadline`)."""
@@ -79,11 +87,18 @@ class Dispatcher:
         return wait
 
     def wait(
-        self, task_id: str, *, name: Task[A, R], timeout: float, node: str | None = None
+        self,
+        task_id: str,
+        *,
+        name: Task[A, R],
+        timeout: float,
+        node: str | None = None,
+        result: AsyncResult | None = None,
     ) -> R | ErrorResult:
         """The result of the task ``task_id`` (a ``name`` task), waiting at most ``timeout`` seconds;
-        NodeLostError as soon as ``node`` (the one it was sent to) is seen lost, about every second."""
-        result = AsyncResult(task_id, app=self.app)
+        NodeLostError as soon as ``node`` (the one it was sent to) is seen lost, about every second.
+        ``result`` is the task's AsyncResult when the caller has it (send_task's)."""
+        result = result or AsyncResult(task_id, app=self.app)
         until = time.monotonic() + timeout
         # Celery calls get()'s on_interval once only: wait in slices, looking at the node between.
         piece = _NODE_CHECK if node is not None else timeout

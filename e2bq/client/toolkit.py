@@ -31,7 +31,7 @@ from ..protocol import (
     check_port,
 )
 from ..stores.jobs import JobStore
-from ..stores.nodes import sandbox_state
+from ..stores.nodes import made_state, sandbox_state
 from ..types import (
     TERMINAL_STATES,
     AcceptedResult,
@@ -121,14 +121,15 @@ class E2BToolkit(Toolkit):
 
     def _live_default(self) -> str | None:
         """The default sandbox, unless it expired, was killed, or its node is lost."""
-        default = self.registry.default(self.manager.namespace)
-        entry = self.registry.get(default) if default else None
-        if entry is None:
+        default = self.registry.default_sandbox(self.manager.namespace, self.manager.nodes.key)
+        if default is None or not default.live:
             return None
-        node = entry.get("node")
-        if node and sandbox_state(entry, self.manager.nodes.get(node)) == "lost":
-            return None
-        return default
+        if default.heartbeat is not None:
+            self.manager.router.seen(default.heartbeat)  # the call's route needs no second look at the node
+            node = self.manager.nodes.info(default.heartbeat, placed=0)
+            if made_state(default.node_started_at, node) == "lost":
+                return None
+        return default.sandbox_id
 
     def _target(self, sandbox_id: str | None) -> Target:
         """The sandbox to use: ``sandbox_id``, else the default one (made anew if it is gone)."""

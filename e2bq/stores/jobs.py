@@ -48,14 +48,58 @@ LOST_BEFORE_START = (
 )
 
 # KEYS[1] = job hash; ARGV[1] = mode; ARGV[2..] = field, json value, ...
-# Modes: "always" writes; "guarded" writes unless the job ended; "claim" also needs it still queued.
+# Modes: "always" writes; "guarded" writes unless the job ended.
 _TRANSITION = """
 local status = redis.call('HGET', KEYS[1], 'status')
 if not status then return 0 end
 if ARGV[1] ~= 'always' and (status == '"done"' or status == '"error"' or status == '"cancelled"') then
   return -1
 end
-if ARGV[1] == 'claim' and redis.call('HGET', KEYS[1], 'state') ~= '"queued"' then return -1 end
+redis.call('HSET', KEYS[1], unpack(ARGV, 2))
+return 1
+"""
+
+# A new job's record, in one round trip: KEYS[1] = job hash; ARGV[1] = ttl; ARGV[2..] = field, value.
+# Returns 0, writing nothing, when the id is taken.
+_CREATE = """
+if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
+redis.call('HSET', KEYS[1], unpack(ARGV, 2))
+redis.call('EXPIRE', KEYS[1], ARGV[1])
+return 1
+"""
+
+# A worker took the job's message (receive) or starts it (start), in one round trip.
+# KEYS: job hash, cancel flag, alive key, started set; ARGV[1] = job id, ARGV[2] = worker,
+# ARGV[3] = heartbeat ttl, ARGV[4] = 'receive' or 'start', ARGV[5..] = the claim's field, value pairs.
+# Receive beats and watches an existing job (1; 0: no job). Start leaves a cancelled job alone
+# (-2); else it beats and watches it whatever the claim's outcome (the lanes of a map all start
+# its job), then claims it: 1 when this call moved it from queued to started, else 0 or -1.
+_TAKE = """
+if ARGV[4] == 'receive' then
+  if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+elseif redis.call('EXISTS', KEYS[2]) == 1 then
+  return -2
+end
+redis.call('SET', KEYS[3], ARGV[2], 'EX', ARGV[3])
+redis.call('SADD', KEYS[4], ARGV[1])
+if ARGV[4] == 'receive' then return 1 end
+local status = redis.call('HGET', KEYS[1], 'status')
+if not status then return 0 end
+if status == '"done"' or status == '"error"' or status == '"cancelled"' then return -1 end
+if redis.call('HGET', KEYS[1], 'state') ~= '"queued"' then return -1 end
+redis.call('HSET', KEYS[1], unpack(ARGV, 5))
+return 1
+"""
+
+# The end transition and its bookkeeping, in one round trip: KEYS: job hash, started set, alive key;
+# ARGV[1] = job id, ARGV[2..] = field, json value, ... Ends the job unless it already ended (1 when
+# this call ended it); the job stops being watched either way.
+_FINISH = """
+redis.call('SREM', KEYS[2], ARGV[1])
+redis.call('DEL', KEYS[3])
+local status = redis.call('HGET', KEYS[1], 'status')
+if not status then return 0 end
+if status == '"done"' or status == '"error"' or status == '"cancelled"' then return -1 end
 redis.call('HSET', KEYS[1], unpack(ARGV, 2))
 return 1
 """
@@ -73,6 +117,9 @@ class JobStore:
         self.settings = settings
         self.redis = client or connect(settings)
         self._transition = self.redis.register_script(_TRANSITION)
+        self._create = self.redis.register_script(_CREATE)
+        self._take = self.redis.register_script(_TAKE)
+        self._finish = self.redis.register_script(_FINISH)
         self.nodes = NodeStore(settings, self.redis)
 
     @translates_errors
@@ -97,14 +144,9 @@ class JobStore:
             "message": "",
             "node": node,
         }
-        key = job_key(job_id)
-        if not self.redis.hsetnx(key, "status", json.dumps("running")):
+        created = self._create(keys=[job_key(job_id)], args=[self.settings.job_ttl, *_encode(dict(record))])
+        if not created:
             raise InvalidInputError(f"job id {job_id!r} is already in use: pick another or omit it")
-        encoded = _encode(dict(record))
-        pipe = self.redis.pipeline()
-        pipe.hset(key, mapping=dict(zip(encoded[::2], encoded[1::2], strict=True)))
-        pipe.expire(key, self.settings.job_ttl)
-        pipe.execute()
         return record
 
     @translates_errors
@@ -120,7 +162,7 @@ class JobStore:
         return cast(JobRecord, record)
 
     def _apply(
-        self, job_id: str, fields: dict[str, Any], *, mode: Literal["guarded", "always", "claim"] = "guarded"
+        self, job_id: str, fields: dict[str, Any], *, mode: Literal["guarded", "always"] = "guarded"
     ) -> bool:
         result = self._transition(keys=[job_key(job_id)], args=[mode, *_encode(fields)])
         return bool(result == 1)
@@ -129,22 +171,24 @@ class JobStore:
     def receive(self, job_id: str, worker: str) -> None:
         """A worker took the job's message: from now until the job starts, its heartbeat (set
         here, renewed by the start) says the worker lives; a worker that dies in between leaves
-        a job that will never run, which :meth:`end_if_lost` then ends."""
-        if self.redis.exists(job_key(job_id)):
-            self.heartbeat(job_id, worker)
-            self.redis.sadd(STARTED_JOBS, job_id)
+        a job that will never run, which :meth:`end_if_lost` then ends. One round trip: it runs in
+        the worker's consumer, on the way of every message."""
+        self._take_job(job_id, worker, "receive")
 
     @translates_errors
     def start(self, job_id: str, worker: str) -> bool:
         """Claim the job for ``worker``: False when it was cancelled, ended or already started
-        meanwhile (its message was delivered twice): then this delivery must not run it."""
-        if self.is_cancelled(job_id):
-            return False
-        self.heartbeat(job_id, worker)
-        self.redis.sadd(STARTED_JOBS, job_id)
-        return self._apply(
-            job_id, {"state": "started", "started_at": time.time(), "worker": worker}, mode="claim"
-        )
+        meanwhile (its message was delivered twice): then this delivery must not run it.
+        One round trip (cancel check, heartbeat, watch and claim together)."""
+        claim = {"state": "started", "started_at": time.time(), "worker": worker}
+        return self._take_job(job_id, worker, "start", claim) == 1
+
+    def _take_job(
+        self, job_id: str, worker: str, step: Literal["receive", "start"], claim: dict[str, Any] | None = None
+    ) -> int:
+        keys = [job_key(job_id), job_cancel_key(job_id), job_alive_key(job_id), STARTED_JOBS]
+        args: list[str | float] = [job_id, worker, self.settings.heartbeat_ttl, step, *_encode(claim or {})]
+        return int(self._take(keys=keys, args=args))
 
     @translates_errors
     def heartbeat(self, job_id: str, worker: str) -> None:
@@ -159,13 +203,15 @@ class JobStore:
         """Keep the last ``output_tail_bytes`` of a job's output, in whole UTF-8 characters."""
         key = job_output_key(job_id)
         limit = self.settings.output_tail_bytes
-        length = self.redis.append(key, output)
+        pipe = self.redis.pipeline(transaction=False)
+        pipe.append(key, output)
+        pipe.expire(key, self.settings.job_ttl)
+        length, _ = pipe.execute()
         if length > 2 * limit:
             # Cut in Python, not with GETRANGE: a byte offset can split a character, and a value
             # that is not UTF-8 would break every later read of the job.
             whole = text(self.redis.get(key) or "")
-            self.redis.set(key, whole.encode()[-limit:].decode(errors="ignore"))
-        self.redis.expire(key, self.settings.job_ttl)
+            self.redis.set(key, whole.encode()[-limit:].decode(errors="ignore"), ex=self.settings.job_ttl)
 
     @translates_errors
     def finish(
@@ -176,14 +222,9 @@ class JobStore:
         if status not in TERMINAL_STATES:
             raise ValueError(f"a job ends done, error or cancelled, not {status!r}")
         outcome = None if result is None else dict(result)
-        ended = self._apply(
-            job_id, {"status": status, "finished_at": time.time(), "result": outcome, "message": message}
-        )
-        pipe = self.redis.pipeline()
-        pipe.srem(STARTED_JOBS, job_id)
-        pipe.delete(job_alive_key(job_id))
-        pipe.execute()
-        return ended
+        fields = {"status": status, "finished_at": time.time(), "result": outcome, "message": message}
+        keys = [job_key(job_id), STARTED_JOBS, job_alive_key(job_id)]
+        return bool(self._finish(keys=keys, args=[job_id, *_encode(fields)]) == 1)
 
     @translates_errors
     def cancel(self, job_id: str) -> bool:

@@ -139,32 +139,45 @@ class NodeStore:
     @translates_errors
     def lost(self, node: str) -> NodeInfo | None:
         """The node's record if it is lost; None while it beats (or was never heard of). One
-        round trip: every call to a sandbox asks it."""
+        round trip."""
+        record = self.record(node)
+        if record is None or not self.is_lost(record):
+            return None
+        return self.info(record, placed=0)
+
+    @translates_errors
+    def record(self, node: str) -> NodeRecord | None:
+        """The node's last heartbeat as published (None: never heard of, or forgotten)."""
         raw = self.redis.hget(self.key, node)
-        if raw is None:
-            return None
-        record: NodeRecord = json.loads(raw)
-        if time.time() - record["seen_at"] <= self.settings.node_timeout:
-            return None
-        return {**record, "state": "lost", "placed": 0}
+        return None if raw is None else cast(NodeRecord, json.loads(raw))
+
+    def is_lost(self, record: NodeRecord) -> bool:
+        """Whether the node that published ``record`` is lost (its heartbeat is too old)."""
+        return time.time() - record["seen_at"] > self.settings.node_timeout
+
+    def info(self, record: NodeRecord, *, placed: int) -> NodeInfo:
+        """The node as a heartbeat shows it, with ``placed`` creates pending there."""
+        state = "lost" if self.is_lost(record) else "live"
+        return cast(NodeInfo, {**record, "state": state, "placed": placed})
 
     def _info(self, record: NodeRecord) -> NodeInfo:
-        age = time.time() - record["seen_at"]
-        placed = self.redis.zcard(f"{self.prefix}{record['node']}:pending")
-        return cast(
-            NodeInfo,
-            {**record, "state": "lost" if age > self.settings.node_timeout else "live", "placed": placed},
-        )
+        return self.info(record, placed=self.redis.zcard(f"{self.prefix}{record['node']}:pending"))
 
 
 def sandbox_state(entry: SandboxEntry, node: NodeInfo | None) -> SandboxState:
     """``lost`` when the sandbox's node is lost, or its host restarted since it made the sandbox
     (a heartbeat older than the sandbox does not count: its host may have restarted since)."""
+    return made_state(entry.get("node_started_at"), node)
+
+
+def made_state(made_by: float | None, node: NodeInfo | None) -> SandboxState:
+    """The state of a sandbox made by the run of its host that began at ``made_by`` (see
+    :func:`sandbox_state`)."""
     if node is None:
         return "running"
     if node["state"] == "lost":
         return "lost"
-    made_by, current = entry.get("node_started_at"), node.get("started_at")
+    current = node.get("started_at")
     return "lost" if made_by and current and made_by < current else "running"
 
 

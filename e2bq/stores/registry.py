@@ -10,22 +10,51 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import cast
 
 import redis
 
 from ..config import Settings
-from ..types import SandboxEntry
+from ..types import NodeRecord, SandboxEntry
 from .connection import connect, text, translates_errors
 from .keys import namespace_default_key, namespace_sandboxes_key, sandbox_key, shape_live_key
 
 _GRACE = 60  # seconds a record outlives its sandbox's expiry, so late readers get a clear answer
+
+# What a call to a namespace's default sandbox needs to know of it, read in one round trip (every
+# call without a sandbox id asks, and each answer needs the previous one). KEYS[1] = the namespace's
+# default pointer, KEYS[2] = the nodes hash; ARGV[1] = the sandbox key prefix: the record's key is
+# known only from the pointer's value, as e2bq's single Redis allows. Returns false when there is no
+# default, else {id, expires_at, node_started_at, the node's heartbeat} (false for each one missing).
+_DEFAULT = """
+local id = redis.call('GET', KEYS[1])
+if not id then return false end
+local fields = redis.call('HMGET', ARGV[1] .. id, 'expires_at', 'node', 'node_started_at')
+local heartbeat = false
+if fields[2] then
+  local name = cjson.decode(fields[2])
+  if type(name) == 'string' then heartbeat = redis.call('HGET', KEYS[2], name) end
+end
+return {id, fields[1], fields[3], heartbeat}
+"""
+
+
+@dataclass(frozen=True)
+class DefaultSandbox:
+    """A namespace's default sandbox as :meth:`Registry.default_sandbox` reads it."""
+
+    sandbox_id: str
+    live: bool  # its record exists and its timeout has not passed
+    node_started_at: float | None  # when the run of its host that made it began (None: not dated)
+    heartbeat: NodeRecord | None  # its node's last heartbeat (None: no node, or never heard of)
 
 
 class Registry:
     def __init__(self, settings: Settings, client: redis.Redis | None = None) -> None:
         self.settings = settings
         self.redis = client or connect(settings)
+        self._default = self.redis.register_script(_DEFAULT)
 
     @translates_errors
     def add(self, entry: SandboxEntry) -> None:
@@ -104,6 +133,21 @@ class Registry:
         """The namespace's default sandbox id, even if that sandbox is gone (the toolkit replaces it)."""
         value = self.redis.get(namespace_default_key(namespace))
         return str(value) if value else None
+
+    @translates_errors
+    def default_sandbox(self, namespace: str, nodes_key: str) -> DefaultSandbox | None:
+        """The namespace's default sandbox (None: it has none), whether it lives, and its node's
+        last heartbeat (from the hash ``nodes_key``), all as they stand now, in one round trip."""
+        found = self._default(keys=[namespace_default_key(namespace), nodes_key], args=[sandbox_key("")])
+        if not found:
+            return None
+        default, expires_at, started_at, heartbeat = found
+        return DefaultSandbox(
+            sandbox_id=text(default),
+            live=expires_at is not None and json.loads(expires_at) >= time.time(),
+            node_started_at=json.loads(started_at) if started_at else None,
+            heartbeat=cast(NodeRecord, json.loads(heartbeat)) if heartbeat else None,
+        )
 
     @translates_errors
     def list(self, namespace: str) -> list[SandboxEntry]:

@@ -8,11 +8,14 @@ import json
 import time
 
 import pytest
+import redis
 
+from e2bq.client.routing import Router
 from e2bq.config import Settings
-from e2bq.errors import ConfigurationError
+from e2bq.errors import ConfigurationError, NodeLostError
 from e2bq.queues import check_node_name, queue_for, worker_queues
 from e2bq.stores.nodes import FORGET_AFTER, NodeStore, lost_message, sandbox_state
+from e2bq.stores.registry import Registry
 from e2bq.types import NodeRecord, SandboxEntry
 
 
@@ -180,3 +183,21 @@ def test_a_sandbox_is_lost_with_its_node_or_when_its_host_restarted(settings: Se
     assert sandbox_state(entry, None) == "running"  # E2B's cloud, or a node never heard of
     store.beat({**record, "seen_at": time.time() - 6}, sampled_at=time.time())
     assert sandbox_state(entry, store.get("a")) == "lost"
+
+
+def test_the_router_sees_a_node_lost_when_its_last_heartbeat_is_too_old_and_reads_it_no_sooner(
+    settings: Settings, raw: redis.Redis
+) -> None:
+    settings = dataclasses.replace(settings, node_timeout=5)
+    registry = Registry(settings)
+    router = Router(settings, registry, NodeStore(settings, registry.redis))
+    beat(NodeStore(settings), "a", ago=4.5)  # lost in half a second, unless it beats again
+    reads = raw.info("commandstats").get("cmdstat_hget", {}).get("calls", 0)
+    for _ in range(10):
+        assert router.to_node("a").queue == queue_for(settings.queue, "a")
+    assert raw.info("commandstats")["cmdstat_hget"]["calls"] - reads == 1  # one read, kept until then
+    time.sleep(0.6)
+    with pytest.raises(NodeLostError, match="node a is lost"):
+        router.to_node("a")
+    beat(NodeStore(settings), "a")  # it came back
+    assert router.to_node("a").node == "a"

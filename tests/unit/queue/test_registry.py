@@ -8,8 +8,9 @@ import redis
 
 from e2bq.config import Settings
 from e2bq.stores.keys import namespace_sandboxes_key, shape_live_key
-from e2bq.stores.registry import Registry
-from e2bq.types import SandboxEntry
+from e2bq.stores.nodes import NodeStore
+from e2bq.stores.registry import DefaultSandbox, Registry
+from e2bq.types import NodeRecord, SandboxEntry
 
 
 def entry(settings: Settings, sandbox_id: str, *, lifetime: float = 300, age: float = 0) -> SandboxEntry:
@@ -75,3 +76,35 @@ def test_extending_a_sandbox_moves_its_expiry(settings: Settings) -> None:
     assert registry.expires_at("s") == later
     extended = registry.get("s")
     assert extended is not None and extended["expires_at"] == later
+
+
+def test_the_default_sandbox_is_read_with_its_node_in_one_round_trip(settings: Settings) -> None:
+    registry = Registry(settings)
+    nodes = NodeStore(settings, registry.redis)
+    assert registry.default_sandbox(settings.namespace, nodes.key) is None
+    heartbeat: NodeRecord = {
+        "node": "n1", "url": "http://n1:49999", "capacity": 4, "live": 1, "free": 3, "seen_at": time.time(),
+    }
+    nodes.beat(heartbeat, sampled_at=time.time())
+    registry.add({**entry(settings, "on-n1"), "node": "n1", "node_started_at": 12.5})
+    registry.set_default(settings.namespace, "on-n1")
+    assert registry.default_sandbox(settings.namespace, nodes.key) == DefaultSandbox(
+        sandbox_id="on-n1", live=True, node_started_at=12.5, heartbeat=heartbeat
+    )
+
+    registry.add(entry(settings, "no-node"))  # E2B's cloud: no node, no heartbeat
+    registry.set_default(settings.namespace, "no-node")
+    assert registry.default_sandbox(settings.namespace, nodes.key) == DefaultSandbox(
+        sandbox_id="no-node", live=True, node_started_at=None, heartbeat=None
+    )
+
+    registry.add(entry(settings, "expired", lifetime=10, age=20))
+    registry.set_default(settings.namespace, "expired")
+    found = registry.default_sandbox(settings.namespace, nodes.key)
+    assert found is not None and not found.live
+
+    registry.remove("no-node")  # it vanished: the pointer stays, the sandbox is not live
+    registry.set_default(settings.namespace, "no-node")
+    assert registry.default_sandbox(settings.namespace, nodes.key) == DefaultSandbox(
+        sandbox_id="no-node", live=False, node_started_at=None, heartbeat=None
+    )
