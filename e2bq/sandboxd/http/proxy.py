@@ -234,17 +234,20 @@ async def _relay(answer: Answer, send: Send, receive: Receive) -> None:
     """Stream the agent's answer to the caller; if the caller leaves, drop the agent's connection,
     which the agent sees (and, for a running cell, interrupts it)."""
     await send({"type": "http.response.start", "status": answer.status, "headers": answer.headers})
-    if not answer.complete:
-        watcher = asyncio.create_task(_drop_on_disconnect(receive, answer.connection))
-        try:
-            async for chunk in answer.chunks():
-                await send({"type": "http.response.body", "body": chunk, "more_body": True})
-        except UpstreamClosed as exc:
-            log.info("sandbox answer broke off: %r", exc)
-            return  # an unfinished answer: uvicorn closes the caller's connection, who sees it cut
-        finally:
-            watcher.cancel()  # before the last send: that one wakes receive() with a disconnect
-    await send({"type": "http.response.body", "body": b""})
+    if answer.complete:
+        await send({"type": "http.response.body", "body": b""})
+        return
+    watcher = asyncio.create_task(_drop_on_disconnect(receive, answer.connection))
+    try:
+        async for data, last in answer.pieces():
+            if last:
+                watcher.cancel()  # before the last send: that one wakes receive() with a disconnect
+            await send({"type": "http.response.body", "body": data, "more_body": not last})
+    except UpstreamClosed as exc:
+        # An unfinished answer: uvicorn closes the caller's connection, who sees it cut.
+        log.info("sandbox answer broke off: %r", exc)
+    finally:
+        watcher.cancel()
 
 
 async def _drop_on_disconnect(receive: Receive, connection: Connection) -> None:

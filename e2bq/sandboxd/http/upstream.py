@@ -20,6 +20,7 @@ Headers = list[tuple[bytes, bytes]]
 IDLE_EXPIRY = 120.0  # seconds an idle connection is kept; the agent closes them after 300
 MAX_IDLE = 8  # idle connections kept per sandbox
 READ_CHUNK = 64 * 1024
+MAX_SIZE_LINE = 1024  # bytes of a chunk's size line (and its extensions)
 _NO_BODY_STATUS = {204, 304}
 
 
@@ -58,16 +59,24 @@ class Answer:
     keep_alive: bool
     complete: bool = False  # the body was read to its end: the connection can serve again
 
-    async def chunks(self) -> AsyncIterator[bytes]:
-        """The body's bytes, chunk by chunk (chunked framing removed). Raises UpstreamClosed."""
+    async def pieces(self) -> AsyncIterator[tuple[bytes, bool]]:
+        """The body as it arrives, chunked framing removed, each piece with whether it ends the
+        body. The end comes with the last data when the agent sent them together, so the caller
+        gets both in one write. Raises UpstreamClosed."""
         reader = self.connection.reader
         try:
             if self.chunked:
-                while size := await _chunk_size(reader):
-                    data = await reader.readexactly(size + 2)  # the chunk and its CRLF
-                    yield data[:-2]
-                while await reader.readuntil(b"\r\n") != b"\r\n":  # trailers, if any
-                    pass
+                decoder = ChunkedBody()
+                while not decoder.ended:
+                    data = await reader.read(READ_CHUNK)
+                    if not data:
+                        raise UpstreamClosed("the agent closed the connection mid-body")
+                    out = decoder.feed(data)
+                    if decoder.ended:
+                        self.complete = True
+                        self.keep_alive = self.keep_alive and not decoder.extra
+                    if out or decoder.ended:
+                        yield out, decoder.ended
             elif self.length is not None:
                 left = self.length
                 while left:
@@ -75,19 +84,64 @@ class Answer:
                     if not data:
                         raise UpstreamClosed("the agent closed the connection mid-body")
                     left -= len(data)
-                    yield data
-            else:
+                    self.complete = not left
+                    yield data, not left
+            else:  # up to the end of the connection
                 while data := await reader.read(READ_CHUNK):
-                    yield data
-                self.keep_alive = False
-        except (asyncio.IncompleteReadError, asyncio.LimitOverrunError, ValueError) as exc:
-            raise UpstreamClosed(f"the agent's answer broke off: {exc!r}") from exc
-        self.complete = True
+                    yield data, False
+                self.complete, self.keep_alive = True, False
+                yield b"", True
+        except ValueError as exc:
+            raise UpstreamClosed(f"the agent's answer is not valid HTTP: {exc}") from exc
 
 
-async def _chunk_size(reader: asyncio.StreamReader) -> int:
-    line = await reader.readuntil(b"\r\n")
-    return int(line.split(b";", 1)[0], 16)
+class ChunkedBody:
+    """Decodes a chunked body as it arrives: ``feed()`` returns the data it completes."""
+
+    def __init__(self) -> None:
+        self._buffer = bytearray()
+        self._left = 0  # data bytes of the current chunk still to come
+        self._crlf = False  # the CRLF that closes the current chunk is still to come
+        self.ended = False
+        self.extra = False  # bytes came after the end (never from uvicorn): the connection is spent
+
+    def feed(self, data: bytes) -> bytes:
+        """Raises ValueError on a malformed body."""
+        buffer = self._buffer
+        buffer += data
+        out = bytearray()
+        while not self.ended:
+            if self._left:
+                take = min(self._left, len(buffer))
+                out += buffer[:take]
+                del buffer[:take]
+                self._left -= take
+                if self._left:
+                    break
+                self._crlf = True
+            if self._crlf:
+                if len(buffer) < 2:
+                    break
+                if buffer[:2] != b"\r\n":
+                    raise ValueError("a chunk is not followed by CRLF")
+                del buffer[:2]
+                self._crlf = False
+            eol = buffer.find(b"\r\n")
+            if eol < 0:
+                if len(buffer) > MAX_SIZE_LINE:
+                    raise ValueError("a chunk size line is too long")
+                break
+            size = int(bytes(buffer[:eol]).split(b";", 1)[0], 16)
+            if size == 0:
+                end = buffer.find(b"\r\n\r\n", eol)  # after the trailers, if any
+                if end < 0:
+                    break
+                del buffer[: end + 4]
+                self.ended, self.extra = True, bool(buffer)
+                break
+            del buffer[: eol + 2]
+            self._left = size
+        return bytes(out)
 
 
 def request_head(method: str, target: str, headers: Headers, framing: bytes) -> bytes:
@@ -123,6 +177,8 @@ async def read_answer(connection: Connection, *, head_only: bool) -> Answer:
         name, _, value = line.partition(b":")
         name, value = name.strip().lower(), value.strip()
         if name == b"content-length":
+            if not value.isdigit():
+                raise UpstreamClosed(f"the agent's content-length is invalid: {value!r}")
             length = int(value)
         elif name == b"transfer-encoding":
             chunked = value.lower().endswith(b"chunked")
