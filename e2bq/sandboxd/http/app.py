@@ -27,6 +27,7 @@ class HostApp:
             try:
                 yield
             finally:
+                self.data.agents.close()
                 await self.host.close()
 
         self.control = Starlette(routes=ControlPlane(self.host).routes(), lifespan=lifespan)

@@ -10,20 +10,18 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import contextlib
 import hashlib
 import hmac
 import json
 import logging
 import time
-from collections.abc import AsyncIterator
 from typing import Any
 from urllib.parse import parse_qs
 
-import httpx
 from starlette.types import Message, Receive, Scope, Send
 
 from ..lifecycle.sandboxes import Sandbox, SandboxHost
+from .upstream import AgentConnections, Answer, Connection, UpstreamClosed, read_answer, request_head
 
 log = logging.getLogger("e2bq.sandboxd")
 
@@ -40,6 +38,9 @@ _HOP_BY_HOP = {
     b"proxy-connection",
     b"trailer",
 }
+# Not passed on to the agent: sandboxd frames the body itself and has answered `expect` already.
+_NOT_FORWARDED = _HOP_BY_HOP | {b"content-length", b"expect"}
+BUFFERED_BODY = 64 * 1024  # bytes of a request body gathered to go to the agent in one write
 
 
 def header(scope: Scope, name: bytes) -> str | None:
@@ -80,6 +81,7 @@ def signature(path: str, operation: str, user: str, token: str, expiration: str 
 class DataPlane:
     def __init__(self, host: SandboxHost) -> None:
         self.host = host
+        self.agents = AgentConnections()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         sandbox_id = header(scope, b"e2b-sandbox-id")
@@ -130,52 +132,71 @@ class DataPlane:
         return None
 
     async def _forward(self, sandbox: Sandbox, scope: Scope, receive: Receive, send: Send) -> None:
-        body_done = asyncio.Event()
-        disconnected = asyncio.Event()
-        first = await receive()
-        if first["type"] == "http.disconnect":
-            return
-
-        async def rest_of_body() -> AsyncIterator[bytes]:
-            message: Message = first
-            while True:
-                if chunk := message.get("body", b""):
-                    yield chunk
-                if not message.get("more_body", False):
-                    break
-                message = await receive()
-                if message["type"] == "http.disconnect":
-                    disconnected.set()
-                    break
-            body_done.set()
-
-        content: bytes | AsyncIterator[bytes]
-        if first.get("more_body", False):
-            content = rest_of_body()
-        else:  # the usual case: the whole body came in one message
-            content = first.get("body", b"")
-            body_done.set()
-        path = scope["raw_path"].decode() if scope.get("raw_path") else scope["path"]
-        if scope.get("query_string"):
-            path += "?" + scope["query_string"].decode()
-        headers = [(k, v) for k, v in scope["headers"] if k not in _HOP_BY_HOP]
-        request = sandbox.client.build_request(
-            scope["method"], path, headers=headers, content=content
-        )
+        # Gather what the caller sends at once (nearly always the whole body, e.g. the SDK's
+        # chunked Connect requests) so that the agent gets head and body in one write.
+        body, more = bytearray(), True
+        while more and len(body) < BUFFERED_BODY:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                return
+            body += message.get("body", b"")
+            more = message.get("more_body", False)
         started = time.monotonic()
         try:
-            response = await sandbox.client.send(request, stream=True)
-        except httpx.HTTPError:
+            answer = await self._request(sandbox, scope, bytes(body), more, receive)
+        except (OSError, UpstreamClosed):
             await _answer(send, 502, f"The sandbox {sandbox.sandbox_id} was not found")
             return
-        self._count(scope, response.status_code)
+        if answer is None:  # the caller left while its body was on its way
+            return
+        self._count(scope, answer.status)
         try:
-            await self._relay(response, send, receive, body_done, disconnected)
+            await _relay(answer, send, receive)
         finally:
-            await response.aclose()
+            if answer.complete and answer.keep_alive:
+                self.agents.release(sandbox.sandbox_id, answer.connection)
+            else:
+                answer.connection.abort()
             if scope["path"] == "/execute":
                 self.host.metrics.executions.inc()
                 self.host.metrics.execute_seconds.observe(time.monotonic() - started)
+
+    async def _request(
+        self, sandbox: Sandbox, scope: Scope, body: bytes, more: bool, receive: Receive
+    ) -> Answer | None:
+        """Send the request to the agent and read its answer's head; None if the caller left.
+
+        A kept-alive connection the agent closed meanwhile gets the request once more on a new
+        connection, when the whole body is in hand (nothing reached the agent the first time).
+        """
+        target = scope["raw_path"].decode("latin-1") if scope.get("raw_path") else scope["path"]
+        if scope.get("query_string"):
+            target += "?" + scope["query_string"].decode("latin-1")
+        headers = [(k, v) for k, v in scope["headers"] if k not in _NOT_FORWARDED]
+        caller_length = header(scope, b"content-length")
+        while True:
+            connection = await self.agents.connect(
+                sandbox.sandbox_id, str(sandbox.jail.paths.socket), self.host.sandboxes
+            )
+            try:
+                if more:
+                    framing = (
+                        b"content-length: %s\r\n" % caller_length.encode()
+                        if caller_length is not None
+                        else b"transfer-encoding: chunked\r\n"
+                    )
+                    head = request_head(scope["method"], target, headers, framing)
+                    if not await _stream_body(connection, head, body, receive, caller_length is None):
+                        connection.abort()
+                        return None
+                else:
+                    framing = b"content-length: %d\r\n" % len(body)
+                    connection.writer.write(request_head(scope["method"], target, headers, framing) + body)
+                return await read_answer(connection, head_only=scope["method"] == "HEAD")
+            except (OSError, UpstreamClosed):
+                connection.abort()
+                if more or not connection.reused:
+                    raise
 
     def _count(self, scope: Scope, status: int) -> None:
         port = header(scope, b"e2b-sandbox-port")
@@ -184,42 +205,53 @@ class DataPlane:
         if status == 507:
             self.host.metrics.limits_hit.labels("disk").inc()
 
-    async def _relay(
-        self,
-        response: httpx.Response,
-        send: Send,
-        receive: Receive,
-        body_done: asyncio.Event,
-        disconnected: asyncio.Event,
-    ) -> None:
-        out_headers = [
-            (k.lower(), v) for k, v in response.headers.raw if k.lower() not in _HOP_BY_HOP
-        ]
-        await send(
-            {"type": "http.response.start", "status": response.status_code, "headers": out_headers}
-        )
 
-        async def stream() -> None:
-            async for chunk in response.aiter_raw():
-                await send({"type": "http.response.body", "body": chunk, "more_body": True})
-            await send({"type": "http.response.body", "body": b""})
+async def _stream_body(
+    connection: Connection, head: bytes, body: bytes, receive: Receive, chunked: bool
+) -> bool:
+    """Send a body larger than BUFFERED_BODY as it arrives; False if the caller left first."""
+    writer = connection.writer
 
-        async def watch() -> None:
-            if not disconnected.is_set():
-                await body_done.wait()
-                message: Message = await receive()
-                while message["type"] != "http.disconnect":
-                    message = await receive()
+    def frame(data: bytes) -> bytes:
+        return b"%x\r\n%s\r\n" % (len(data), data) if chunked else data
 
-        streamer = asyncio.create_task(stream())
-        watcher = asyncio.create_task(watch())
-        try:
-            await asyncio.wait({streamer, watcher}, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            for task in (streamer, watcher):
-                task.cancel()
-            for task in (streamer, watcher):
-                with contextlib.suppress(asyncio.CancelledError, Exception):
-                    await task
-        if streamer.done() and not streamer.cancelled() and streamer.exception() is not None:
-            log.info("sandbox answer broke off: %r", streamer.exception())
+    writer.write(head + (frame(body) if body else b""))
+    more = True
+    while more:
+        await writer.drain()  # the agent's pace, not the caller's, bounds what is buffered here
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            return False
+        if data := message.get("body", b""):
+            writer.write(frame(data))
+        more = message.get("more_body", False)
+    if chunked:
+        writer.write(b"0\r\n\r\n")
+    return True
+
+
+async def _relay(answer: Answer, send: Send, receive: Receive) -> None:
+    """Stream the agent's answer to the caller; if the caller leaves, drop the agent's connection,
+    which the agent sees (and, for a running cell, interrupts it)."""
+    await send({"type": "http.response.start", "status": answer.status, "headers": answer.headers})
+    if answer.complete:
+        await send({"type": "http.response.body", "body": b""})
+        return
+    watcher = asyncio.create_task(_drop_on_disconnect(receive, answer.connection))
+    try:
+        async for data, last in answer.pieces():
+            if last:
+                watcher.cancel()  # before the last send: that one wakes receive() with a disconnect
+            await send({"type": "http.response.body", "body": data, "more_body": not last})
+    except UpstreamClosed as exc:
+        # An unfinished answer: uvicorn closes the caller's connection, who sees it cut.
+        log.info("sandbox answer broke off: %r", exc)
+    finally:
+        watcher.cancel()
+
+
+async def _drop_on_disconnect(receive: Receive, connection: Connection) -> None:
+    message: Message = await receive()
+    while message["type"] != "http.disconnect":
+        message = await receive()
+    connection.abort()

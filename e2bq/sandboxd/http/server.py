@@ -16,6 +16,10 @@ def serve(settings: HostSettings, *, log_level: str = "info") -> None:
         HostApp(settings),
         host=settings.host,
         port=settings.port,
+        # C event loop and HTTP parser (both in e2bq's dependencies): every call to a sandbox
+        # crosses this server, and h11 plus asyncio's pure-Python loop cost a millisecond of it
+        loop="uvloop",
+        http="httptools",
         log_level=log_level,
         access_log=False,
         lifespan="on",

@@ -15,13 +15,14 @@ import contextlib
 import json
 import struct
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
 from typing import Any
 
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response, StreamingResponse
+from starlette.responses import JSONResponse, Response
 
 from ..errors import ConnectError
+from ..streaming import Piece, StreamedAnswer
 
 Message = dict[str, Any]
 UnaryHandler = Callable[[Message], Awaitable[Message]]
@@ -29,6 +30,7 @@ StreamHandler = Callable[[Message, Request], AsyncIterator[Message]]
 
 END_STREAM = 0x02
 STREAM_CONTENT_TYPE = "application/connect+json"
+BATCH_BYTES = 256 * 1024  # most bytes of queued messages sent in one piece
 
 def error_response(err: ConnectError) -> Response:
     return JSONResponse(err.to_json(), status_code=err.http_status)
@@ -111,59 +113,97 @@ def server_stream(
             return error_response(err)
         except json.JSONDecodeError as exc:
             return error_response(ConnectError("invalid_argument", f"invalid JSON: {exc}"))
-        body = _stream_body(handler(messages[0], request), request, keepalive)
-        return StreamingResponse(body, media_type=STREAM_CONTENT_TYPE)
+        stream = _MessageStream(handler(messages[0], request), request, keepalive)
+        return StreamedAnswer(stream.pieces(), media_type=STREAM_CONTENT_TYPE, on_gone=stream.stop)
 
     return endpoint
 
 
-async def _stream_body(
-    source: AsyncIterator[Message], request: Request, keepalive: Message | None
-) -> AsyncIterator[bytes]:
-    queue: asyncio.Queue[tuple[str, Any]] = asyncio.Queue(maxsize=64)
+class _MessageStream:
+    """A handler's messages as enveloped body pieces: keepalives while it is quiet, the deadline
+    enforced, the end envelope last. What is queued already goes out in one piece (a finished
+    command's end event and the end envelope: one write). ``stop()`` (the client left) ends it."""
 
-    async def pump() -> None:
+    def __init__(self, source: AsyncIterator[Message], request: Request, keepalive: Message | None) -> None:
+        self.source = source
+        self.keepalive = keepalive
+        self.queue: asyncio.Queue[tuple[str, Any]] = asyncio.Queue(maxsize=64)
+        deadline = deadline_seconds(request)
+        self.ends_at = time.monotonic() + deadline if deadline else None
+        self.interval = keepalive_seconds(request)
+        self.stopped = False
+
+    def stop(self) -> None:
+        if not self.stopped:
+            self.stopped = True
+            with contextlib.suppress(asyncio.QueueFull):  # full: its reader is not waiting on it
+                self.queue.put_nowait(("stop", None))
+
+    async def _pump(self) -> None:
         try:
-            async for item in source:
-                await queue.put(("msg", item))
-            await queue.put(("end", None))
+            async for item in self.source:
+                await self.queue.put(("msg", item))
+            await self.queue.put(("end", None))
         except ConnectError as err:
-            await queue.put(("error", err))
+            await self.queue.put(("error", err))
         except Exception as exc:  # an agent bug: end the stream with `internal`, keep serving
-            await queue.put(("error", ConnectError("internal", f"{type(exc).__name__}: {exc}")))
+            await self.queue.put(("error", ConnectError("internal", f"{type(exc).__name__}: {exc}")))
 
-    deadline = deadline_seconds(request)
-    ends_at = time.monotonic() + deadline if deadline else None
-    interval = keepalive_seconds(request)
-    task = asyncio.create_task(pump())
-    try:
-        while True:
-            wait = interval
-            if ends_at is not None:
-                wait = min(wait, ends_at - time.monotonic())
-                if wait <= 0:
-                    err = ConnectError("deadline_exceeded", "the stream's deadline passed")
-                    yield envelope({"error": err.to_json()}, END_STREAM)
+    async def pieces(self) -> AsyncGenerator[Piece, None]:
+        task = asyncio.create_task(self._pump())
+        try:
+            while not self.stopped:
+                wait = self.interval
+                if self.ends_at is not None:
+                    wait = min(wait, self.ends_at - time.monotonic())
+                    if wait <= 0:
+                        err = ConnectError("deadline_exceeded", "the stream's deadline passed")
+                        yield envelope({"error": err.to_json()}, END_STREAM), True
+                        return
+                try:
+                    kind, item = await _next(self.queue, wait)
+                except TimeoutError:
+                    alive = self.ends_at is None or time.monotonic() < self.ends_at
+                    if self.keepalive is not None and alive:
+                        yield envelope(self.keepalive), False
+                    continue
+                piece = self._batch(kind, item)
+                if piece is None:
                     return
-            try:
-                kind, item = await asyncio.wait_for(queue.get(), timeout=wait)
-            except TimeoutError:
-                if keepalive is not None and (ends_at is None or time.monotonic() < ends_at):
-                    yield envelope(keepalive)
-                continue
-            if kind == "msg":
-                yield envelope(item)
-            elif kind == "error":
-                yield envelope({"error": item.to_json()}, END_STREAM)
-                return
-            else:
-                yield envelope({}, END_STREAM)
-                return
-    finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError, Exception):
-            await task
-        aclose = getattr(source, "aclose", None)
-        if aclose is not None:
-            with contextlib.suppress(Exception):
-                await aclose()
+                yield piece
+                if piece[1]:
+                    return
+        finally:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+            aclose = getattr(self.source, "aclose", None)
+            if aclose is not None:
+                with contextlib.suppress(Exception):
+                    await aclose()
+
+    def _batch(self, kind: str, item: Any) -> Piece | None:
+        """The envelopes of this item and of those queued behind it; None once stopped."""
+        parts: list[bytes] = []
+        size = 0
+        while True:
+            if kind == "stop":
+                return None
+            if kind != "msg":
+                end = {"error": item.to_json()} if kind == "error" else {}
+                parts.append(envelope(end, END_STREAM))
+                return b"".join(parts), True
+            parts.append(envelope(item))
+            size += len(parts[-1])
+            if size >= BATCH_BYTES or self.queue.empty():
+                return b"".join(parts), False
+            kind, item = self.queue.get_nowait()
+
+
+async def _next(queue: asyncio.Queue[tuple[str, Any]], wait: float) -> tuple[str, Any]:
+    """The queue's next item; TimeoutError after ``wait`` seconds without one. (Not wait_for:
+    on Python 3.11 that wraps every get in a task of its own.)"""
+    if not queue.empty():
+        return queue.get_nowait()
+    async with asyncio.timeout(wait):
+        return await queue.get()

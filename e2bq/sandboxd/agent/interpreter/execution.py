@@ -10,12 +10,10 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from collections.abc import AsyncIterator
-
-from starlette.responses import StreamingResponse
-from starlette.types import Receive, Scope, Send
+from collections.abc import AsyncGenerator, AsyncIterator
 
 from ..errors import ContextClosed, KernelDied, KernelError
+from ..streaming import Piece, StreamedAnswer
 from . import mime
 from .contexts import Context
 from .kernel_startup import restore_env_code, set_env_code
@@ -62,6 +60,7 @@ class Execution:
         if self._finished or self._abandoned.is_set():
             return
         self._abandoned.set()
+        self._queue.put_nowait(None)  # ends outputs(): nobody reads them
         if not self._running and self._task is not None:
             self._task.cancel()  # still queued behind another execution: just leave the queue
 
@@ -124,26 +123,18 @@ class Execution:
             self._queue.put_nowait(output)
 
 
-class ExecutionResponse(StreamingResponse):
+class ExecutionResponse(StreamedAnswer):
     """Streams an execution's lines as NDJSON; abandons the execution if the client goes away."""
 
-    media_type = "application/x-ndjson"
-
     def __init__(self, execution: Execution) -> None:
-        super().__init__(_ndjson(execution.outputs()))
+        body = _ndjson(execution.outputs())
+        super().__init__(body, media_type="application/x-ndjson", on_gone=execution.abandon)
         self.execution = execution
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        try:
-            await super().__call__(scope, receive, send)
-        finally:
-            # Reached early when the client disconnects (Starlette then stops the stream).
-            self.execution.abandon()
 
-
-async def _ndjson(outputs: AsyncIterator[Output]) -> AsyncIterator[bytes]:
+async def _ndjson(outputs: AsyncIterator[Output]) -> AsyncGenerator[Piece, None]:
     async for output in outputs:
-        yield json.dumps(output).encode() + b"\n"
+        yield json.dumps(output).encode() + b"\n", output is mime.END_OF_EXECUTION
 
 
 def _error_name(exc: Exception) -> str:
