@@ -19,11 +19,6 @@ from .jail.bwrap import SECCOMP_FILE
 
 REQUIREMENTS = Path(__file__).with_name("runtime-requirements.txt")
 LOCK_STAMP = ".e2bq-lock-sha256"  # in the runtime folder: the lock it was built from
-# Also in the runtime folder, optional: digests of further locks the runtime satisfies, one a line.
-# On a machine where checkouts of several branches share one runtime, a branch whose lock only adds
-# packages installs them into it (`pip install --no-deps --require-hashes` of the new pins) and adds
-# its digest here, instead of a rebuild that would take the runtime from the other checkouts.
-ALSO_STAMP = ".e2bq-lock-sha256.also"
 SYSTEM_PYTHONS = ("/usr/bin/python3", "/usr/local/bin/python3")
 
 
@@ -43,11 +38,9 @@ def lock_digest() -> str:
 
 
 def runtime_is_current(target: Path) -> bool:
-    """True when ``target`` was built from this e2bq's runtime lock and seccomp policy (or was
-    extended to satisfy them, see ALSO_STAMP)."""
-    digest = lock_digest()
-    stamps = (target / LOCK_STAMP, target / ALSO_STAMP)
-    return any(stamp.is_file() and digest in stamp.read_text().split() for stamp in stamps)
+    """True when ``target`` was built from this e2bq's runtime lock and seccomp policy."""
+    stamp = target / LOCK_STAMP
+    return stamp.is_file() and stamp.read_text().strip() == lock_digest()
 
 
 def install_runtime(target: Path, *, python: str | None = None, upgrade: bool = False) -> None:
