@@ -27,6 +27,8 @@ RUNTIME = Path("/opt/e2bq/runtime")
 AGENT_ROOT = Path("/opt/e2bq/lib")
 HOSTNAME = "e2b"
 SECCOMP_FILE = "e2bq-seccomp.bpf"  # in the runtime folder, made by install-runtime
+KERNEL_DIR = Path("/tmp/e2bq-kernels")  # the agent's kernels' folder when the default kernel is forked in
+KERNEL_FALLBACK = "kernel.fallback"  # in RUN: sandboxd's word that no forked kernel comes
 SANDBOX_DNS = "10.0.2.3"  # slirp4netns's resolver
 GENERATED_ETC = ("passwd", "group", "hosts", "hostname", "profile", "resolv.conf")
 
@@ -282,11 +284,13 @@ def spawn(
     agent_lib: Path,
     seccomp: Path | None,
     own_network: bool = True,
+    fork_kernel: bool = False,
 ) -> tuple[subprocess.Popen[bytes], int]:
     """Start the jail; return the bwrap process and the fd that turns readable when it is ready.
 
     ``prefix`` runs first and execs the rest (joining cgroups, setting rlimits, dropping to the
-    sandbox's uid); ``seccomp`` is a raw BPF program bwrap installs before the agent starts.
+    sandbox's uid); ``seccomp`` is a raw BPF program bwrap installs before the agent starts. With
+    ``fork_kernel`` the agent adopts a default kernel that sandboxd forks in rather than spawning one.
     """
     listeners = [_listen(paths.socket), _listen(paths.forward_socket)]
     config = replace(
@@ -294,6 +298,8 @@ def spawn(
         max_output_bytes=max_output_bytes,
         socket_fd=listeners[0].fileno(),
         forward_fd=listeners[1].fileno(),
+        kernel_dir=str(KERNEL_DIR) if fork_kernel else None,
+        kernel_fallback=str(RUN / KERNEL_FALLBACK) if fork_kernel else None,
     )
     config_file = paths.run / "agent.json"
     config_file.write_text(config.to_json())
