@@ -31,8 +31,8 @@ from .settings import DEFAULT_RUNTIME, HostSettings
 @click.option(
     "--warm-pool-max",
     type=click.IntRange(min=0),
-    help="Let the warm pool grow past --warm-pool to the creates of the last 30 s, up to this "
-    "[E2BQ_SANDBOXD_WARM_POOL_MAX, 0: a fixed pool].",
+    help="Let the warm pool grow past --warm-pool to the largest burst of creates of the last "
+    "5 minutes, up to this [E2BQ_SANDBOXD_WARM_POOL_MAX, 0: a fixed pool].",
 )
 @click.option("--state-dir", type=click.Path(path_type=Path), help="Where sandboxes live.")
 @click.option("--runtime", type=click.Path(path_type=Path), help="The sandbox runtime folder.")

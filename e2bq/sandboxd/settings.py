@@ -37,9 +37,9 @@ class HostSettings:
       host's limits, internet access and no environment variables takes one at once. Each costs the
       memory of an idle sandbox, and does not count against the maximum. With no maximum below, a
       fixed size; with one, the floor.
-    - ``E2BQ_SANDBOXD_WARM_POOL_MAX``: how far the warm pool may grow past that floor, following
-      the creates it could serve in the last 30 s while the host has 1 GiB of memory available
-      (0: it does not grow). It shrinks back once the creates stop.
+    - ``E2BQ_SANDBOXD_WARM_POOL_MAX``: how far the warm pool may grow past that floor: to the
+      largest burst of creates it could serve (within 10 s) seen in the last 5 minutes, while the
+      host has 1 GiB of memory available (0: it does not grow). It shrinks back after that.
     - ``E2BQ_SANDBOXD_FORK_KERNELS=0``: every agent spawns its own kernel, never one forked by the
       host's kernel fork server (which sandboxd runs when it is root; see ``agent.forkserver``).
     - ``E2BQ_SANDBOXD_MAX_TIMEOUT``: the longest sandbox lifetime a client may ask for, seconds.

@@ -7,9 +7,10 @@ is ever handed out twice. The pool refills itself in the background, one jail at
 of creates is not slowed by launches it did not ask for.
 
 Its size: ``size`` (``--warm-pool``) jails at least; with a larger ``max_size``
-(``--warm-pool-max``) it grows to the creates it could serve in the last DEMAND_WINDOW seconds, up
-to ``max_size``, and shrinks back once they stop. It grows past ``size`` only while the host keeps
-MEMORY_RESERVE bytes available.
+(``--warm-pool-max``) it grows to the largest burst it has seen lately (the most creates it could
+serve within BURST seconds, over the last MEMORY seconds), up to ``max_size``, so that the next
+such burst finds a jail each, and shrinks back once the bursts are forgotten. It grows past
+``size`` only while the host keeps MEMORY_RESERVE bytes available.
 """
 
 from __future__ import annotations
@@ -29,7 +30,8 @@ from .launcher import Jail, Launcher
 log = logging.getLogger("e2bq.sandboxd")
 
 _RETRY_AFTER = 5.0  # seconds before trying again after a launch failed
-DEMAND_WINDOW = 30.0  # seconds of creates the pool sizes itself by
+BURST = 10.0  # seconds: creates this close together count as one burst
+MEMORY = 300.0  # seconds the pool remembers a burst
 MEMORY_RESERVE = 1 << 30  # bytes the host keeps available before the pool grows past its floor
 _MEMINFO = Path("/proc/meminfo")
 
@@ -75,9 +77,14 @@ class WarmPool:
     def target(self) -> int:
         """How many ready jails the pool aims at now."""
         now = asyncio.get_running_loop().time()
-        while self._demand and now - self._demand[0] > DEMAND_WINDOW:
+        while self._demand and now - self._demand[0] > MEMORY:
             self._demand.popleft()
-        return min(self.max_size, max(self.size, len(self._demand)))
+        burst, first = 0, 0
+        for last, when in enumerate(self._demand):  # the busiest BURST seconds remembered
+            while when - self._demand[first] > BURST:
+                first += 1
+            burst = max(burst, last - first + 1)
+        return min(self.max_size, max(self.size, burst))
 
     def take(self) -> Jail | None:
         """A ready jail, now, or None when there is none (the caller launches one)."""
@@ -133,4 +140,4 @@ class WarmPool:
                 await asyncio.to_thread(self.launcher.destroy, jail)
             # Wake for a take, or to shrink once the window has moved past the last creates
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wanted.wait(), DEMAND_WINDOW / 3 if self._demand else None)
+                await asyncio.wait_for(self._wanted.wait(), BURST if self._demand else None)
