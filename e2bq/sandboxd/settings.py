@@ -40,8 +40,9 @@ class HostSettings:
     - ``E2BQ_SANDBOXD_WARM_POOL_MAX``: how far the warm pool may grow past that floor: to the
       largest burst of creates it could serve (within 10 s) seen in the last 5 minutes, while the
       host has 1 GiB of memory available (0: it does not grow). It shrinks back after that.
-    - ``E2BQ_SANDBOXD_FORK_KERNELS=0``: every agent spawns its own kernel, never one forked by the
-      host's kernel fork server (which sandboxd runs when it is root; see ``agent.forkserver``).
+    - ``E2BQ_SANDBOXD_FORK_KERNELS=0``: bwrap starts every agent and every agent spawns its own
+      kernel; none is forked by the host's fork server (which sandboxd runs when it is root; see
+      ``agent.forkserver``).
     - ``E2BQ_SANDBOXD_MAX_TIMEOUT``: the longest sandbox lifetime a client may ask for, seconds.
     - ``E2BQ_SANDBOX_UID``: the unprivileged host uid sandboxes run as when sandboxd is root.
     - ``E2BQ_SANDBOX_PRIVATE_NETWORKS=allow``: let sandboxes with internet reach private and

@@ -1,6 +1,7 @@
-"""A kernel the host's fork server forks into a jail is as jailed as the agent bwrap started there:
-the same uid, capabilities, no_new_privs, seccomp filter, namespaces, cgroups and root, and code in
-it sees nothing of the host or of the fork server it came from."""
+"""A kernel and an agent the host's fork server forks into a jail are as jailed as a process bwrap
+starts there (the jail's holder): the same uid, capabilities, no_new_privs, seccomp filter,
+namespaces, cgroups, limits and root, and code in them sees nothing of the host or of the fork
+server they came from."""
 
 from __future__ import annotations
 
@@ -13,16 +14,23 @@ import pytest
 from e2b import TimeoutException
 from e2b_code_interpreter import Sandbox
 
-from tests.procs import SandboxHostProcess
+from tests.procs import SandboxHostProcess, wait_for
 from tests.security.harness import assert_host_and_neighbour_answer
-from tests.security.probes import cmdline, descendants, jail_agent, jail_processes_running
+from tests.security.probes import (
+    children,
+    cmdline,
+    descendants,
+    jail_agent,
+    jail_pids,
+    jail_processes_running,
+)
 
 STATUS_FIELDS = (
     "Uid", "Gid", "Groups", "CapInh", "CapPrm", "CapEff", "CapBnd", "CapAmb",
     "NoNewPrivs", "Seccomp", "Seccomp_filters", "Umask",
 )  # fmt: skip
 NAMESPACES = ("user", "mnt", "ipc", "uts", "net", "pid", "cgroup")
-FORKED = "agent.forkserver"  # a forked kernel's command line is its fork server's
+FORKED = "agent.forkserver"  # the fork server's command line
 
 
 def facts(pid: int) -> dict[str, object]:
@@ -38,18 +46,32 @@ def facts(pid: int) -> dict[str, object]:
     }
 
 
+def forked_kernels(sandbox_id: str) -> list[int]:
+    """Host pids of the sandbox's kernels the fork server made: the agent's own are its children."""
+    spawned = children(jail_agent(sandbox_id))
+    return [pid for pid in jail_processes_running(sandbox_id, "ipykernel_launcher") if pid not in spawned]
+
+
 def forked_kernel(sandbox: Sandbox) -> int:
     """Host pid of the sandbox's default kernel, which the fork server made (sandboxd is root)."""
     assert sandbox.run_code("1").error is None  # the default kernel is up
-    [kernel] = jail_processes_running(sandbox.sandbox_id, FORKED)
+    [kernel] = forked_kernels(sandbox.sandbox_id)
     return kernel
 
 
-def test_a_forked_kernel_is_jailed_like_the_agent(make_sandbox: Callable[..., Sandbox]) -> None:
+def holder(sandbox_id: str) -> int:
+    """The process bwrap started in the jail (it holds the jail open for the forked agent)."""
+    [pid] = [pid for pid in jail_pids(sandbox_id) if cmdline(pid).strip() == "/usr/bin/cat"]
+    return pid
+
+
+def test_forked_processes_are_jailed_like_the_one_bwrap_started(make_sandbox: Callable[..., Sandbox]) -> None:
     for sandbox in (make_sandbox(), make_sandbox(allow_internet_access=True)):
         kernel, agent = forked_kernel(sandbox), jail_agent(sandbox.sandbox_id)
-        assert facts(kernel) == facts(agent)
-        status = facts(kernel)["status"]
+        started = facts(holder(sandbox.sandbox_id))
+        assert facts(kernel) == started
+        assert facts(agent) == started
+        status = started["status"]
         assert isinstance(status, dict)
         assert status["Uid"] == status["Gid"] != ["0"] * 4
         assert status["CapBnd"] == ["0000000000000000"]
@@ -84,8 +106,10 @@ def test_code_in_a_forked_kernel_sees_no_host_and_no_fork_server(
     assert execution.error is None, execution.error
     found = json.loads("".join(execution.logs.stdout))
     jail = {os.readlink(f"/proc/{pid}/ns/pid") for pid in (kernel,)}
-    assert len(found["pids"]) <= 8  # init, agent, kernel and this cell's helpers: nothing of the host
+    assert len(found["pids"]) <= 8  # init, holder, agent, kernel: nothing of the host
     state = str(host.state_dir)
+    for pid in (kernel, jail_agent(sandbox.sandbox_id)):  # what `ps` inside shows
+        assert state not in cmdline(pid) and FORKED not in cmdline(pid), cmdline(pid)
     for fd in found["fds"]:
         assert state not in fd and "forkserver" not in fd, fd
     for path in found["maps"]:
@@ -114,9 +138,18 @@ def test_the_agent_signals_and_replaces_a_forked_kernel(make_sandbox: Callable[.
     with pytest.raises(TimeoutException):
         sandbox.run_code("import time; time.sleep(30)", timeout=2)
     assert sandbox.run_code("x = 41; x + 1").text == "42"  # the same kernel, still alive
-    assert jail_processes_running(sandbox.sandbox_id, FORKED) == [kernel]
+    assert forked_kernels(sandbox.sandbox_id) == [kernel]
     died = sandbox.run_code("import os, signal; os.kill(os.getpid(), signal.SIGKILL)")
     assert died.error is not None
     assert sandbox.run_code("1 + 1").text == "2"
-    assert jail_processes_running(sandbox.sandbox_id, FORKED) == []
+    assert forked_kernels(sandbox.sandbox_id) == []
     assert jail_processes_running(sandbox.sandbox_id, "ipykernel_launcher")
+
+
+def test_the_jail_ends_with_its_forked_agent(make_sandbox: Callable[..., Sandbox]) -> None:
+    """The agent holds the jail open: killed, the whole jail goes and the sandbox is reported gone."""
+    sandbox = make_sandbox()
+    agent = jail_agent(sandbox.sandbox_id)
+    os.kill(agent, 9)
+    wait_for(lambda: not jail_pids(sandbox.sandbox_id), 30, "the jail to end")
+    wait_for(lambda: not sandbox.is_running(), 30, "the sandbox to be reported gone")

@@ -1,11 +1,12 @@
-"""sandboxd's side of the kernel fork server (the server itself: ``agent.forkserver``).
+"""sandboxd's side of the fork server (the server itself: ``agent.forkserver``).
 
-sandboxd starts one fork server when it can make a forked kernel exactly as jailed as a spawned
-one: it runs as root (entering a jail's namespaces and cgroups needs it), the jail's seccomp filter
-exists, and the runtime is at the path jails see it at. Otherwise it logs why and every jail's
-agent spawns its own kernel, as before. After a jail's agent answers, sandboxd asks for that
-jail's default kernel; if the request fails, it leaves the jail a file that tells the agent to
-spawn one.
+sandboxd starts one fork server when it can make a forked process exactly as jailed as one bwrap
+starts: it runs as root (entering a jail's namespaces and cgroups needs it), the jail's seccomp
+filter exists, and the runtime is at the path jails see it at. Otherwise it logs why and bwrap
+starts every agent, which spawns its own kernel, as before. A jail's agent is forked in as soon as
+the jail is built (``Launcher`` makes the jail again the old way if that fails); after the agent
+answers, sandboxd asks for its default kernel, and if that request fails it leaves the jail a file
+that tells the agent to spawn one.
 """
 
 from __future__ import annotations
@@ -15,10 +16,12 @@ import contextlib
 import json
 import logging
 import os
+import socket
 import subprocess
+from collections.abc import Mapping
 from pathlib import Path
 
-from ..errors import LaunchError
+from ..errors import ForkServerError
 from ..jail import bwrap
 
 log = logging.getLogger("e2bq.sandboxd")
@@ -76,7 +79,7 @@ class ForkServer:
         """Start the fork server if it can be used; blocks until it has imported. False if not."""
         reason = self.unavailable_because()
         if reason is not None:
-            log.info("kernels are spawned by each agent, not forked: %s", reason)
+            log.info("agents and kernels start in their jails, none is forked: %s", reason)
             return False
         assert self.seccomp is not None
         self.folder.mkdir(mode=0o700, exist_ok=True)
@@ -97,28 +100,43 @@ class ForkServer:
         assert self._proc.stdout is not None
         if self._proc.stdout.readline() != b"ready\n":
             self.close()
-            log.warning("the kernel fork server did not start (see %s): kernels are spawned", stderr.name)
+            log.warning("the fork server did not start (see %s): nothing is forked", stderr.name)
             return False
-        log.info("kernel fork server %d ready", self._proc.pid)
+        log.info("fork server %d ready", self._proc.pid)
         return True
 
     async def fork_kernel(self, jail_pid: int, uid: int | None, cgroup_procs: list[Path]) -> None:
         """Fork a kernel into the jail whose init has host pid ``jail_pid``. Raises LaunchError."""
         request = {"pid": jail_pid, "uid": uid, "cgroups": [str(path) for path in cgroup_procs]}
+        await asyncio.to_thread(self._request, request, [])
+
+    async def fork_agent(
+        self, jail_pid: int, uid: int | None, cgroup_procs: list[Path], fds: list[int], argv: list[str]
+    ) -> None:
+        """Fork the jail's agent, handing it ``fds`` (see ``bwrap.spawn``). Raises LaunchError."""
+        request = {
+            "pid": jail_pid,
+            "uid": uid,
+            "cgroups": [str(path) for path in cgroup_procs],
+            "role": "agent",
+            "env": bwrap.SANDBOX_ENV,
+            "argv": argv,
+        }
+        await asyncio.to_thread(self._request, request, fds)
+
+    def _request(self, request: Mapping[str, object], fds: list[int]) -> None:
+        """Send one request (blocking: call it in a thread) and check its answer."""
         try:
-            async with asyncio.timeout(REQUEST_TIMEOUT):
-                reader, writer = await asyncio.open_unix_connection(str(self.socket))
-                try:
-                    writer.write(json.dumps(request).encode() + b"\n")
-                    await writer.drain()
-                    line = await reader.readline()
-                finally:
-                    writer.close()
-        except (OSError, TimeoutError) as exc:
-            raise LaunchError(f"the kernel fork server did not answer: {exc!r}") from exc
+            with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as conn:
+                conn.settimeout(REQUEST_TIMEOUT)
+                conn.connect(str(self.socket))
+                socket.send_fds(conn, [json.dumps(request).encode() + b"\n"], fds)
+                line = conn.makefile("rb").readline()
+        except OSError as exc:
+            raise ForkServerError(f"the fork server did not answer: {exc!r}") from exc
         answer = json.loads(line) if line else {"ok": False, "error": "no answer"}
         if not answer.get("ok"):
-            raise LaunchError(f"the kernel fork server failed: {answer.get('error')}")
+            raise ForkServerError(f"the fork server failed: {answer.get('error')}")
 
     def close(self) -> None:
         proc, self._proc = self._proc, None

@@ -3,6 +3,8 @@
 A jail starts as: ``sh`` (root) joins the sandbox's cgroups → ``prlimit`` sets the open-files
 limit → ``setpriv`` becomes the unprivileged sandbox uid → ``bwrap`` builds the jail under the
 seccomp filter → the agent. Each step ``exec``s the next, so the process sandboxd holds is bwrap.
+With the fork server running, bwrap starts only a holder and the agent, then its default kernel,
+are forked in (see ``forkserver``).
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..errors import LaunchError, SetupError
+from ..errors import ForkServerError, LaunchError, SetupError
 from ..jail import bwrap
 from ..jail.cgroups import Cgroups
 from ..jail.disk import Disks
@@ -104,6 +106,18 @@ class Launcher:
         self.cgroups.close()
 
     async def launch(self, sandbox_id: str, envs: dict[str, str], limits: Limits, internet: bool) -> Jail:
+        """A jail running its agent. With the fork server up, the agent and its default kernel are
+        forked in; if the agent cannot be, the jail is made again with bwrap starting the agent."""
+        if self.forkserver.running:
+            try:
+                return await self._launch(sandbox_id, envs, limits, internet, fork=True)
+            except ForkServerError as exc:
+                log.warning("sandbox %s: %s; starting its agent in the jail", sandbox_id, exc)
+        return await self._launch(sandbox_id, envs, limits, internet, fork=False)
+
+    async def _launch(
+        self, sandbox_id: str, envs: dict[str, str], limits: Limits, internet: bool, *, fork: bool
+    ) -> Jail:
         uid = self._take_uid()
         paths = bwrap.JailPaths(self.state_dir / sandbox_id)
         handle = Jail(sandbox_id, paths, None, limits, internet=False, uid=uid)
@@ -117,11 +131,11 @@ class Launcher:
                     self.network.connect, sandbox_id, paths.root / "network.log"
                 )
             handle.internet = handle.uplink is not None
-            fork_kernel = self.forkserver.running
+            fork_kernel = fork and self.forkserver.running
             prefix = self._prefix(cgroup_dirs, limits, uid)
             if handle.uplink is not None:
                 prefix = ["nsenter", f"--net={handle.uplink.path}", "--", *prefix]
-            handle.proc, ready_fd = bwrap.spawn(
+            handle.proc, ready_fd, handover = bwrap.spawn(
                 paths,
                 envs=envs,
                 max_output_bytes=limits.output_bytes,
@@ -132,7 +146,14 @@ class Launcher:
                 agent_lib=self.agent_lib,
                 seccomp=self.seccomp,
                 fork_kernel=fork_kernel,
+                fork_agent=fork_kernel,
             )
+            if handover:
+                try:
+                    await self._fork_agent(handle, cgroup_dirs, handover)
+                except BaseException:
+                    os.close(ready_fd)
+                    raise
             await self._wait_ready(handle.proc, ready_fd, paths)
             if fork_kernel:  # in the background, as the agent's own kernel started after it answered
                 task = asyncio.create_task(self._fork_kernel(handle, cgroup_dirs))
@@ -142,6 +163,24 @@ class Launcher:
             await asyncio.to_thread(self.destroy, handle)
             raise
         return handle
+
+    async def _fork_agent(self, handle: Jail, cgroup_dirs: list[Path], handover: list[int]) -> None:
+        """Have the fork server start the jail's agent with ``handover``'s fds (closed here).
+        Raises ForkServerError."""
+        try:
+            try:
+                init = await self._jail_init(handle)
+            except LaunchError as exc:
+                raise ForkServerError(str(exc)) from exc
+            cgroup_procs = [folder / "cgroup.procs" for folder in cgroup_dirs]
+            argv = bwrap.agent_command(bwrap.FORKED_AGENT_FDS[2])
+            await self.forkserver.fork_agent(init, handle.uid, cgroup_procs, handover, argv)
+        except ForkServerError as exc:
+            log_text = handle.paths.log.read_text(errors="replace") if handle.paths.log.exists() else ""
+            raise ForkServerError(f"{exc} (jail log: {log_text[-500:]!r})") from exc
+        finally:
+            for fd in handover:
+                os.close(fd)
 
     async def _fork_kernel(self, handle: Jail, cgroup_dirs: list[Path]) -> None:
         """Have the fork server start the jail's default kernel; if it cannot, tell the agent to."""

@@ -6,8 +6,11 @@ session, stdin/stdout/stderr on /dev/null and no other file open. It writes its 
 the agent's kernel folder and then ``ADOPT_FILE`` naming its pid, which the agent waits for; on
 a failure it writes the error there instead, and the agent starts a kernel itself.
 
-Two differences remain from a spawned kernel: no ``JPY_PARENT_PID`` (its parent is the jail's
-init; the kernel dies with the jail anyway) and the fork server's hash seed.
+Its command line is the one the agent would have given it (the fork server's named host paths).
+What differs from a spawned kernel: no ``JPY_PARENT_PID`` (its parent is the jail's init; the
+kernel dies with the jail anyway), the fork server's hash seed, and stderr on
+/dev/null rather than a pipe to the agent (an adopted kernel that dies is reported without its
+last words).
 """
 
 from __future__ import annotations
@@ -26,10 +29,11 @@ from typing import NoReturn
 from jupyter_client.connect import write_connection_file
 
 from ..config import AgentConfig
+from ..interpreter.adoption import ADOPT_FILE
 from ..interpreter.kernels import kernel_env
+from .agent import set_cmdline
 
 CONFIG_FILE = Path("/run/e2bq/agent.json")
-ADOPT_FILE = "adopt.json"  # in the agent's kernel folder
 _OWN_MODULES = ("agent",)  # the fork server's own code: a spawned kernel has none of it
 _OWN_PATH = str(Path(__file__).parents[2])  # the folder ``agent`` is imported from
 
@@ -54,6 +58,7 @@ def become_kernel(import_env: dict[str, str]) -> NoReturn:
         os.environ.update({**env, **import_env})
         os.chdir(config.home)
         connection_file = _write_connection(folder)
+        set_cmdline([config.python, "-m", "ipykernel_launcher", "-f", str(connection_file)])
         _publish(folder, {"pid": os.getpid(), "connection_file": str(connection_file)})
         _forget_fork_server(config.home)
         sys.argv = ["ipykernel_launcher", "-f", str(connection_file)]

@@ -2,8 +2,10 @@
 
 ``python -c BOOTSTRAP SOCKET SECCOMP_FILE`` (see ``lifecycle.forkserver``). A request is one JSON
 line on its own connection, ``{"pid": <a process of the jail, host pid>, "uid": <the jail's host
-uid>, "cgroups": [<cgroup.procs files>]}``, read by the forked child; the answer is one JSON line,
-``{"ok": true}`` once the kernel process exists inside the jail, or ``{"ok": false, "error": ...}``.
+uid>, "cgroups": [<cgroup.procs files>]}`` for a kernel; an agent's adds ``"role": "agent"``, its
+``"env"`` and ``"argv"``, and comes with its fds (SCM_RIGHTS). The forked child reads it; the
+answer is one JSON line, ``{"ok": true}`` once the process exists inside the jail, or
+``{"ok": false, "error": ...}``.
 """
 
 from __future__ import annotations
@@ -18,9 +20,9 @@ import sys
 import threading
 import traceback
 from pathlib import Path
-from typing import NoReturn
+from typing import Any, NoReturn
 
-from . import kernel
+from . import agent, kernel
 from .enter import EnterError, die_with_parent, enter, open_jail
 
 # What every kernel imports on its way up, so that it is imported once, here.
@@ -58,6 +60,16 @@ PRELOAD = (
     "encodings.ascii",
     "encodings.latin_1",
 )
+# What an agent imports (its own modules are imported again inside the jail, from its path there)
+AGENT_PRELOAD = (
+    "agent.server",
+    "uvicorn.protocols.http.auto",
+    "uvicorn.protocols.http.h11_impl",
+    "uvicorn.protocols.websockets.auto",
+    "uvicorn.lifespan.on",
+    "uvicorn.loops.auto",
+    "uvicorn.loops.asyncio",
+)
 REAP_EVERY = 1.0  # seconds between sweeps for finished children while no request comes
 
 
@@ -68,6 +80,9 @@ def preload() -> dict[str, str]:
     for name in PRELOAD:
         importlib.import_module(name)
     import_env = {key: value for key, value in os.environ.items() if before.get(key) != value}
+    for name in AGENT_PRELOAD:
+        with contextlib.suppress(ImportError):  # uvicorn's optional parts
+            importlib.import_module(name)
     if threading.active_count() != 1:  # fork copies one thread only: none may have started
         raise RuntimeError(f"importing the kernel started threads: {threading.enumerate()}")
     gc.collect()
@@ -107,18 +122,32 @@ def _reap() -> None:
             pass
 
 
+def _read_request(conn: socket.socket) -> tuple[dict[str, Any], list[int]]:
+    """One JSON line, with the fds sent along with it (an agent's)."""
+    data, fds, _, _ = socket.recv_fds(conn, 1 << 16, 8)
+    while data and not data.endswith(b"\n"):
+        chunk = conn.recv(1 << 16)
+        if not chunk:
+            break
+        data += chunk
+    request: dict[str, Any] = json.loads(data)
+    return request, fds
+
+
 def _serve_one(conn: socket.socket, seccomp_filter: bytes, import_env: dict[str, str]) -> NoReturn:
     """In the forked child: enter the jail, fork into its PID namespace, answer, exit."""
     answer: dict[str, object] = {"ok": False, "error": "the request was not read"}
     try:
         conn.settimeout(10.0)
-        request = json.loads(conn.makefile("rb").readline())
+        request, fds = _read_request(conn)
         jail = open_jail(int(request["pid"]), request.get("uid"))
         enter(jail, [str(path) for path in request["cgroups"]], seccomp_filter)
         middle = os.fork()
         if middle == 0:  # inside the jail's PID namespace
             if os.fork() == 0:
                 conn.detach()  # its fd is closed with all others; the object must not close another later
+                if request.get("role") == "agent":
+                    agent.become_agent(fds, dict(request["env"]), list(request["argv"]))
                 kernel.become_kernel(import_env)
             os._exit(0)  # the kernel is orphaned to the jail's init, which reaps it
         _, status = os.waitpid(middle, 0)
