@@ -3,8 +3,9 @@
 A pooled jail is launched with the host's own limits, internet access and no environment
 variables of its own; a create asking for exactly that takes one (its id becomes the sandbox's id)
 and any other create launches its own. A jail serves one sandbox and is destroyed with it: nothing
-is ever handed out twice. The pool refills itself in the background, one jail at a time, so a burst
-of creates is not slowed by launches it did not ask for.
+is ever handed out twice. The pool refills itself in the background, one jail at a time, once
+creates pause for QUIET seconds or it is empty, so a burst of creates is not slowed by launches
+it did not ask for.
 
 Its size: ``size`` (``--warm-pool``) jails at least; with a larger ``max_size``
 (``--warm-pool-max``) it grows to the largest burst it has seen lately (the most creates it could
@@ -32,6 +33,7 @@ log = logging.getLogger("e2bq.sandboxd")
 _RETRY_AFTER = 5.0  # seconds before trying again after a launch failed
 BURST = 10.0  # seconds: creates this close together count as one burst
 MEMORY = 300.0  # seconds the pool remembers a burst
+QUIET = 0.5  # seconds without a take before the pool refills: a burst is served first
 MEMORY_RESERVE = 1 << 30  # bytes the host keeps available before the pool grows past its floor
 _MEMINFO = Path("/proc/meminfo")
 
@@ -111,6 +113,11 @@ class WarmPool:
         self.metrics.pool_ready.set(0)
         await asyncio.gather(*(asyncio.to_thread(self.launcher.destroy, jail) for jail in ready))
 
+    def _since_last_take(self) -> float:
+        if not self._demand:
+            return QUIET
+        return asyncio.get_running_loop().time() - self._demand[-1]
+
     def _may_grow(self) -> bool:
         """Below its floor always; above it while the host has memory to spare."""
         if len(self._ready) < self.size:
@@ -124,6 +131,9 @@ class WarmPool:
             target = self.target()
             self.metrics.pool_target.set(target)
             while len(self._ready) < target and self._may_grow():
+                if self._ready and (wait := self._since_last_take()) < QUIET:
+                    await asyncio.sleep(QUIET - wait)  # launches would slow the takes it can serve
+                    continue
                 try:
                     jail = await self.launcher.launch(self.new_id(), {}, self.limits, True)
                 except Exception as exc:  # the pool must outlive a failed launch
