@@ -28,6 +28,12 @@ from .settings import DEFAULT_RUNTIME, HostSettings
     type=click.IntRange(min=0),
     help="Sandboxes kept launched ahead of creates [E2BQ_SANDBOXD_WARM_POOL, 0].",
 )
+@click.option(
+    "--warm-pool-max",
+    type=click.IntRange(min=0),
+    help="Let the warm pool grow past --warm-pool to the largest burst of creates of the last "
+    "5 minutes, up to this [E2BQ_SANDBOXD_WARM_POOL_MAX, 0: a fixed pool].",
+)
 @click.option("--state-dir", type=click.Path(path_type=Path), help="Where sandboxes live.")
 @click.option("--runtime", type=click.Path(path_type=Path), help="The sandbox runtime folder.")
 @click.option("--memory-mb", type=int, help="Memory per sandbox [E2BQ_SANDBOX_MEMORY_MB, 1024].")
@@ -48,6 +54,7 @@ def sandboxd(
     api_key: str | None,
     max_sandboxes: int | None,
     warm_pool: int | None,
+    warm_pool_max: int | None,
     state_dir: Path | None,
     runtime: Path | None,
     memory_mb: int | None,
@@ -74,6 +81,7 @@ def sandboxd(
         api_key=api_key,
         max_sandboxes=max_sandboxes,
         warm_pool=warm_pool,
+        warm_pool_max=warm_pool_max,
         state_dir=state_dir,
         runtime=runtime,
         limits={

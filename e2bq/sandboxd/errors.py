@@ -4,6 +4,8 @@
     ├── HostError      a request the host refuses, with the HTTP status to answer: the control
     │                  plane answers it as E2B does, ``{"code": <status>, "message": ...}``
     ├── LaunchError    a jail did not start (a create answers 500; the warm pool tries again later)
+    │   └── ForkServerError  the fork server did not fork an agent or kernel into a jail (sandboxd falls
+    │                        back to starting the process itself)
     └── SetupError     this host cannot run sandboxes as configured: no sandbox runtime, no
                        bubblewrap, no system Python, a state folder the sandboxes' uid cannot reach
 
@@ -30,6 +32,10 @@ class HostError(SandboxdError):
 
 class LaunchError(SandboxdError):
     """A jail did not start: it timed out, or it died before its agent was up."""
+
+
+class ForkServerError(LaunchError):
+    """The fork server could not fork a kernel or an agent into a jail."""
 
 
 class SetupError(SandboxdError):

@@ -33,6 +33,9 @@ class HostMetrics:
             buckets=_EXECUTE_BUCKETS, registry=r,
         )
         self.pool_ready = Gauge("e2bq_sandboxd_pool_ready", "Sandboxes ready in the warm pool", registry=r)
+        self.pool_target = Gauge(
+            "e2bq_sandboxd_pool_target", "Sandboxes the warm pool aims to hold now", registry=r
+        )
         self.pool_takes = Counter(
             "e2bq_sandboxd_pool_takes", "Creates the warm pool could serve, by outcome (ready, empty)",
             ["outcome"], registry=r,

@@ -35,7 +35,14 @@ class HostSettings:
     - ``E2BQ_SANDBOXD_MAX_SANDBOXES``: live sandboxes at most; past it creates answer 429 (100).
     - ``E2BQ_SANDBOXD_WARM_POOL``: sandboxes kept launched ahead of creates (0); a create with the
       host's limits, internet access and no environment variables takes one at once. Each costs the
-      memory of an idle sandbox, and does not count against the maximum.
+      memory of an idle sandbox, and does not count against the maximum. With no maximum below, a
+      fixed size; with one, the floor.
+    - ``E2BQ_SANDBOXD_WARM_POOL_MAX``: how far the warm pool may grow past that floor: to the
+      largest burst of creates it could serve (within 10 s) seen in the last 5 minutes, while the
+      host has 1 GiB of memory available (0: it does not grow). It shrinks back after that.
+    - ``E2BQ_SANDBOXD_FORK_KERNELS=0``: bwrap starts every agent and every agent spawns its own
+      kernel; none is forked by the host's fork server (which sandboxd runs when it is root; see
+      ``agent.forkserver``).
     - ``E2BQ_SANDBOXD_MAX_TIMEOUT``: the longest sandbox lifetime a client may ask for, seconds.
     - ``E2BQ_SANDBOX_UID``: the unprivileged host uid sandboxes run as when sandboxd is root.
     - ``E2BQ_SANDBOX_PRIVATE_NETWORKS=allow``: let sandboxes with internet reach private and
@@ -53,16 +60,18 @@ class HostSettings:
     state_dir: Path | None = None
     max_sandboxes: int = 100
     warm_pool: int = 0
+    warm_pool_max: int = 0
     default_timeout: int = 300
     max_timeout: int = 86_400
     sandbox_uid: int = DEFAULT_SANDBOX_UID
     ready_timeout: float = 30.0
     limits: Limits = field(default_factory=Limits)
     block_private_networks: bool = True
+    fork_kernels: bool = True
     key_generated: bool = False  # no key was given, so from_env made one (to be printed)
 
     def __post_init__(self) -> None:
-        if self.warm_pool < 0 or self.max_sandboxes < 1:
+        if self.warm_pool < 0 or self.warm_pool_max < 0 or self.max_sandboxes < 1:
             raise ValueError("the warm pool must be 0 or more sandboxes, and the maximum 1 or more")
 
     @classmethod
@@ -77,6 +86,7 @@ class HostSettings:
             "state_dir": ("E2BQ_SANDBOXD_STATE_DIR", Path),
             "max_sandboxes": ("E2BQ_SANDBOXD_MAX_SANDBOXES", int),
             "warm_pool": ("E2BQ_SANDBOXD_WARM_POOL", int),
+            "warm_pool_max": ("E2BQ_SANDBOXD_WARM_POOL_MAX", int),
             "max_timeout": ("E2BQ_SANDBOXD_MAX_TIMEOUT", int),
             "sandbox_uid": ("E2BQ_SANDBOX_UID", int),
         }
@@ -92,6 +102,8 @@ class HostSettings:
         values["limits"] = replace(Limits(), **{**limits, **limit_overrides}).validate()
         if env.get("E2BQ_SANDBOX_PRIVATE_NETWORKS", "").lower() in ("allow", "1", "true", "yes"):
             values["block_private_networks"] = False
+        if env.get("E2BQ_SANDBOXD_FORK_KERNELS", "").lower() in ("0", "false", "no"):
+            values["fork_kernels"] = False
         key = env.get("E2BQ_SANDBOXD_API_KEY") or env.get("E2B_API_KEY")
         if key:
             values["api_key"] = key

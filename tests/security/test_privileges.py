@@ -162,9 +162,11 @@ def test_asking_the_sdk_for_root_gives_the_user_all_the_same(make_sandbox: Calla
 def test_nothing_sandboxd_runs_for_a_sandbox_holds_root_s_power_on_the_host(
     make_sandbox: Callable[..., Sandbox], host: SandboxHostProcess
 ) -> None:
-    """The jail and its helpers run unprivileged. The one exception is slirp4netns (it parses every
-    packet the sandbox sends): it keeps uid 0 to join the namespace, so it must hold no capability
-    but binding low ports, and run under a seccomp filter, in its own empty root."""
+    """The jail and its helpers run unprivileged. Two exceptions: slirp4netns (it parses every
+    packet the sandbox sends) keeps uid 0 to join the namespace, so it must hold no capability
+    but binding low ports, and run under a seccomp filter, in its own empty root; the kernel fork
+    server keeps uid 0 to enter jails, with only the four capabilities that takes, and talks to
+    sandboxd alone (its socket is in a folder only root reaches)."""
     sandbox = make_sandbox(allow_internet_access=True)
     assert run(sandbox, "echo up").stdout == "up\n"
 
@@ -174,13 +176,31 @@ def test_nothing_sandboxd_runs_for_a_sandbox_holds_root_s_power_on_the_host(
         if 0 in real_and_effective_uids(pid)
     }
     slirps = {pid: line for pid, line in as_root.items() if "slirp4netns" in line}
+    forkservers = {pid: line for pid, line in as_root.items() if "agent.forkserver.server" in line}
     assert slirps, "a sandbox with internet has a slirp4netns"
-    assert {pid: line for pid, line in as_root.items() if pid not in slirps} == {}
+    assert forkservers, "sandboxd, as root, runs a kernel fork server"  # and a child per request
+    assert {pid: line for pid, line in as_root.items() if pid not in slirps and pid not in forkservers} == {}
     net_bind_service = 1 << 10
     for pid in slirps:
-        status = dict(
-            line.split(":", 1) for line in Path(f"/proc/{pid}/status").read_text().splitlines() if ":" in line
-        )
-        assert int(status["CapEff"].strip(), 16) & ~net_bind_service == 0, slirps[pid]
-        assert int(status["CapPrm"].strip(), 16) & ~net_bind_service == 0, slirps[pid]
-        assert status["Seccomp"].strip() == "2", slirps[pid]
+        status = _status(pid)
+        assert int(status["CapEff"], 16) & ~net_bind_service == 0, slirps[pid]
+        assert int(status["CapPrm"], 16) & ~net_bind_service == 0, slirps[pid]
+        assert status["Seccomp"] == "2", slirps[pid]
+    setgid, sys_chroot, sys_ptrace, sys_admin = 6, 18, 19, 21
+    allowed = sum(1 << cap for cap in (setgid, sys_chroot, sys_ptrace, sys_admin))
+    for pid in forkservers:
+        status = _status(pid)
+        if not status:  # a request's child that has finished since
+            continue
+        for field in ("CapEff", "CapPrm", "CapBnd"):
+            assert int(status[field], 16) & ~allowed == 0, (field, forkservers[pid])
+    folder = host.state_dir / "forkserver"
+    assert folder.stat().st_uid == 0 and folder.stat().st_mode & 0o077 == 0
+
+
+def _status(pid: int) -> dict[str, str]:
+    try:
+        lines = Path(f"/proc/{pid}/status").read_text().splitlines()
+    except OSError:
+        return {}
+    return {key: value.strip() for key, _, value in (line.partition(":") for line in lines)}

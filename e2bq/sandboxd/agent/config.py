@@ -14,7 +14,9 @@ class AgentConfig:
     ``home`` is the user's home and the base of relative paths; ``python`` runs the kernels;
     ``envs`` is the environment every process and kernel starts from (the sandbox's own variables,
     never the host's); ``socket`` is where the HTTP API listens and ``forward_socket`` where TCP
-    streams to the sandbox's ports arrive.
+    streams to the sandbox's ports arrive. With ``kernel_dir`` set, the kernels' folder is that
+    path and sandboxd forks the default kernel in (see ``forkserver``): the agent adopts it, or
+    starts its own if the kernel reports an error or the file ``kernel_fallback`` appears.
     """
 
     home: Path
@@ -27,6 +29,8 @@ class AgentConfig:
     max_output_bytes: int = 0
     socket_fd: int | None = None
     forward_fd: int | None = None
+    kernel_dir: str | None = None
+    kernel_fallback: str | None = None
 
     @classmethod
     def load(cls, path: str | Path) -> AgentConfig:
@@ -42,6 +46,8 @@ class AgentConfig:
             max_output_bytes=int(raw.get("max_output_bytes", 0)),
             socket_fd=raw.get("socket_fd"),
             forward_fd=raw.get("forward_fd"),
+            kernel_dir=raw.get("kernel_dir"),
+            kernel_fallback=raw.get("kernel_fallback"),
         )
 
     def to_json(self) -> str:
@@ -57,5 +63,7 @@ class AgentConfig:
                 "max_output_bytes": self.max_output_bytes,
                 "socket_fd": self.socket_fd,
                 "forward_fd": self.forward_fd,
+                "kernel_dir": self.kernel_dir,
+                "kernel_fallback": self.kernel_fallback,
             }
         )

@@ -27,7 +27,12 @@ RUNTIME = Path("/opt/e2bq/runtime")
 AGENT_ROOT = Path("/opt/e2bq/lib")
 HOSTNAME = "e2b"
 SECCOMP_FILE = "e2bq-seccomp.bpf"  # in the runtime folder, made by install-runtime
+KERNEL_DIR = Path("/tmp/e2bq-kernels")  # the agent's kernels' folder when the default kernel is forked in
+KERNEL_FALLBACK = "kernel.fallback"  # in RUN: sandboxd's word that no forked kernel comes
 SANDBOX_DNS = "10.0.2.3"  # slirp4netns's resolver
+# The fds a forked agent finds, in the order spawn returns them: its socket, the forward socket, the
+# ready pipe, the lifeline (the jail ends when it closes), and stderr, the jail's log.
+FORKED_AGENT_FDS = (3, 4, 5, 6, 2)
 GENERATED_ETC = ("passwd", "group", "hosts", "hostname", "profile", "resolv.conf")
 
 # Files of the host's /etc that programs need and that hold no secret.
@@ -191,6 +196,7 @@ def bwrap_command(
     ready_fd: int,
     seccomp_fd: int | None = None,
     own_network: bool = True,
+    holder_fd: int | None = None,
 ) -> list[str]:
     """The full bwrap command line that starts a sandbox's agent.
 
@@ -258,17 +264,19 @@ def bwrap_command(
     ]
     for key, value in SANDBOX_ENV.items():
         cmd += ["--setenv", key, value]
+    if holder_fd is None:
+        return [*cmd, "--", *agent_command(ready_fd)]
+    # The agent is forked in: the jail holds a process that ends when the agent's end of the
+    # lifeline (``holder_fd``, the jail's stdin) closes, and the jail with it, as the jail ends
+    # with a bwrap-started agent.
+    # (the pipe is the jail's stdin: reopening it through /proc is refused, it is root's)
+    return [*cmd, "--", "/usr/bin/cat"]
+
+
+def agent_command(ready_fd: int) -> list[str]:
+    """The agent's command line inside the jail (a forked agent shows it too)."""
     bootstrap = f"import sys; sys.path.insert(0, {str(AGENT_ROOT)!r}); from agent.server import main; main()"
-    cmd += [
-        "--",
-        str(RUNTIME / "bin" / "python"),
-        "-I",
-        "-c",
-        bootstrap,
-        str(RUN / "agent.json"),
-        str(ready_fd),
-    ]
-    return cmd
+    return [str(RUNTIME / "bin" / "python"), "-I", "-c", bootstrap, str(RUN / "agent.json"), str(ready_fd)]
 
 
 def spawn(
@@ -282,18 +290,26 @@ def spawn(
     agent_lib: Path,
     seccomp: Path | None,
     own_network: bool = True,
-) -> tuple[subprocess.Popen[bytes], int]:
-    """Start the jail; return the bwrap process and the fd that turns readable when it is ready.
+    fork_kernel: bool = False,
+    fork_agent: bool = False,
+) -> tuple[subprocess.Popen[bytes], int, list[int]]:
+    """Start the jail; return the bwrap process, the fd that turns readable when it is ready, and
+    the fds to hand a forked agent (none without ``fork_agent``; the caller closes them).
 
     ``prefix`` runs first and execs the rest (joining cgroups, setting rlimits, dropping to the
-    sandbox's uid); ``seccomp`` is a raw BPF program bwrap installs before the agent starts.
+    sandbox's uid); ``seccomp`` is a raw BPF program bwrap installs before the agent starts. With
+    ``fork_kernel`` the agent adopts a default kernel that sandboxd forks in rather than spawning one;
+    with ``fork_agent`` the jail only holds itself open, for an agent sandboxd forks in with the
+    fds returned, in FORKED_AGENT_FDS order.
     """
     listeners = [_listen(paths.socket), _listen(paths.forward_socket)]
     config = replace(
         agent_config(envs),
         max_output_bytes=max_output_bytes,
-        socket_fd=listeners[0].fileno(),
-        forward_fd=listeners[1].fileno(),
+        socket_fd=FORKED_AGENT_FDS[0] if fork_agent else listeners[0].fileno(),
+        forward_fd=FORKED_AGENT_FDS[1] if fork_agent else listeners[1].fileno(),
+        kernel_dir=str(KERNEL_DIR) if fork_kernel else None,
+        kernel_fallback=str(RUN / KERNEL_FALLBACK) if fork_kernel else None,
     )
     config_file = paths.run / "agent.json"
     config_file.write_text(config.to_json())
@@ -301,6 +317,12 @@ def spawn(
     read_fd, write_fd = os.pipe()
     seccomp_fd = os.open(seccomp, os.O_RDONLY) if seccomp is not None else None
     log = paths.log.open("ab")
+    handover: list[int] = []
+    holder_fd: int | None = None
+    if fork_agent:
+        holder_fd, lifeline = os.pipe()
+        sockets = [os.dup(listener.fileno()) for listener in listeners]
+        handover = [*sockets, os.dup(write_fd), lifeline, os.dup(log.fileno())]
     command = bwrap_command(
         paths,
         etc=etc,
@@ -309,25 +331,33 @@ def spawn(
         ready_fd=write_fd,
         seccomp_fd=seccomp_fd,
         own_network=own_network,
+        holder_fd=holder_fd,
     )
+    agent_fds = [] if holder_fd is not None else [write_fd, *(lst.fileno() for lst in listeners)]
     try:
         proc = subprocess.Popen(
             [*prefix, *command],
-            stdin=subprocess.DEVNULL,
+            stdin=subprocess.DEVNULL if holder_fd is None else holder_fd,
             stdout=subprocess.DEVNULL,
             stderr=log,
-            pass_fds=(write_fd, *(lst.fileno() for lst in listeners), *([seccomp_fd] if seccomp_fd else [])),
+            pass_fds=(*agent_fds, *([seccomp_fd] if seccomp_fd else [])),
             start_new_session=True,
             env={"PATH": "/usr/sbin:/usr/bin:/sbin:/bin"},
         )
+    except BaseException:
+        for fd in handover:
+            os.close(fd)
+        raise
     finally:
         os.close(write_fd)
+        if holder_fd is not None:
+            os.close(holder_fd)
         for listener in listeners:  # the agent holds them now
             listener.close()
         if seccomp_fd is not None:
             os.close(seccomp_fd)
         log.close()
-    return proc, read_fd
+    return proc, read_fd, handover
 
 
 def _listen(path: Path) -> socket.socket:

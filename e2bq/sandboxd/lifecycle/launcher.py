@@ -3,6 +3,8 @@
 A jail starts as: ``sh`` (root) joins the sandbox's cgroups → ``prlimit`` sets the open-files
 limit → ``setpriv`` becomes the unprivileged sandbox uid → ``bwrap`` builds the jail under the
 seccomp filter → the agent. Each step ``exec``s the next, so the process sandboxd holds is bwrap.
+With the fork server running, bwrap starts only a holder and the agent, then its default kernel,
+are forked in (see ``forkserver``).
 """
 
 from __future__ import annotations
@@ -17,13 +19,14 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..errors import LaunchError, SetupError
+from ..errors import ForkServerError, LaunchError, SetupError
 from ..jail import bwrap
 from ..jail.cgroups import Cgroups
 from ..jail.disk import Disks
 from ..jail.limits import Limits
 from ..jail.network import Network, Uplink
 from ..settings import HostSettings
+from .forkserver import ForkServer
 
 log = logging.getLogger("e2bq.sandboxd")
 
@@ -32,6 +35,7 @@ AGENT_SOURCE = Path(__file__).parents[1] / "agent"
 
 # Join every cgroup given before "--", then run the rest.
 _JOIN = 'while [ "$1" != "--" ]; do echo $$ > "$1" || exit 111; shift; done; shift; exec "$@"'
+_INIT_POLL = 0.005  # seconds between looks for a new jail's init
 
 
 @dataclass
@@ -56,10 +60,18 @@ class Launcher:
         self.disks = Disks()
         self.network = Network(self.uid, block_private=settings.block_private_networks)
         self._uids_in_use: set[int] = set()
+        self._kernel_requests: set[asyncio.Task[None]] = set()
         seccomp = settings.runtime / bwrap.SECCOMP_FILE
         self.seccomp: Path | None = seccomp if seccomp.exists() else None
         if self.seccomp is None:
             log.warning("no seccomp filter at %s: run `e2bq sandboxd install-runtime`", seccomp)
+        self.forkserver = ForkServer(
+            runtime=settings.runtime,
+            agent_lib=self.agent_lib,
+            folder=state_dir / "forkserver",
+            seccomp=self.seccomp,
+            enabled=settings.fork_kernels,
+        )
 
     @property
     def etc(self) -> Path:
@@ -86,12 +98,26 @@ class Launcher:
         shutil.copytree(AGENT_SOURCE, self.agent_lib / "agent", ignore=shutil.ignore_patterns("__pycache__"))
         for path in [self.agent_lib, *self.agent_lib.rglob("*")]:
             path.chmod(0o755 if path.is_dir() else 0o644)
+        self.forkserver.start()
 
     def close(self) -> None:
+        self.forkserver.close()
         self.network.close()
         self.cgroups.close()
 
     async def launch(self, sandbox_id: str, envs: dict[str, str], limits: Limits, internet: bool) -> Jail:
+        """A jail running its agent. With the fork server up, the agent and its default kernel are
+        forked in; if the agent cannot be, the jail is made again with bwrap starting the agent."""
+        if self.forkserver.running:
+            try:
+                return await self._launch(sandbox_id, envs, limits, internet, fork=True)
+            except ForkServerError as exc:
+                log.warning("sandbox %s: %s; starting its agent in the jail", sandbox_id, exc)
+        return await self._launch(sandbox_id, envs, limits, internet, fork=False)
+
+    async def _launch(
+        self, sandbox_id: str, envs: dict[str, str], limits: Limits, internet: bool, *, fork: bool
+    ) -> Jail:
         uid = self._take_uid()
         paths = bwrap.JailPaths(self.state_dir / sandbox_id)
         handle = Jail(sandbox_id, paths, None, limits, internet=False, uid=uid)
@@ -105,10 +131,11 @@ class Launcher:
                     self.network.connect, sandbox_id, paths.root / "network.log"
                 )
             handle.internet = handle.uplink is not None
+            fork_kernel = fork and self.forkserver.running
             prefix = self._prefix(cgroup_dirs, limits, uid)
             if handle.uplink is not None:
                 prefix = ["nsenter", f"--net={handle.uplink.path}", "--", *prefix]
-            handle.proc, ready_fd = bwrap.spawn(
+            handle.proc, ready_fd, handover = bwrap.spawn(
                 paths,
                 envs=envs,
                 max_output_bytes=limits.output_bytes,
@@ -118,12 +145,69 @@ class Launcher:
                 runtime=self.settings.runtime,
                 agent_lib=self.agent_lib,
                 seccomp=self.seccomp,
+                fork_kernel=fork_kernel,
+                fork_agent=fork_kernel,
             )
+            if handover:
+                try:
+                    await self._fork_agent(handle, cgroup_dirs, handover)
+                except BaseException:
+                    os.close(ready_fd)
+                    raise
             await self._wait_ready(handle.proc, ready_fd, paths)
+            if fork_kernel:  # in the background, as the agent's own kernel started after it answered
+                task = asyncio.create_task(self._fork_kernel(handle, cgroup_dirs))
+                self._kernel_requests.add(task)
+                task.add_done_callback(self._kernel_requests.discard)
         except BaseException:
             await asyncio.to_thread(self.destroy, handle)
             raise
         return handle
+
+    async def _fork_agent(self, handle: Jail, cgroup_dirs: list[Path], handover: list[int]) -> None:
+        """Have the fork server start the jail's agent with ``handover``'s fds (closed here).
+        Raises ForkServerError."""
+        try:
+            try:
+                init = await self._jail_init(handle)
+            except LaunchError as exc:
+                raise ForkServerError(str(exc)) from exc
+            cgroup_procs = [folder / "cgroup.procs" for folder in cgroup_dirs]
+            argv = bwrap.agent_command(bwrap.FORKED_AGENT_FDS[2])
+            await self.forkserver.fork_agent(init, handle.uid, cgroup_procs, handover, argv)
+        except ForkServerError as exc:
+            log_text = handle.paths.log.read_text(errors="replace") if handle.paths.log.exists() else ""
+            raise ForkServerError(f"{exc} (jail log: {log_text[-500:]!r})") from exc
+        finally:
+            for fd in handover:
+                os.close(fd)
+
+    async def _fork_kernel(self, handle: Jail, cgroup_dirs: list[Path]) -> None:
+        """Have the fork server start the jail's default kernel; if it cannot, tell the agent to."""
+        try:
+            init = await self._jail_init(handle)
+            cgroup_procs = [folder / "cgroup.procs" for folder in cgroup_dirs]
+            await self.forkserver.fork_kernel(init, handle.uid, cgroup_procs)
+        except LaunchError as exc:
+            if handle.proc is None or handle.proc.poll() is not None:
+                return  # the jail is gone or going: nobody waits for its kernel
+            log.warning("sandbox %s: %s; its agent starts the kernel", handle.sandbox_id, exc)
+            fallback = handle.paths.run / bwrap.KERNEL_FALLBACK
+            with contextlib.suppress(OSError):
+                fallback.touch()
+                fallback.chmod(0o644)
+
+    async def _jail_init(self, handle: Jail) -> int:
+        """The host pid of the jail's init once the jail is built (the init has started the agent:
+        bwrap forks it after the mounts). Raises LaunchError."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.settings.ready_timeout
+        while handle.proc is not None and handle.proc.poll() is None and loop.time() < deadline:
+            inits = _children(handle.proc.pid)  # bwrap's child: the jail's init
+            if len(inits) == 1 and _children(inits[0]):
+                return inits[0]
+            await asyncio.sleep(_INIT_POLL)
+        raise LaunchError("the jail's init did not start its agent")
 
     def _take_uid(self) -> int | None:
         """A host uid of its own for each sandbox: per-uid kernel limits (inotify instances, message

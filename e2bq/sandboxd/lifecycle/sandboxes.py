@@ -126,6 +126,7 @@ class SandboxHost:
         self.pool = WarmPool(
             self.launcher,
             size=self.settings.warm_pool,
+            max_size=self.settings.warm_pool_max,
             limits=self.settings.limits,
             metrics=self.metrics,
             new_id=new_sandbox_id,

@@ -132,3 +132,20 @@ def test_sigterm_ends_the_pooled_sandboxes_and_clears_their_folders(
     assert pool_host.proc.returncode in (0, -signal.SIGTERM), pool_host.log.read_text()
     assert host_pids_running(str(pool_host.state_dir)) == []
     assert list(pool_host.state_dir.glob("i*")) == []
+
+
+def test_a_pool_with_a_maximum_grows_to_the_creates_it_sees(tmp_path: Path) -> None:
+    """``--warm-pool 1 --warm-pool-max 4``: one jail ready at first; three creates in a row make
+    it hold three, never more than the maximum."""
+    with sandbox_host(tmp_path, "--warm-pool", "1", "--warm-pool-max", "4") as host:
+        wait_until_filled(host, 1)
+        assert metric(host, "e2bq_sandboxd_pool_target") == 1
+        for _ in range(3):
+            Sandbox.create(timeout=60, **sdk_options(host)).kill()
+        wait_for(lambda: metric(host, "e2bq_sandboxd_pool_target") == 3, 10, "the pool to aim at 3")
+        wait_until_filled(host, 3)
+        assert len(pooled_ids(host, set())) == 3
+
+
+def sdk_options(host: SandboxHostProcess) -> dict[str, str]:
+    return {"api_key": host.api_key, "api_url": host.url, "sandbox_url": host.url}

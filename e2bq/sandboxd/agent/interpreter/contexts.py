@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import TypedDict
 
 from ..errors import ContextClosed
+from .adoption import Adoptable
 from .kernels import Kernel
 
 LANGUAGES = ("python",)
@@ -43,9 +44,9 @@ class Context:
         self.tasks.add(task)
         task.add_done_callback(self.tasks.discard)
 
-    async def start(self) -> None:
+    async def start(self, adopt: Adoptable | None = None) -> None:
         async with self.lock:
-            await self.kernel.start()
+            await self.kernel.start(adopt)
 
     async def ensure_kernel(self) -> None:
         """Start a new kernel if the last one died (call with ``lock`` held)."""

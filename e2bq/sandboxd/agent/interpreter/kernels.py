@@ -1,4 +1,5 @@
-"""One IPython kernel, run as a child process of the agent, and the client that talks to it.
+"""One IPython kernel, run as a child process of the agent (or forked in by sandboxd and adopted,
+see ``adoption``), and the client that talks to it.
 
 The kernel leads its own process group, so an interrupt (SIGINT) or a kill reaches whatever it
 started too. Its connection file and ZMQ sockets (``ipc`` transport: no ports, and the jail's own
@@ -27,6 +28,7 @@ from jupyter_client.connect import write_connection_file
 from ..errors import KernelDied, KernelError
 from ..oom import prefer_for_oom
 from . import kernel_startup
+from .adoption import UNKNOWN_EXIT, Adoptable, AdoptedProcess
 
 log = logging.getLogger(__name__)
 
@@ -74,7 +76,7 @@ class Kernel:
         self.cwd = cwd
         self.runtime_dir = runtime_dir
         self._zmq_context = zmq_context
-        self._proc: asyncio.subprocess.Process | None = None
+        self._proc: asyncio.subprocess.Process | AdoptedProcess | None = None
         self._client: AsyncKernelClient | None = None
         self._name = ""
         self._stderr_task: asyncio.Task[None] | None = None
@@ -85,8 +87,23 @@ class Kernel:
     def running(self) -> bool:
         return self._proc is not None and self._proc.returncode is None
 
-    async def start(self) -> None:
-        """Launch the kernel, wait until it answers and set it up. Raises KernelError."""
+    async def start(self, adopt: Adoptable | None = None) -> None:
+        """Launch the kernel (or take over the forked one ``adopt`` names), wait until it answers
+        and set it up. Raises KernelError."""
+        self._kill_reason = None
+        self._stderr_tail = b""
+        if adopt is not None:
+            try:
+                self._proc = AdoptedProcess(adopt["pid"])
+            except OSError as exc:
+                log.warning("the forked kernel is gone (%s): starting one", exc)
+            else:
+                connection_file = Path(adopt["connection_file"])
+                self._name = connection_file.stem
+                self._client = AsyncKernelClient(context=self._zmq_context)
+                self._client.load_connection_file(str(connection_file))
+                await self._connect()
+                return
         self._name = f"kernel-{uuid.uuid4().hex[:12]}"
         connection_file = self.runtime_dir / f"{self._name}.json"
         _, info = write_connection_file(
@@ -95,14 +112,17 @@ class Kernel:
             ip=str(self.runtime_dir / self._name),
             key=secrets.token_hex(16).encode(),
         )
-        self._kill_reason = None
-        self._stderr_tail = b""
-        self._proc = await self._launch(connection_file)
-        assert self._proc.stderr is not None
-        self._stderr_task = asyncio.create_task(self._keep_stderr_tail(self._proc.stderr))
+        proc = await self._launch(connection_file)
+        self._proc = proc
+        assert proc.stderr is not None
+        self._stderr_task = asyncio.create_task(self._keep_stderr_tail(proc.stderr))
         self._client = AsyncKernelClient(context=self._zmq_context)
         self._client.load_connection_info(info)
-        self._client.start_channels(shell=True, iopub=True, stdin=False, hb=False, control=False)
+        await self._connect()
+
+    async def _connect(self) -> None:
+        client = self._require_client()
+        client.start_channels(shell=True, iopub=True, stdin=False, hb=False, control=False)
         try:
             await self._wait_ready()
             await self._install_startup()
@@ -238,6 +258,8 @@ class Kernel:
             return
         if self._kill_reason:
             raise KernelDied(self._kill_reason)
+        if code == UNKNOWN_EXIT:
+            raise KernelDied("the kernel exited or was killed (out of memory?)")
         how = f"was killed by signal {-code}" if code < 0 else f"exited with code {code}"
         if code == -signal.SIGKILL:
             how += " (out of memory?)"

@@ -26,6 +26,7 @@ from starlette.routing import BaseRoute, Route
 from ..config import AgentConfig
 from ..errors import ConnectError, HTTPError, KernelError
 from ..paths import resolve
+from .adoption import Adoptable, wait_for_kernel
 from .contexts import LANGUAGES, Context, normalize_language
 from .execution import Execution, ExecutionResponse
 from .kernels import Kernel, kernel_env
@@ -42,6 +43,7 @@ class InterpreterService:
         self._default: asyncio.Task[Context] | None = None
         self._runtime_dir: Path | None = None
         self._zmq: zmq.asyncio.Context | None = None
+        self._adoptable = True
 
     def routes(self) -> list[BaseRoute]:
         return [
@@ -54,7 +56,11 @@ class InterpreterService:
 
     async def start(self) -> None:
         """Prepare the kernels' private folder; start the default context in the background."""
-        self._runtime_dir = Path(tempfile.mkdtemp(prefix="e2bq-kernels-"))
+        if self.config.kernel_dir is not None:  # shared with the kernel sandboxd forks in
+            self._runtime_dir = Path(self.config.kernel_dir)
+            self._runtime_dir.mkdir(mode=0o700, exist_ok=True)
+        else:
+            self._runtime_dir = Path(tempfile.mkdtemp(prefix="e2bq-kernels-"))
         self._zmq = zmq.asyncio.Context()
         if self.config.start_kernel:
             self._default_context_task()
@@ -71,7 +77,9 @@ class InterpreterService:
         if self._runtime_dir is not None:
             shutil.rmtree(self._runtime_dir, ignore_errors=True)
 
-    async def create_context(self, language: str | None, cwd: str | None) -> Context:
+    async def create_context(
+        self, language: str | None, cwd: str | None, adopt: Adoptable | None = None
+    ) -> Context:
         """A new context with its own kernel, once that kernel answers. Raises HTTPError."""
         language = _supported(language)
         try:
@@ -91,7 +99,7 @@ class InterpreterService:
         )
         context = Context(kernel, language=language, cwd=path)
         try:
-            await context.start()
+            await context.start(adopt)
         except KernelError as exc:
             raise HTTPError(500, f"failed to start a {language} kernel: {exc}") from exc
         self._contexts[context.id] = context
@@ -105,9 +113,18 @@ class InterpreterService:
         return await asyncio.shield(task)
 
     def _default_context_task(self) -> asyncio.Task[Context]:
-        self._default = asyncio.create_task(self.create_context("python", None))
+        self._default = asyncio.create_task(self._create_default())
         self._default.add_done_callback(_log_default_failure)
         return self._default
+
+    async def _create_default(self) -> Context:
+        """The default context, on the kernel sandboxd forks in when there is one coming."""
+        adopt = None
+        if self.config.kernel_dir is not None and self._runtime_dir is not None and self._adoptable:
+            self._adoptable = False  # only the first default context: a forked kernel comes once
+            fallback = Path(self.config.kernel_fallback) if self.config.kernel_fallback else None
+            adopt = await wait_for_kernel(self._runtime_dir, fallback)
+        return await self.create_context("python", None, adopt)
 
     def _context(self, context_id: str) -> Context:
         context = self._contexts.get(context_id)
