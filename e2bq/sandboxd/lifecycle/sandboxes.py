@@ -1,13 +1,12 @@
 """The live sandboxes of one host: create, look up, extend, expire and kill them.
 
 Each sandbox is a jail running the agent; sandboxd keeps, per sandbox, its tokens, its lifetime,
-an HTTP client to the agent's unix socket and the ports it has published.
+and the ports it has published (requests reach its agent through http.upstream).
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import secrets
 import shutil
@@ -17,8 +16,6 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
-
-import httpx
 
 from ..errors import HostError, LaunchError, SetupError
 from ..jail.limits import Limits
@@ -54,7 +51,6 @@ class Sandbox:
     access_token: str
     traffic_token: str
     jail: Jail
-    client: httpx.AsyncClient
     ports: PortPublisher
     state: str = "running"
     killed: asyncio.Event = field(default_factory=asyncio.Event)
@@ -220,9 +216,6 @@ class SandboxHost:
         self.metrics.create_seconds.observe(time.monotonic() - started)
         self.metrics.created.inc()
         now = time.time()
-        # Plain HTTP over the agent's unix socket: no TLS, and so no certificate store to load
-        # (httpx would load one for each client, tens of milliseconds).
-        transport = httpx.AsyncHTTPTransport(uds=str(handle.paths.socket), verify=False)
         sandbox = Sandbox(
             sandbox_id=sandbox_id,
             template_id=template_id,
@@ -233,9 +226,6 @@ class SandboxHost:
             access_token=secrets.token_hex(16),
             traffic_token=secrets.token_hex(16),
             jail=handle,
-            client=httpx.AsyncClient(
-                transport=transport, base_url="http://sandbox", timeout=None, trust_env=False
-            ),
             ports=PortPublisher(
                 handle.paths.forward_socket, self.settings.host, self.settings.advertised_host
             ),
@@ -268,7 +258,5 @@ class SandboxHost:
             if oom_kills:
                 self.metrics.limits_hit.labels("memory").inc(oom_kills)
             await asyncio.to_thread(self.launcher.destroy, sandbox.jail)
-        with contextlib.suppress(Exception):
-            await sandbox.client.aclose()
         log.info("sandbox %s killed", sandbox_id)
         return True

@@ -65,6 +65,7 @@ AGENT_PRELOAD = (
     "agent.server",
     "uvicorn.protocols.http.auto",
     "uvicorn.protocols.http.h11_impl",
+    "uvicorn.protocols.http.httptools_impl",  # what http=auto picks when httptools is installed
     "uvicorn.protocols.websockets.auto",
     "uvicorn.lifespan.on",
     "uvicorn.loops.auto",
