@@ -67,7 +67,8 @@ def kernel_client(state_dir: Path, sandbox_id: str) -> object:
     from jupyter_client.blocking import BlockingKernelClient
 
     tmp = state_dir / sandbox_id / "data" / "tmp"
-    files = sorted(tmp.glob("e2bq-kernels-*/*.json"), key=lambda p: p.stat().st_mtime)
+    # /tmp/e2bq-kernels when the kernel was forked in, /tmp/e2bq-kernels-XXXX when the agent spawned it
+    files = sorted(tmp.glob("e2bq-kernels*/kernel-*.json"), key=lambda p: p.stat().st_mtime)
     if not files:
         raise RuntimeError(f"no kernel connection file under {tmp}")
     info = json.loads(files[0].read_text())

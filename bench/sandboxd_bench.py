@@ -89,6 +89,26 @@ def _in_jail_of(proc: Path, marker: str) -> bool:
     return False
 
 
+def fork_server_kib() -> int:
+    """PSS of sandboxd's fork server (0 when it runs none): the pages its children share with it."""
+    for proc in Path("/proc").iterdir():
+        try:
+            if proc.name.isdigit() and b"agent.forkserver.server" in (proc / "cmdline").read_bytes():
+                for line in (proc / "smaps_rollup").read_text().splitlines():
+                    if line.startswith("Pss:"):
+                        return int(line.split()[1])
+        except OSError:
+            continue
+    return 0
+
+
+def pool_metric(name: str) -> int:
+    for line in httpx.get(os.environ["E2B_API_URL"] + "/metrics").text.splitlines():
+        if line.startswith(name + " "):
+            return int(float(line.split()[1]))
+    raise RuntimeError(f"sandboxd's /metrics has no {name}")
+
+
 def wait_for_pool(ready: int) -> None:
     """Until sandboxd's metrics say the warm pool holds ``ready`` sandboxes."""
     url = os.environ["E2B_API_URL"] + "/metrics"
@@ -107,6 +127,7 @@ def main() -> None:
     parser.add_argument("--many", type=int, default=200, help="sandboxes made 20 at a time")
     parser.add_argument("--burst", type=int, default=50, help="concurrent creates on a warm pool")
     parser.add_argument("--pool", type=int, default=2, help="warm pool for the sequential warm creates")
+    parser.add_argument("--idle", type=int, default=20, help="idle sandboxes whose memory is measured")
     parser.add_argument("--json", default=None, help="write the figures to this file (merged)")
     args = parser.parse_args()
     figures = Figures()
@@ -139,13 +160,30 @@ def main() -> None:
         with concurrent.futures.ThreadPoolExecutor(20) as pool:
             list(pool.map(lambda s: s.kill(), many))
 
-        idle = Sandbox.create(timeout=60)
-        idle.run_code("1+1")  # kernel up, as after first use
-        mib = figures.record("idle_pss_mib", jail_memory_kib(running.state_dir, idle.sandbox_id) / 1024)
-        row("idle memory per sandbox (PSS, agent + kernel)", f"{mib:.0f} MiB", "")
-        idle.kill()
+        fleet = [Sandbox.create(timeout=300) for _ in range(args.idle)]
+        for sbx in fleet:
+            sbx.run_code("1+1")  # kernel up, as after first use
+        one = jail_memory_kib(running.state_dir, fleet[0].sandbox_id) / 1024
+        shared = fork_server_kib() / 1024
+        total = sum(jail_memory_kib(running.state_dir, sbx.sandbox_id) for sbx in fleet) / 1024 + shared
+        mib = figures.record("idle_pss_mib", total / len(fleet))
+        row(
+            f"idle memory per sandbox over {args.idle} idle ones (PSS: agents, kernels, fork server)",
+            f"{mib:.0f} MiB",
+            f"one of them alone: {one:.0f} MiB, beside the fork server's {shared:.0f} MiB they share",
+        )
+        for sbx in fleet:
+            sbx.kill()
 
-    with host("--max-sandboxes", str(args.burst * 2 + 10), "--warm-pool", str(args.pool)):
+    pool_max = str(args.burst + 10)
+    with host(
+        "--max-sandboxes",
+        str(args.burst * 2 + 10),
+        "--warm-pool",
+        str(args.pool),
+        "--warm-pool-max",
+        pool_max,
+    ):
         wait_for_pool(args.pool)
         Sandbox.create(timeout=60).kill()  # as above: the first request to a fresh host is not measured
         warm = []
@@ -162,15 +200,19 @@ def main() -> None:
         )
         burst = burst_creates(Sandbox, args.burst, rounds=3)
         row(
-            f"{args.burst} concurrent creates, warm pool sized by sandboxd", summary(burst), "3rd of 3 bursts"
+            f"{args.burst} concurrent creates, pool following demand (floor {args.pool}, at most {pool_max})",
+            summary(burst),
+            "the 3rd of 3 bursts; before each, the pool refilled to the size sandboxd chose",
         )
         figures.record("warm_burst_p95", pct(burst, 95))
     figures.dump(args.json)
 
 
 def burst_creates(sandbox: type, n: int, rounds: int) -> list[float]:
-    """Timings of the last of ``rounds`` bursts of ``n`` concurrent creates, 2 s apart: the earlier
-    bursts show sandboxd the demand its pool should meet."""
+    """Timings of the last of ``rounds`` bursts of ``n`` concurrent creates. The first burst shows
+    sandboxd the demand its pool should meet; before each, the pool has refilled to the size sandboxd
+    chose (``e2bq_sandboxd_pool_target``): bursts closer together than a refill takes would ask for
+    more creates per second than the host makes, which no pool can serve."""
 
     def one(_: int) -> tuple[float, object]:
         start = time.perf_counter()
@@ -179,7 +221,8 @@ def burst_creates(sandbox: type, n: int, rounds: int) -> list[float]:
 
     timings: list[float] = []
     for _ in range(rounds):
-        time.sleep(2)
+        time.sleep(1)
+        wait_for_pool(pool_metric("e2bq_sandboxd_pool_target"))
         with concurrent.futures.ThreadPoolExecutor(n) as pool:
             made = list(pool.map(one, range(n)))
         timings = [t for t, _ in made]

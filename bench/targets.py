@@ -124,3 +124,9 @@ def report(figures: dict[str, float]) -> bool:
         all_met &= met
         print(f"| {target.name} | {target.value(figures)} | {target.goal} | {'yes' if met else 'NO'} |")
     return all_met
+
+
+if __name__ == "__main__":
+    import sys
+
+    report(json.loads(Path(sys.argv[1]).read_text()))
