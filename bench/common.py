@@ -10,10 +10,15 @@ import tempfile
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # this checkout's e2bq
 
 from e2bq.launch import SandboxHostProcess, start_sandboxd
+
+if TYPE_CHECKING:
+    from e2bq import E2BToolkit
+    from e2bq.embedded import Stack
 
 
 def pct(samples: list[float], q: float) -> float:
@@ -71,3 +76,17 @@ class RedisCounter:
             fn()
         spent = self._calls() - start - self.idle_rate * (time.monotonic() - began)
         return spent / n
+
+
+@contextlib.contextmanager
+def toolkit_stack() -> Iterator[tuple[Stack, E2BToolkit, str]]:
+    """The embedded default (one threads-pool worker of 32 threads) with the environment pointed at
+    it, a toolkit, and the id of its default sandbox (made now)."""
+    from e2bq.embedded import embedded
+
+    with embedded(worker_args=("--pool", "threads", "--concurrency", "32")) as stack:
+        os.environ.update(stack.env)
+        from e2bq import E2BToolkit, SandboxManager
+
+        toolkit = E2BToolkit(SandboxManager(default_timeout=900), auto_create_default=True)
+        yield stack, toolkit, toolkit.list_managed_sandboxes()["default_sandbox_id"]

@@ -30,10 +30,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 import httpx
-from common import RedisCounter, header, ms, pct, row
+from common import RedisCounter, header, ms, pct, row, toolkit_stack
 from targets import Figures
-
-from e2bq.embedded import embedded
 
 ENVD_PORT = 49983
 INTERPRETER_PORT = 49999
@@ -100,14 +98,9 @@ def main() -> None:
     args = parser.parse_args()
     figures = Figures()
 
-    with embedded(worker_args=("--pool", "threads", "--concurrency", "32")) as stack:
-        os.environ.update(stack.env)
+    with toolkit_stack() as (stack, toolkit, sid):
         from e2b_code_interpreter import Sandbox
 
-        from e2bq import E2BToolkit, SandboxManager
-
-        toolkit = E2BToolkit(SandboxManager(default_timeout=900), auto_create_default=True)
-        sid = toolkit.list_managed_sandboxes()["default_sandbox_id"]
         app = toolkit.dispatcher.app
         queue = os.environ.get("E2BQ_QUEUE", "e2bq")
         sbx = Sandbox.connect(sid)

@@ -16,10 +16,8 @@ import concurrent.futures
 import os
 import time
 
-from common import RedisCounter, header, row, summary
+from common import RedisCounter, header, row, summary, toolkit_stack
 from targets import Figures
-
-from e2bq.embedded import embedded
 
 
 def main() -> None:
@@ -31,15 +29,10 @@ def main() -> None:
     args = parser.parse_args()
     figures = Figures()
 
-    with embedded(worker_args=("--pool", "threads", "--concurrency", "32")) as stack:
-        os.environ.update(stack.env)
+    with toolkit_stack() as (stack, toolkit, sid):
         from celery.result import AsyncResult
         from e2b_code_interpreter import Sandbox
 
-        from e2bq import E2BToolkit, SandboxManager
-
-        toolkit = E2BToolkit(SandboxManager(default_timeout=900), auto_create_default=True)
-        sid = toolkit.list_managed_sandboxes()["default_sandbox_id"]
         header("queue (client → Redis → Celery worker → sandboxd)")
         app = toolkit.dispatcher.app
         counter = RedisCounter(stack.env["E2BQ_REDIS_URL"])
