@@ -154,7 +154,7 @@ class Lane:
                 return False
             if self.sandbox_id is None:
                 try:
-                    self.sandbox_id = await self._make_sandbox()
+                    self.sandbox_id = await self._new_sandbox()
                 except Exception as exc:
                     failed = error_result(CREATE_SANDBOX, exc, None, self.ctx)
                     self._note(f"no sandbox could be made: {failed['message']}")
@@ -183,6 +183,18 @@ class Lane:
         except Exception as exc:
             gone = isinstance(translate(exc, sandbox_id), SandboxNotFoundError | ProviderError)
             return error_result(RUN_CODE, exc, sandbox_id, self.ctx), gone
+
+    async def _new_sandbox(self) -> str:
+        """A sandbox made as ``_make_sandbox`` makes it, shielded from the lane's cancel: a sandbox
+        being made when ``kill_job`` stops the lane becomes the lane's, so its stop kills it, rather
+        than living on unseen until its timeout."""
+        making = asyncio.ensure_future(self._make_sandbox())
+        try:
+            return await asyncio.shield(making)
+        except asyncio.CancelledError:
+            with contextlib.suppress(Exception):
+                self.sandbox_id = await making
+            raise
 
     async def _make_sandbox(self) -> str:
         """A sandbox for this lane on this worker's node, made as create_sandbox makes any."""
