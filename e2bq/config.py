@@ -38,6 +38,8 @@ class Settings:
     - ``E2BQ_VISIBILITY_TIMEOUT``: Redis broker's visibility timeout, seconds (300): how soon a task
       taken by a worker that died before starting it is handed out again.
     - ``E2BQ_WORKER_GRACE``: seconds a stopping worker lets running jobs finish (30; read by workers).
+    - ``E2BQ_TAKEOVER_WAIT``: seconds a job whose worker was lost waits for another worker to take
+      it over, counted from when a reader first finds it lost, before it ends ``error`` (60).
     - ``E2BQ_NODE``: the node a worker serves: the sandbox host its ``E2B_API_URL`` names (default:
       this machine's host name; read by workers of a local sandboxd).
     - ``E2BQ_NODE_URL``: that sandbox host's address as clients reach it, for ``SandboxSlot.sandbox``
@@ -62,6 +64,7 @@ class Settings:
     create_wait: float = 120.0
     visibility_timeout: int = 300
     worker_grace: float = 30.0
+    takeover_wait: float = 60.0
     transfer_chunk_bytes: int = 1024 * 1024
     transfer_window: int = 4
     e2b_api_key: str | None = None
@@ -96,6 +99,7 @@ class Settings:
             "visibility_timeout": _number(env, "E2BQ_VISIBILITY_TIMEOUT", int, minimum=1),
             "create_wait": _number(env, "E2BQ_CREATE_WAIT", float, minimum=0),
             "worker_grace": _number(env, "E2BQ_WORKER_GRACE", float, minimum=0),
+            "takeover_wait": _number(env, "E2BQ_TAKEOVER_WAIT", float, minimum=0),
             "node": env.get("E2BQ_NODE") or socket.gethostname(),
             "node_url": env.get("E2BQ_NODE_URL") or None,
             # at least two of the 2 s heartbeats, or a busy node flaps between live and lost

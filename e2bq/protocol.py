@@ -82,6 +82,7 @@ class RunCodeArgs(TypedDict):
     code: str
     job: bool
     timeout: NotRequired[float | None]  # seconds; absent or None: DEFAULT_CODE_TIMEOUT (a job: none)
+    takeover: NotRequired[int]  # a job's message sent again to take it over from a lost worker
 
 
 class RunCodeEachArgs(TypedDict):
@@ -97,6 +98,7 @@ class RunCommandArgs(TypedDict):
     command: str  # run with ``bash -l -c``
     job: bool
     timeout: NotRequired[float | None]  # seconds; absent or None: DEFAULT_COMMAND_TIMEOUT (a job: none)
+    takeover: NotRequired[int]  # a job's message sent again to take it over from a lost worker
 
 
 class TransferArgs(TypedDict):

@@ -17,7 +17,7 @@ Status = Literal["success", "error", "accepted"]
 JobStatus = Literal["running", "done", "error", "cancelled", "not_found"]
 """What ``get_job_status`` reports: a job's record status, or ``not_found``."""
 JobRecordStatus = Literal["running", "done", "error", "cancelled"]
-JobState = Literal["queued", "started"]
+JobState = Literal["queued", "started", "handed_over"]
 JobKind = Literal["code", "command", "server", "map"]
 Provider = Literal["e2b", "local"]
 NodeState = Literal["live", "lost"]
@@ -263,6 +263,9 @@ class JobRecord(TypedDict):
     result: CodeResult | CommandResult | ErrorResult | None
     node: NotRequired[str | None]  # its sandbox's node (None: E2B's cloud, or a map's many)
     output: NotRequired[str]  # the tail of its output so far
+    takeovers: NotRequired[int]  # how many times another worker took it over from a lost one
+    handed_from: NotRequired[JobState]  # its state when its worker was found lost (queued: never started)
+    lost_seen_at: NotRequired[float | None]  # when a reader first found its worker lost, untaken
     total: NotRequired[int]  # a map: its items
     done: NotRequired[int]  # a map: items that succeeded so far
     failed: NotRequired[int]  # a map: items whose result is an error so far

@@ -43,6 +43,7 @@ from e2bq.types import (
     CancelResult,
     CodeResult,
     CommandResult,
+    JobRecord,
     PortResult,
     SandboxEntry,
     SandboxEntryResult,
@@ -50,6 +51,7 @@ from e2bq.types import (
     UrlResult,
 )
 
+from . import jobwork
 from .loop import SdkLoop
 from .output import OutputTail
 from .results import command_dict, execution_dict
@@ -182,13 +184,13 @@ async def kill_sandbox(ctx: Context, args: KillSandboxArgs) -> ShutdownResult:
 async def run_code(ctx: Context, args: RunCodeArgs) -> CodeResult:
     sandbox_id = args["sandbox_id"]
     sandbox = await ctx.loop.sandbox(sandbox_id)
+    if ctx.job_id is not None:
+        return execution_dict(await jobwork.code_job(ctx, sandbox, args), sandbox_id, ctx.job_id)
     execution = await sandbox.run_code(
         args["code"],
         timeout=_sdk_timeout(ctx),
-        on_stdout=(lambda m: ctx.output(m.line)) if ctx.job_id else None,
-        on_stderr=(lambda m: ctx.output(m.line)) if ctx.job_id else None,
     )
-    return execution_dict(execution, sandbox_id, ctx.job_id)
+    return execution_dict(execution, sandbox_id, None)
 
 
 async def run_command(ctx: Context, args: RunCommandArgs) -> CommandResult:
@@ -201,9 +203,7 @@ async def run_command(ctx: Context, args: RunCommandArgs) -> CommandResult:
         except CommandExitException as exc:
             outcome = exc
         return command_dict(outcome, sandbox_id)
-    handle = await sandbox.commands.run(
-        command, background=True, timeout=0, on_stdout=ctx.output, on_stderr=ctx.output
-    )
+    handle = await jobwork.command_job(ctx, sandbox, args)
     ctx.jobs.set_pid(ctx.job_id, handle.pid)
     try:
         outcome = await handle.wait()
@@ -274,9 +274,23 @@ async def cancel_job(ctx: Context, args: CancelJobArgs) -> CancelResult:
     record = ctx.jobs.get(job_id)
     if record is None:
         raise JobNotFoundError(f"job {job_id} not found: its record expired (E2BQ_JOB_TTL) or never existed")
-    pid, sandbox_id = record["pid"], record["sandbox_id"]
     killed = False
-    if pid:
-        with contextlib.suppress(Exception):
-            killed = await kill_process(ctx, sandbox_id=sandbox_id, pid=int(pid))
+    with contextlib.suppress(Exception):  # the sandbox, or the work, is gone already
+        killed = await _stop_job_work(ctx, record)
     return {"status": "success", "job_id": job_id, "result": killed}
+
+
+async def _stop_job_work(ctx: Context, record: JobRecord) -> bool:
+    """Stop what the job runs in its sandbox: its command's process (found by pid, or by its job
+    id when its worker was lost before it recorded the pid), or its code's keyed execution."""
+    sandbox_id, job_id = record["sandbox_id"], record["job_id"]
+    if record["kind"] == "code":
+        if ctx.settings.provider != "local":
+            return False  # its worker's watch interrupts the cell; nothing outlives the worker
+        return await jobwork.stop_code_job(ctx, await ctx.loop.sandbox(sandbox_id), job_id)
+    pid = record["pid"]
+    if not pid:
+        sandbox = await ctx.loop.sandbox(sandbox_id)
+        found = [p.pid for p in await sandbox.commands.list() if p.envs.get(jobwork.JOB_ENV) == job_id]
+        pid = found[0] if found else None
+    return bool(pid) and await kill_process(ctx, sandbox_id=sandbox_id, pid=int(pid or 0))

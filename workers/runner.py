@@ -64,7 +64,7 @@ def run_operation(task: Task, operation: Operation[A, R], args: A) -> R | ErrorR
     ctx = Context(
         base.settings, base.loop, base.jobs, base.registry, base.shutdowns, job_id, bounds, worker, tail
     )
-    if job_id and not ctx.jobs.start(job_id, worker=worker):
+    if job_id and not ctx.jobs.start(job_id, worker=worker, takeover="takeover" in args):
         if not ctx.jobs.is_cancelled(job_id):
             # Its message came twice (Redis redelivers past the visibility timeout): the delivery
             # that claimed the job runs it and reports; this one leaves no trace.

@@ -95,17 +95,25 @@ class Watch:
             log.debug("could not extend sandbox %s: %s", sandbox_id, exc)
 
 
-def start_reaper(settings: Settings, stop_work: Callable[[str], object]) -> threading.Thread:
-    """A thread ending the jobs of dead workers (each worker runs one; any of them may end a job).
+def start_reaper(
+    settings: Settings, *, stop_work: Callable[[str], object], take_over: Callable[[str, int], object]
+) -> threading.Thread:
+    """A thread handing over the jobs of dead workers and ending those it cannot (each worker runs
+    one; any of them may take a job).
 
-    ``stop_work(job_id)`` is called for each, to stop what the job left running in its sandbox.
+    ``take_over(job_id, number)`` is called for each job handed over, to send its task again;
+    ``stop_work(job_id)`` for each job ended, to stop what it left running in its sandbox.
     """
 
     def reap_forever() -> None:
         jobs = JobStore(settings)
         while True:
             try:
-                for job_id in jobs.reap():
+                reaped = jobs.reap()
+                for job_id, number in reaped.handed_over:
+                    log.warning("job %s lost its worker; handing it over (takeover %d)", job_id, number)
+                    take_over(job_id, number)
+                for job_id in reaped.orphans:
                     log.warning("job %s lost its worker; ended as error, stopping its work", job_id)
                     try:
                         stop_work(job_id)

@@ -159,7 +159,7 @@ class E2BToolkit(Toolkit):
         job_id = job_id or uuid.uuid4().hex
         sandbox_id = args["sandbox_id"]
         route = self.manager.router.route(args)
-        self.jobs.create(job_id, kind, sandbox_id, self.manager.namespace, route.node)
+        self.jobs.create(job_id, kind, sandbox_id, self.manager.namespace, route.node, args=args)
         try:
             self.dispatcher.submit(task, args, task_id=job_id, route=route)
         except E2BQError as exc:

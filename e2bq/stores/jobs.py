@@ -20,7 +20,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Mapping
-from typing import Any, Literal, cast
+from typing import Any, Literal, NamedTuple, cast
 
 import redis
 
@@ -32,6 +32,7 @@ from .keys import (
     ORPHANED_JOBS,
     STARTED_JOBS,
     job_alive_key,
+    job_args_key,
     job_cancel_key,
     job_key,
     job_output_key,
@@ -59,21 +60,24 @@ redis.call('HSET', KEYS[1], unpack(ARGV, 2))
 return 1
 """
 
-# A new job's record, in one round trip: KEYS[1] = job hash; ARGV[1] = ttl; ARGV[2..] = field, value.
+# A new job's record and its task's arguments, in one round trip: KEYS = job hash, args key;
+# ARGV[1] = ttl, ARGV[2] = the arguments' JSON ('' for none); ARGV[3..] = field, value.
 # Returns 0, writing nothing, when the id is taken.
 _CREATE = """
 if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
-redis.call('HSET', KEYS[1], unpack(ARGV, 2))
+redis.call('HSET', KEYS[1], unpack(ARGV, 3))
 redis.call('EXPIRE', KEYS[1], ARGV[1])
+if ARGV[2] ~= '' then redis.call('SET', KEYS[2], ARGV[2], 'EX', ARGV[1]) end
 return 1
 """
 
-# A worker took the job's message (receive) or starts it (start), in one round trip.
-# KEYS: job hash, cancel flag, alive key, started set; ARGV[1] = job id, ARGV[2] = worker,
-# ARGV[3] = heartbeat ttl, ARGV[4] = 'receive' or 'start', ARGV[5..] = the claim's field, value pairs.
-# Receive beats and watches an existing job (1; 0: no job). Start leaves a cancelled job alone
-# (-2); else it beats and watches it whatever the claim's outcome (the lanes of a map all start
-# its job), then claims it: 1 when this call moved it from queued to started, else 0 or -1.
+# A worker took the job's message (receive) or starts it (start; resume: takes it over), in one
+# round trip. KEYS: job hash, cancel flag, alive key, started set; ARGV[1] = job id, ARGV[2] =
+# worker, ARGV[3] = heartbeat ttl, ARGV[4] = 'receive', 'start' or 'resume', ARGV[5..] = the claim's
+# field, value pairs. Receive beats and watches an existing job (1; 0: no job). Start and resume
+# leave a cancelled job alone (-2); else they beat and watch it whatever the claim's outcome (the
+# lanes of a map all start its job), then claim it: 1 when this call moved it from queued (resume:
+# handed over) to started, else 0 or -1.
 _TAKE = """
 if ARGV[4] == 'receive' then
   if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
@@ -86,7 +90,9 @@ if ARGV[4] == 'receive' then return 1 end
 local status = redis.call('HGET', KEYS[1], 'status')
 if not status then return 0 end
 if status == '"done"' or status == '"error"' or status == '"cancelled"' then return -1 end
-if redis.call('HGET', KEYS[1], 'state') ~= '"queued"' then return -1 end
+local expected = '"queued"'
+if ARGV[4] == 'resume' then expected = '"handed_over"' end
+if redis.call('HGET', KEYS[1], 'state') ~= expected then return -1 end
 redis.call('HSET', KEYS[1], unpack(ARGV, 5))
 return 1
 """
@@ -105,6 +111,34 @@ return 1
 """
 
 
+# Hand a job whose worker is lost over to another worker: KEYS = job hash, alive key, cancel flag;
+# ARGV[1] = most takeovers, ARGV[2] = how long the job waits for its new worker (seconds).
+# Returns the takeover's number; 0 when the job ended, is cancelled or is attended (its alive key
+# is back: its worker lives, or another reaper just handed it over); -1 when takeovers are spent.
+_HANDOVER = """
+if redis.call('HGET', KEYS[1], 'status') ~= '"running"' then return 0 end
+if redis.call('EXISTS', KEYS[2]) == 1 or redis.call('EXISTS', KEYS[3]) == 1 then return 0 end
+local n = tonumber(redis.call('HGET', KEYS[1], 'takeovers') or '0') + 1
+if n > tonumber(ARGV[1]) then return -1 end
+local state = redis.call('HGET', KEYS[1], 'state')
+if state == '"handed_over"' then state = redis.call('HGET', KEYS[1], 'handed_from') end
+redis.call('HSET', KEYS[1], 'state', '"handed_over"', 'handed_from', state, 'takeovers', tostring(n),
+  'lost_seen_at', 'null', 'worker', 'null')
+redis.call('SET', KEYS[2], 'handover', 'EX', ARGV[2])
+return n
+"""
+MAX_TAKEOVERS = 5  # a job whose workers die this many times under it ends as lost
+TAKEN_OVER_KINDS = frozenset({"code", "command"})  # a map's lanes take over from each other
+
+
+class Reaped(NamedTuple):
+    """What a reaper's round found: jobs ended whose work is to be stopped, and jobs handed over
+    (id, takeover number) whose task is to be sent again."""
+
+    orphans: list[str]
+    handed_over: list[tuple[str, int]]
+
+
 def _encode(fields: dict[str, Any]) -> list[str]:
     flat: list[str] = []
     for name, value in fields.items():
@@ -120,13 +154,21 @@ class JobStore:
         self._create = self.redis.register_script(_CREATE)
         self._take = self.redis.register_script(_TAKE)
         self._finish = self.redis.register_script(_FINISH)
+        self._handover = self.redis.register_script(_HANDOVER)
         self.nodes = NodeStore(settings, self.redis)
 
     @translates_errors
     def create(
-        self, job_id: str, kind: JobKind, sandbox_id: str, namespace: str, node: str | None = None
+        self,
+        job_id: str,
+        kind: JobKind,
+        sandbox_id: str,
+        namespace: str,
+        node: str | None = None,
+        args: Mapping[str, object] | None = None,
     ) -> JobRecord:
-        """Record a new queued job (for a sandbox on ``node``); a job id can be used once."""
+        """Record a new queued job (for a sandbox on ``node``); a job id can be used once. ``args``,
+        its task's arguments, are kept with it to send the task again should its worker be lost."""
         record: JobRecord = {
             "job_id": job_id,
             "status": "running",
@@ -144,7 +186,11 @@ class JobStore:
             "message": "",
             "node": node,
         }
-        created = self._create(keys=[job_key(job_id)], args=[self.settings.job_ttl, *_encode(dict(record))])
+        kept = json.dumps(dict(args)) if args is not None else ""
+        created = self._create(
+            keys=[job_key(job_id), job_args_key(job_id)],
+            args=[self.settings.job_ttl, kept, *_encode(dict(record))],
+        )
         if not created:
             raise InvalidInputError(f"job id {job_id!r} is already in use: pick another or omit it")
         return record
@@ -176,15 +222,26 @@ class JobStore:
         self._take_job(job_id, worker, "receive")
 
     @translates_errors
-    def start(self, job_id: str, worker: str) -> bool:
+    def start(self, job_id: str, worker: str, *, takeover: bool = False) -> bool:
         """Claim the job for ``worker``: False when it was cancelled, ended or already started
-        meanwhile (its message was delivered twice): then this delivery must not run it.
+        meanwhile (its message was delivered twice): then this delivery must not run it. With
+        ``takeover``, claim a job handed over from a lost worker (see :meth:`reap`) instead.
         One round trip (cancel check, heartbeat, watch and claim together)."""
         claim = {"state": "started", "started_at": time.time(), "worker": worker}
-        return self._take_job(job_id, worker, "start", claim) == 1
+        return self._take_job(job_id, worker, "resume" if takeover else "start", claim) == 1
+
+    @translates_errors
+    def args(self, job_id: str) -> dict[str, Any] | None:
+        """The arguments of the job's task, as its client sent them (None: not kept)."""
+        raw = self.redis.get(job_args_key(job_id))
+        return json.loads(raw) if raw else None
 
     def _take_job(
-        self, job_id: str, worker: str, step: Literal["receive", "start"], claim: dict[str, Any] | None = None
+        self,
+        job_id: str,
+        worker: str,
+        step: Literal["receive", "start", "resume"],
+        claim: dict[str, Any] | None = None,
     ) -> int:
         keys = [job_key(job_id), job_cancel_key(job_id), job_alive_key(job_id), STARTED_JOBS]
         args: list[str | float] = [job_id, worker, self.settings.heartbeat_ttl, step, *_encode(claim or {})]
@@ -242,8 +299,14 @@ class JobStore:
 
     @translates_errors
     def end_if_lost(self, job_id: str) -> bool:
-        """End the job as ``error`` if the worker that took it stopped beating; True if this call
-        ended it. A job ended so after it started is left for a reaper to stop its work."""
+        """End the job as ``error`` if the worker that took it stopped beating and nobody takes it
+        over; True if this call ended it. A job ended so after it started is left for a reaper to
+        stop its work.
+
+        A code or command job is not ended at once: a worker's reaper hands it over to another
+        worker (:meth:`reap`), which re-attaches to its work. Only when no worker has taken it
+        for ``takeover_wait`` seconds after a reader first found it lost (no worker is left to
+        reap), or its takeovers are spent, does it end here."""
         record = self.get(job_id)
         if record is None or record["status"] != "running":
             return False
@@ -253,9 +316,11 @@ class JobStore:
             return self.finish(job_id, "error", None, f"the job's {lost_message(node)}")
         if not self._lost(record):
             return False
-        if record["state"] != "started":
+        if self._can_take_over(record) and not self._unattended(record):
+            return False
+        if _never_started(record):
             return self.finish(job_id, "error", None, LOST_BEFORE_START)
-        if not self.finish(job_id, "error", None, LANES_LOST if record["kind"] == "map" else LOST):
+        if not self.finish(job_id, "error", None, _lost_message(record, self.settings.takeover_wait)):
             return False
         self.orphan(job_id)
         return True
@@ -271,24 +336,65 @@ class JobStore:
             return False  # still waiting in the queue: no worker has it
         return not self.redis.exists(job_alive_key(job_id))
 
+    @staticmethod
+    def _can_take_over(record: JobRecord) -> bool:
+        return record["kind"] in TAKEN_OVER_KINDS and record.get("takeovers", 0) < MAX_TAKEOVERS
+
+    def _unattended(self, record: JobRecord) -> bool:
+        """Whether a lost job has waited ``takeover_wait`` seconds for a new worker since a reader
+        first found it lost (noted now if this is the first time)."""
+        seen = record.get("lost_seen_at")
+        if seen is None:
+            self._apply(record["job_id"], {"lost_seen_at": time.time()})
+            return False
+        return time.time() - seen > self.settings.takeover_wait
+
     @translates_errors
     def orphan(self, job_id: str) -> None:
         """Leave the job's work to be stopped by a reaper (see :meth:`reap`)."""
         self.redis.sadd(ORPHANED_JOBS, job_id)
 
     @translates_errors
-    def reap(self) -> list[str]:
-        """End every watched job whose worker is gone; return the ids of the jobs ended so, here or
-        elsewhere, whose work is still to be stopped (each id is returned to one caller only)."""
+    def reap(self) -> Reaped:
+        """Hand over every watched code or command job whose worker is gone, and end the others;
+        return the jobs handed over (their task is to be sent again, with the takeover's number)
+        and the ids of jobs ended so, here or elsewhere, whose work is still to be stopped (each id
+        is returned to one caller only)."""
+        handed_over: list[tuple[str, int]] = []
         for reply in self.redis.smembers(STARTED_JOBS):
             job_id = text(reply)
             record = self.get(job_id)
             if record is None or record["status"] != "running":
                 self.redis.srem(STARTED_JOBS, job_id)
-            else:
-                self.end_if_lost(job_id)
+                continue
+            node = record.get("node")
+            if self._can_take_over(record) and self._lost(record) and not (node and self.nodes.lost(node)):
+                keys = [job_key(job_id), job_alive_key(job_id), job_cancel_key(job_id)]
+                number = int(self._handover(keys=keys, args=[MAX_TAKEOVERS, 4 * self.settings.heartbeat_ttl]))
+                if number > 0:
+                    handed_over.append((job_id, number))
+                    continue
+            self.end_if_lost(job_id)
         pipe = self.redis.pipeline()  # a transaction: two reapers never both take an orphan
         pipe.smembers(ORPHANED_JOBS)
         pipe.delete(ORPHANED_JOBS)
         orphans, _ = pipe.execute()
-        return sorted(orphans)
+        return Reaped(sorted(orphans), handed_over)
+
+
+def _never_started(record: JobRecord) -> bool:
+    """Whether the job's work surely never started in its sandbox (no worker started it)."""
+    state = record["state"]
+    if state == "handed_over":
+        state = record.get("handed_from", state)
+    return state != "started"
+
+
+def _lost_message(record: JobRecord, takeover_wait: float) -> str:
+    if record["kind"] == "map":
+        return LANES_LOST
+    if record["kind"] in TAKEN_OVER_KINDS and record.get("takeovers", 0) >= MAX_TAKEOVERS:
+        return f"{LOST}; it was taken over {MAX_TAKEOVERS} times and lost each time"
+    if record["kind"] in TAKEN_OVER_KINDS:
+        return f"{LOST}; no worker took it over within {takeover_wait:g} s (E2BQ_TAKEOVER_WAIT)"
+    return LOST

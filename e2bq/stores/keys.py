@@ -58,6 +58,11 @@ def job_output_key(job_id: str) -> str:
     return f"e2bq:job:{job_id}:output"
 
 
+def job_args_key(job_id: str) -> str:
+    """The arguments of a job's task, kept to send it again when its worker is lost."""
+    return f"e2bq:job:{job_id}:args"
+
+
 def job_cancel_key(job_id: str) -> str:
     return f"e2bq:job:{job_id}:cancel"
 

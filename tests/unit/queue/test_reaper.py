@@ -1,14 +1,16 @@
-"""Lost workers: a job whose worker stopped beating ends ``error``, by a reaper or an explicit check,
-and the work a started one left running is handed to exactly one reaper to stop."""
+"""Lost workers: a code or command job whose worker stopped beating is handed over to another worker
+by a reaper, once; a job nobody takes over, or lost time after time, ends ``error`` — and the work
+a started one left running is handed to exactly one reaper to stop."""
 
 from __future__ import annotations
 
 import uuid
+from dataclasses import replace
 
 import redis
 
 from e2bq.config import Settings
-from e2bq.stores.jobs import LANES_LOST, LOST, LOST_BEFORE_START, JobStore
+from e2bq.stores.jobs import LANES_LOST, LOST, LOST_BEFORE_START, MAX_TAKEOVERS, JobStore, Reaped
 from e2bq.stores.keys import STARTED_JOBS, job_alive_key
 from tests.procs import wait_for
 
@@ -32,9 +34,7 @@ def die(raw: redis.Redis, job_id: str) -> None:
     raw.delete(job_alive_key(job_id))
 
 
-def test_the_reaper_ends_jobs_whose_worker_died_and_hands_out_their_work_once(
-    settings: Settings, raw: redis.Redis
-) -> None:
+def test_the_reaper_hands_over_jobs_whose_worker_died_once(settings: Settings, raw: redis.Redis) -> None:
     jobs = JobStore(settings)
     started, taken, queued, alive = (new_job(jobs) for _ in range(4))
     jobs.start(started, worker="w-dead")
@@ -43,29 +43,72 @@ def test_the_reaper_ends_jobs_whose_worker_died_and_hands_out_their_work_once(
     die(raw, started)
     die(raw, taken)
 
-    # A started job has a heartbeat's grace after its start; the reaper ends it once that passed.
-    def reaped() -> list[str] | None:
+    # A started job has a heartbeat's grace after its start; the reaper hands it over once that passed.
+    handed: list[tuple[str, int]] = []
+
+    def reaped() -> bool:
         jobs.heartbeat(alive, "w-alive")  # the live worker keeps beating meanwhile
-        orphans = jobs.reap()
-        return orphans or None
+        round_ = jobs.reap()
+        assert round_.orphans == []  # nothing is ended: both are taken over
+        handed.extend(round_.handed_over)
+        return {job for job, _ in handed} == {started, taken}
 
-    assert wait_for(reaped, 10, "the reaper to end the started job") == [started]
-    assert jobs.reap() == []  # handed out once
-    assert status(jobs, started) == ("error", LOST)
-    assert status(jobs, taken) == ("error", LOST_BEFORE_START)
+    wait_for(reaped, 10, "the reaper to hand over both jobs")
+    assert sorted(handed) == sorted([(started, 1), (taken, 1)])  # each handed over once
+    assert jobs.reap() == Reaped([], [])  # and not again while its new worker is due
+    for job_id, was in ((started, "started"), (taken, "queued")):
+        record = jobs.get(job_id)
+        assert record is not None
+        assert (record["status"], record["state"]) == ("running", "handed_over")
+        assert record.get("handed_from") == was
+        assert record.get("takeovers") == 1
     assert status(jobs, queued) == status(jobs, alive) == ("running", "")
-    assert set(raw.smembers(STARTED_JOBS)) == {alive}
 
 
-def test_a_job_taken_by_a_dead_worker_ends_when_it_is_checked(settings: Settings, raw: redis.Redis) -> None:
+def test_a_job_handed_over_is_claimed_once_and_never_by_its_first_message(
+    settings: Settings, raw: redis.Redis
+) -> None:
     jobs = JobStore(settings)
     job_id = new_job(jobs)
     jobs.receive(job_id, worker="w-dead")
     die(raw, job_id)
-    assert jobs.end_if_lost(job_id)
-    assert not jobs.end_if_lost(job_id)  # ended once
-    assert status(jobs, job_id) == ("error", LOST_BEFORE_START)
-    assert jobs.reap() == []  # nothing ran, so nothing is left to stop
+    assert jobs.reap().handed_over == [(job_id, 1)]
+    assert not jobs.start(job_id, worker="w-late")  # the first message, delivered again: not run
+    assert jobs.start(job_id, worker="w-new", takeover=True)
+    assert not jobs.start(job_id, worker="w-other", takeover=True)  # a second takeover message
+    record = jobs.get(job_id)
+    assert record is not None and (record["state"], record["worker"]) == ("started", "w-new")
+
+
+def test_a_job_lost_time_after_time_ends_once_its_takeovers_are_spent(
+    settings: Settings, raw: redis.Redis
+) -> None:
+    jobs = JobStore(settings)
+    job_id = new_job(jobs)
+    jobs.receive(job_id, worker="w-dead")
+    for number in range(1, MAX_TAKEOVERS + 1):
+        die(raw, job_id)
+        assert jobs.reap().handed_over == [(job_id, number)]
+    die(raw, job_id)
+    assert jobs.reap() == Reaped([], [])  # never started: nothing is left to stop
+    state, message = status(jobs, job_id)
+    assert state == "error" and message == LOST_BEFORE_START
+
+
+def test_a_reader_ends_a_lost_job_nobody_takes_over(settings: Settings, raw: redis.Redis) -> None:
+    jobs = JobStore(replace(settings, takeover_wait=0.2))
+    started, taken = new_job(jobs), new_job(jobs)
+    jobs.receive(taken, worker="w-dead")
+    raw.hset(f"e2bq:job:{started}", mapping={"state": '"started"', "started_at": "0"})
+    raw.sadd(STARTED_JOBS, started)
+    for job_id in (started, taken):
+        die(raw, job_id)
+        assert not jobs.end_if_lost(job_id)  # first seen lost: a reaper may still take it over
+    wait_for(lambda: jobs.end_if_lost(started) and jobs.end_if_lost(taken), 10, "the takeover wait to pass")
+    state, message = status(jobs, started)
+    assert state == "error" and message.startswith(LOST) and "E2BQ_TAKEOVER_WAIT" in message
+    assert status(jobs, taken) == ("error", LOST_BEFORE_START)
+    assert jobs.reap().orphans == [started]  # its work is stopped by one reaper; nothing ran for the other
 
 
 def test_a_live_or_queued_job_is_not_lost(settings: Settings) -> None:
@@ -75,7 +118,7 @@ def test_a_live_or_queued_job_is_not_lost(settings: Settings) -> None:
     assert not jobs.end_if_lost(queued)
     assert not jobs.end_if_lost(taken)
     assert not jobs.end_if_lost("no-such-job")
-    assert jobs.reap() == []
+    assert jobs.reap() == Reaped([], [])
     assert status(jobs, queued) == status(jobs, taken) == ("running", "")
 
 
@@ -85,7 +128,7 @@ def test_a_job_ended_elsewhere_leaves_the_reapers_watch(settings: Settings, raw:
     jobs.start(job_id, worker="w1")
     raw.hset(f"e2bq:job:{job_id}", "status", '"done"')  # ended by a writer that did not tidy up
     raw.sadd(STARTED_JOBS, job_id)
-    assert jobs.reap() == []
+    assert jobs.reap() == Reaped([], [])
     assert not raw.sismember(STARTED_JOBS, job_id)
 
 

@@ -3,6 +3,13 @@
 A process belongs to the sandbox, not to the stream that started it: closing the stream (the SDK's
 60 s deadline, a client that went away) leaves it running, and ``Connect`` by pid or tag picks its
 events up again. Each process leads its own process group, so a signal reaches its children too.
+
+e2bq's background command jobs carry their job's id in the variable ``E2BQ_JOB_ID`` (an extension
+of E2B's API; other processes are served exactly as E2B's envd serves them). Such a process is
+started once per id: a second ``Start`` with the same id follows the process the first one started
+— the worker that takes a job over after its worker died cannot run the command twice — and for
+``RETAIN`` seconds after it ended, ``Connect`` by its pid and ``Start`` with its id still answer
+with its end (its exit code), which the job would otherwise lose.
 """
 
 from __future__ import annotations
@@ -12,6 +19,7 @@ import base64
 import contextlib
 import os
 import signal
+import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -30,6 +38,8 @@ _READ_CHUNK = 64 * 1024
 _DRAIN_AFTER_EXIT = 0.5  # seconds to read what a finished process's orphans still write
 KEEPALIVE: Message = {"event": {"keepalive": {}}}
 TRUNCATED = b"\n[e2bq: output truncated]\n"
+JOB_MARKER = "E2BQ_JOB_ID"
+RETAIN = 900.0  # seconds an ended job process's end is kept for a late re-attach
 
 
 @dataclass
@@ -43,6 +53,8 @@ class _Process:
     end: Message | None = None
     output_bytes: int = 0
     done: asyncio.Event = field(default_factory=asyncio.Event)
+    job: str | None = None  # its E2BQ_JOB_ID
+    ended_at: float | None = None
 
     def info(self) -> Message:
         info: Message = {"config": self.config, "pid": self.pid}
@@ -69,6 +81,13 @@ class _Process:
             await self.publish({"event": {"data": {kind: base64.b64encode(chunk).decode()}}})
 
 
+def _job_of(message: Message) -> str | None:
+    """The E2BQ_JOB_ID a Start request's process carries, if any."""
+    envs = (message.get("process") or {}).get("envs") or {}
+    job = envs.get(JOB_MARKER) if isinstance(envs, dict) else None
+    return str(job) if job else None
+
+
 def _end_event(returncode: int) -> Message:
     end: Message = {"exited": returncode >= 0}
     if returncode >= 0:
@@ -88,6 +107,8 @@ class ProcessService:
     def __init__(self, config: AgentConfig) -> None:
         self.config = config
         self.processes: dict[int, _Process] = {}
+        self.jobs: dict[str, _Process] = {}  # job processes by E2BQ_JOB_ID, running or ended lately
+        self._job_starts = asyncio.Lock()
 
     def routes(self) -> list[BaseRoute]:
         prefix = "/process.Process/"
@@ -111,7 +132,14 @@ class ProcessService:
     async def start(self, message: Message, _: Request) -> AsyncIterator[Message]:
         if message.get("pty"):
             raise ConnectError("unimplemented", "PTY sessions are not supported by this host")
-        process = await self._spawn(message)
+        job = _job_of(message)
+        if job is None:
+            process = await self._spawn(message)
+        else:
+            async with self._job_starts:  # two starts of one job: the second follows the first's
+                self._prune()
+                process = self.jobs.get(job) or await self._spawn(message)
+                process.job, self.jobs[job] = job, process
         async for event in self._follow(process):
             yield event
 
@@ -178,6 +206,7 @@ class ProcessService:
         for task in pending:  # orphans that keep the pipe open must not hold the end back
             task.cancel()
         process.end = _end_event(returncode)
+        process.ended_at = time.monotonic()
         self.processes.pop(process.pid, None)
         await process.publish(process.end)
         process.done.set()
@@ -187,7 +216,7 @@ class ProcessService:
     def _select(self, message: Message) -> _Process:
         selector: dict[str, Any] = message.get("process") or {}
         if "pid" in selector:
-            process = self.processes.get(int(selector["pid"]))
+            process = self.processes.get(int(selector["pid"])) or self._ended_job(int(selector["pid"]))
             if process is None:
                 raise ConnectError("not_found", f"process with pid {selector['pid']} not found")
             return process
@@ -197,6 +226,18 @@ class ProcessService:
                     return process
             raise ConnectError("not_found", f"process with tag {selector['tag']} not found")
         raise ConnectError("invalid_argument", "process.pid or process.tag is required")
+
+    def _ended_job(self, pid: int) -> _Process | None:
+        """The job process with ``pid`` that ended last, if its end is still kept."""
+        self._prune()
+        ended = [p for p in self.jobs.values() if p.pid == pid and p.ended_at is not None]
+        return max(ended, key=lambda p: p.ended_at or 0.0, default=None)
+
+    def _prune(self) -> None:
+        now = time.monotonic()
+        for job, process in list(self.jobs.items()):
+            if process.ended_at is not None and now - process.ended_at > RETAIN:
+                del self.jobs[job]
 
     async def list(self, _: Message) -> Message:
         return {"processes": [p.info() for p in self.processes.values()]}

@@ -28,6 +28,7 @@ from ..errors import ConnectError, HTTPError, KernelError
 from ..paths import resolve
 from .adoption import Adoptable, wait_for_kernel
 from .contexts import LANGUAGES, Context, normalize_language
+from .detached import DetachedExecutions
 from .execution import Execution, ExecutionResponse
 from .kernels import Kernel, kernel_env
 
@@ -44,9 +45,11 @@ class InterpreterService:
         self._runtime_dir: Path | None = None
         self._zmq: zmq.asyncio.Context | None = None
         self._adoptable = True
+        self.detached = DetachedExecutions(self._resolve, max_output_bytes=config.max_output_bytes)
 
     def routes(self) -> list[BaseRoute]:
         return [
+            *self.detached.routes(),
             Route("/execute", self._execute, methods=["POST"]),
             Route("/contexts", self._create_context, methods=["POST"]),
             Route("/contexts", self._list_contexts, methods=["GET"]),
@@ -132,15 +135,17 @@ class InterpreterService:
             raise HTTPError(404, f"Context {context_id} not found")
         return context
 
+    async def _resolve(self, body: dict[str, Any]) -> tuple[str, Context, dict[str, str] | None]:
+        """The code, context and env_vars an execute request's body names. Raises HTTPError."""
+        code, context_id, language, env_vars = _execute_arguments(body)
+        if context_id is not None:
+            return code, self._context(context_id), env_vars
+        _supported(language)
+        return code, await self.default_context(), env_vars
+
     async def _execute(self, request: Request) -> Response:
         try:
-            body = await _json_object(request)
-            code, context_id, language, env_vars = _execute_arguments(body)
-            if context_id is not None:
-                context = self._context(context_id)
-            else:
-                _supported(language)
-                context = await self.default_context()
+            code, context, env_vars = await self._resolve(await _json_object(request))
         except HTTPError as exc:
             return exc.response()
         execution = Execution(context, code, env_vars=env_vars, max_output_bytes=self.config.max_output_bytes)
