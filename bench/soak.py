@@ -1,20 +1,20 @@
 """Soak: background jobs on three workers while workers are SIGKILLed and replaced.
 
 Runs the embedded stack (private Redis, sandboxd, three threads-pool workers) and submits 1,000
-background jobs: ``run_python_code_background("1+1")``, ``run_command_background("true")`` and a few
-``sleep 2``. While they run, it SIGKILLs a random worker three times (as the jobs ended pass 25%, 50%
-and 75%) and starts a replacement each time. Then it waits, with a deadline, until no job is
-``running``, and prints what became of every job. Every job must end: ``running`` and ``missing``
-must be 0, and the only errors are jobs whose worker was killed under them ("worker lost").
+background jobs, commands and code, each of which appends a line naming it to ``~/effects`` in its
+sandbox: most at once, one in 25 after a 2 s sleep (a kill is likely to catch those running), and
+one in 100 after a 60 s sleep, killed on purpose with ``kill_job`` once everything is submitted.
+While they run, it SIGKILLs a random worker three times (as the jobs ended pass 25%, 50% and 75%)
+and starts a replacement each time. Then it waits, with a deadline, until no job is ``running``,
+reads every sandbox's ``~/effects`` and prints what became of every job and its line.
 
-A worker killed after taking a job's message but before acknowledging it leaves that message to
-the broker, which hands it out again after its visibility timeout: the soak sets
-E2BQ_VISIBILITY_TIMEOUT to 30 s (unless set) so that such a job runs within the deadline.
+What must hold: no job ``running`` or missing; no job ended ``error`` (a job whose worker died is
+taken over by another worker, which re-attaches to its work); every ``done`` job's line appears
+exactly once (a takeover never runs the work again), and a killed job's line never appears.
 
-    python bench/soak.py [--jobs 1000] [--kills 3] [--workers 3] [--deadline 300]
+    python bench/soak.py [--jobs 1000] [--kills 3] [--workers 3] [--deadline 400]
 
-Takes a few minutes on 2 cores; exits non-zero when a job is left running, missing, or failed
-otherwise.
+Takes a few minutes on 2 cores; exits non-zero when any of that does not hold.
 """
 
 from __future__ import annotations
@@ -34,20 +34,38 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # this checkout
 from e2bq.embedded import Stack, embedded
 from e2bq.launch import WorkerProcess
 
-SLEEPER_EVERY = 50  # one job in this many is a `sleep 2`, which a kill is likely to catch running
+SLEEPER_EVERY = 25  # one job in this many sleeps 2 s first: a kill is likely to catch it running
+KILLED_EVERY = 100  # one job in this many sleeps 60 s first, and is killed on purpose
 
 
 def job_kind(index: int) -> str:
-    if index % SLEEPER_EVERY == SLEEPER_EVERY // 2:
-        return "sleep 2"
-    return "code 1+1" if index % 2 else "command true"
+    language = "code" if index % 2 else "command"
+    if index % KILLED_EVERY == KILLED_EVERY // 2:
+        return f"{language} killed"
+    if index % SLEEPER_EVERY == SLEEPER_EVERY // 3:
+        return f"{language} sleeps"
+    return language
 
 
-def submit(toolkit: Any, kind: str, sandbox_id: str) -> dict[str, Any]:
-    if kind == "code 1+1":
-        return dict(toolkit.run_python_code_background("1+1", sandbox_id=sandbox_id))
-    command = "sleep 2" if kind == "sleep 2" else "true"
+def submit(toolkit: Any, kind: str, index: int, sandbox_id: str) -> dict[str, Any]:
+    """Submit job ``index``: it appends the line ``j<index>`` to ~/effects, after a sleep for some."""
+    pause = 60 if kind.endswith("killed") else 2 if kind.endswith("sleeps") else 0
+    if kind.startswith("code"):
+        code = f"import time\ntime.sleep({pause})\nopen('/home/user/effects', 'a').write('j{index}\\n')"
+        return dict(toolkit.run_python_code_background(code, sandbox_id=sandbox_id))
+    command = f"sleep {pause}; echo j{index} >> ~/effects" if pause else f"echo j{index} >> ~/effects"
     return dict(toolkit.run_command_background(command, sandbox_id=sandbox_id))
+
+
+def effects(toolkit: Any, sandboxes: list[str]) -> collections.Counter[str]:
+    """How many times each job's line appears in the sandboxes' ~/effects."""
+    lines: collections.Counter[str] = collections.Counter()
+    for sandbox_id in sandboxes:
+        read = toolkit.run_command("cat ~/effects 2>/dev/null || true", sandbox_id=sandbox_id)
+        if read.get("status") != "success":
+            raise SystemExit(f"cannot read the effects in {sandbox_id}: {read.get('message')}")
+        lines.update(read["stdout"].split())
+    return lines
 
 
 def live_workers(stack: Stack) -> list[WorkerProcess]:
@@ -78,7 +96,7 @@ def main() -> int:
     parser.add_argument("--kills", type=int, default=3)
     parser.add_argument("--workers", type=int, default=3)
     parser.add_argument("--sandboxes", type=int, default=3)
-    parser.add_argument("--deadline", type=float, default=300, help="seconds to wait for every job to end")
+    parser.add_argument("--deadline", type=float, default=400, help="seconds to wait for every job to end")
     parser.add_argument("--seed", type=int, default=None)
     args = parser.parse_args()
     rng = random.Random(args.seed)
@@ -97,16 +115,21 @@ def main() -> int:
 
         began = time.monotonic()
         kinds: dict[str, str] = {}
+        lines: dict[str, str] = {}  # job id -> the line it appends
         refused: collections.Counter[str] = collections.Counter()
         for index in range(args.jobs):
             kind = job_kind(index)
-            accepted = submit(toolkit, kind, sandboxes[index % len(sandboxes)])
+            accepted = submit(toolkit, kind, index, sandboxes[index % len(sandboxes)])
             if accepted.get("status") == "accepted":
                 kinds[accepted["job_id"]] = kind
+                lines[accepted["job_id"]] = f"j{index}"
             else:
                 refused[str(accepted.get("message"))] += 1
         submitted_in = time.monotonic() - began
         print(f"  submitted {len(kinds)} in {submitted_in:.1f} s ({len(kinds) / submitted_in:.0f}/s)")
+        killed_on_purpose = [job_id for job_id, kind in kinds.items() if kind.endswith("killed")]
+        for job_id in killed_on_purpose:
+            toolkit.kill_job(job_id)
 
         thresholds = [(k + 1) / (args.kills + 1) for k in range(args.kills)]
         deadline = time.monotonic() + args.deadline
@@ -133,6 +156,8 @@ def main() -> int:
                 break
             time.sleep(0.5)
         took = time.monotonic() - began
+        appeared = effects(toolkit, sandboxes)
+        records = {job_id: toolkit.jobs.get(job_id) or {} for job_id in kinds}
 
     counts = collections.Counter(outcomes.values())
     by_kind = collections.Counter((kinds[j], o) for j, o in outcomes.items() if o != "done")
@@ -148,7 +173,22 @@ def main() -> int:
     if by_kind:
         print("  not done, by kind:   " + ", ".join(f"{k} {o}: {n}" for (k, o), n in sorted(by_kind.items())))
     print(f"  took                 {took:.1f} s until no job was running")
-    ok = not refused and counts["running"] == 0 and counts["missing"] == 0 and counts["error"] == 0
+    taken_over = sum(1 for record in records.values() if record.get("takeovers"))
+    once = sum(1 for j, o in outcomes.items() if o == "done" and appeared[lines[j]] == 1)
+    twice = sum(1 for j in kinds if appeared[lines[j]] > 1)
+    never = sum(1 for j, o in outcomes.items() if o == "done" and appeared[lines[j]] == 0)
+    killed_ran = sum(1 for j in killed_on_purpose if appeared[lines[j]])
+    print(f"  taken over           {taken_over}   (jobs whose worker died under them)")
+    print(f"  effects exactly once {once} of {counts['done']} done jobs")
+    print(f"  duplicate effects    {twice}   (must be 0)")
+    print(f"  done, no effect      {never}   (must be 0)")
+    print(f"  killed, yet ran      {killed_ran} of {len(killed_on_purpose)} killed on purpose   (must be 0)")
+    ok = (
+        not refused
+        and counts["running"] == counts["missing"] == counts["error"] == lost == 0
+        and twice == never == killed_ran == 0
+        and counts["cancelled"] == len(killed_on_purpose)
+    )
     return 0 if ok else 1
 
 
