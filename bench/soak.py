@@ -3,7 +3,7 @@
 Runs the embedded stack (private Redis, sandboxd, three threads-pool workers) and submits 1,000
 background jobs, commands and code, each of which appends a line naming it to ``~/effects`` in its
 sandbox: most at once, one in 25 after a 2 s sleep (a kill is likely to catch those running), and
-one in 100 after a 60 s sleep, killed on purpose with ``kill_job`` once everything is submitted.
+two in 100 after a 60 s sleep, killed on purpose with ``kill_job`` once everything is submitted.
 While they run, it SIGKILLs a random worker three times (as the jobs ended pass 25%, 50% and 75%)
 and starts a replacement each time. Then it waits, with a deadline, until no job is ``running``,
 reads every sandbox's ``~/effects`` and prints what became of every job and its line.
@@ -35,12 +35,12 @@ from e2bq.embedded import Stack, embedded
 from e2bq.launch import WorkerProcess
 
 SLEEPER_EVERY = 25  # one job in this many sleeps 2 s first: a kill is likely to catch it running
-KILLED_EVERY = 100  # one job in this many sleeps 60 s first, and is killed on purpose
+KILLED_EVERY = 100  # two jobs in this many sleep 60 s first, and are killed on purpose
 
 
 def job_kind(index: int) -> str:
     language = "code" if index % 2 else "command"
-    if index % KILLED_EVERY == KILLED_EVERY // 2:
+    if index % KILLED_EVERY in (KILLED_EVERY // 2, KILLED_EVERY // 2 + 1):
         return f"{language} killed"
     if index % SLEEPER_EVERY == SLEEPER_EVERY // 3:
         return f"{language} sleeps"
@@ -183,6 +183,13 @@ def main() -> int:
     print(f"  duplicate effects    {twice}   (must be 0)")
     print(f"  done, no effect      {never}   (must be 0)")
     print(f"  killed, yet ran      {killed_ran} of {len(killed_on_purpose)} killed on purpose   (must be 0)")
+    for job_id, kind in kinds.items():
+        seen, record = appeared[lines[job_id]], records[job_id]
+        if seen > 1 or (outcomes[job_id] == "done") != bool(seen):
+            print(
+                f"    {job_id} {kind} {lines[job_id]} x{seen}: {outcomes[job_id]}, takeovers "
+                f"{record.get('takeovers', 0)} from {record.get('handed_from')} by {record.get('worker')}"
+            )
     ok = (
         not refused
         and counts["running"] == counts["missing"] == counts["error"] == lost == 0
