@@ -4,6 +4,7 @@ carrying E2BQ_JOB_ID starts once per id, and its end is kept for a late re-attac
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import uuid
@@ -11,7 +12,7 @@ from collections.abc import Iterator
 
 import httpx
 from e2b import CommandExitException, CommandHandle
-from e2b_code_interpreter import Sandbox
+from e2b_code_interpreter import AsyncSandbox, Sandbox
 
 from tests.procs import wait_for
 
@@ -113,3 +114,27 @@ def _exit_code(handle: CommandHandle) -> int:
         return handle.wait().exit_code
     except CommandExitException as exc:
         return exc.exit_code
+
+
+def test_a_job_command_whose_client_left_while_it_started_is_still_started_once(sdk_env: object) -> None:
+    """A worker killed while its command starts: the process must still be the job's, found by the
+    takeover's start, never started again."""
+
+    async def scenario() -> list[str]:
+        sandbox = await AsyncSandbox.create()
+        try:
+            markers = [{"E2BQ_JOB_ID": uuid.uuid4().hex} for _ in range(20)]
+            for index, marker in enumerate(markers):
+                command = f"echo j{index} >> ~/abandoned"
+                with contextlib.suppress(Exception):  # the client gives up at once, mid-start
+                    await asyncio.wait_for(sandbox.commands.run(command, background=True, envs=marker), 0.002)
+            for index, marker in enumerate(markers):
+                command = f"echo j{index} >> ~/abandoned"
+                handle = await sandbox.commands.run(command, background=True, envs=marker)
+                await handle.wait()
+            read = await sandbox.commands.run("cat ~/abandoned")
+            return sorted(read.stdout.split())
+        finally:
+            await sandbox.kill()
+
+    assert asyncio.run(scenario()) == sorted(f"j{index}" for index in range(20))

@@ -132,14 +132,10 @@ class ProcessService:
     async def start(self, message: Message, _: Request) -> AsyncIterator[Message]:
         if message.get("pty"):
             raise ConnectError("unimplemented", "PTY sessions are not supported by this host")
-        job = _job_of(message)
-        if job is None:
-            process = await self._spawn(message)
-        else:
-            async with self._job_starts:  # two starts of one job: the second follows the first's
-                self._prune()
-                process = self.jobs.get(job) or await self._spawn(message)
-                process.job, self.jobs[job] = job, process
+        # Shielded: a client that goes away while its process starts (a worker killed mid-call)
+        # must not leave a process that runs unregistered, which no Connect, List or a second
+        # Start of its job could find.
+        process = await asyncio.shield(self._launch(message))
         async for event in self._follow(process):
             yield event
 
@@ -163,6 +159,17 @@ class ProcessService:
                     return
         finally:
             process.subscribers.discard(queue)
+
+    async def _launch(self, message: Message) -> _Process:
+        """A new process, or for a job's (``E2BQ_JOB_ID``) the one a start of it made before."""
+        job = _job_of(message)
+        if job is None:
+            return await self._spawn(message)
+        async with self._job_starts:  # two starts of one job: the second follows the first's
+            self._prune()
+            process = self.jobs.get(job) or await self._spawn(message)
+            process.job, self.jobs[job] = job, process
+            return process
 
     async def _spawn(self, message: Message) -> _Process:
         spec: Message = message.get("process") or {}
