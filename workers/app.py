@@ -23,14 +23,15 @@ from kombu.entity import Queue
 
 from e2bq.celery_app import make_celery
 from e2bq.config import Settings
-from e2bq.protocol import CANCEL_JOB, RUN_CODE, RUN_COMMAND, CancelJobArgs, is_job
+from e2bq.protocol import CANCEL_JOB, CancelJobArgs, is_job
 from e2bq.queues import check_node_name, queue_for, worker_queues
-from e2bq.stores.jobs import LOST, JobStore
+from e2bq.stores.jobs import JobStore
 from e2bq.stores.nodes import NodeStore
 from e2bq.stores.shutdowns import Shutdowns
 
 from .node import start_node_beat
 from .runner import close_process_context
+from .takeover import send_again
 from .watch import start_reaper
 
 settings = Settings.from_env()
@@ -78,25 +79,8 @@ def _on_ready(sender: Any = None, **_: Any) -> None:
     start_reaper(settings, stop_work=_stop_work, take_over=_take_over)
 
 
-_TASKS = {"code": RUN_CODE, "command": RUN_COMMAND}
-
-
 def _take_over(job_id: str, number: int) -> None:
-    """Send a job whose worker was lost to its node's batch queue again, as takeover ``number``:
-    the worker that takes it re-attaches to its work in the sandbox (see ``workers.operations``),
-    or runs it if it never started. Its task id stays the job's id, so kill_job's revoke reaches
-    it too."""
-    record, args = _jobs.get(job_id), _jobs.args(job_id)
-    if record is None or args is None or record["kind"] not in _TASKS:  # nothing to send: it ends
-        _jobs.finish(job_id, "error", None, f"{LOST}; its arguments were not kept to take it over")
-        return
-    node = record.get("node")
-    app.send_task(
-        _TASKS[record["kind"]],
-        kwargs={**args, "takeover": number},
-        task_id=job_id,
-        queue=queue_for(settings.queue, node, batch=True),
-    )
+    send_again(app, _jobs, settings, job_id, number)
 
 
 def _stop_work(job_id: str) -> None:

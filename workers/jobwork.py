@@ -85,9 +85,10 @@ async def code_job(ctx: Context, sandbox: AsyncSandbox, args: RunCodeArgs) -> Ex
         return await sandbox.run_code(args["code"], timeout=0, on_stdout=_line(ctx), on_stderr=_line(ctx))
     try:
         return await _keyed_execution(ctx, sandbox, args["code"])
-    except asyncio.CancelledError:  # kill_job, or the worker's own stop: the cell stops too
-        with contextlib.suppress(Exception):
-            await asyncio.shield(stop_code_job(ctx, sandbox, str(ctx.job_id)))
+    except asyncio.CancelledError:  # kill_job, or a deadline: the cell stops too
+        if not ctx.leaving:  # (unless the job is handed over to another worker)
+            with contextlib.suppress(Exception):
+                await asyncio.shield(stop_code_job(ctx, sandbox, str(ctx.job_id)))
         raise
 
 

@@ -71,6 +71,10 @@ class Context:
     deadline: Deadline = NO_DEADLINE
     worker: str = ""  # the Celery worker running the task (its heartbeats name it)
     tail: OutputTail | None = None  # a job's output, on its way to the job store
+    leaving: bool = False  # the worker stops and hands the job over: its work must stay running
+
+    def leave(self) -> None:
+        self.leaving = True
 
     def output(self, text: str) -> None:
         if self.tail is not None:
@@ -210,8 +214,9 @@ async def run_command(ctx: Context, args: RunCommandArgs) -> CommandResult:
     except CommandExitException as exc:
         outcome = exc
     except BaseException:  # cancelled, or the stream broke: the process must not outlive its job
-        with contextlib.suppress(Exception):
-            await asyncio.shield(sandbox.commands.kill(handle.pid))
+        if not ctx.leaving:  # (unless the job is handed over to another worker)
+            with contextlib.suppress(Exception):
+                await asyncio.shield(sandbox.commands.kill(handle.pid))
         raise
     return command_dict(outcome, sandbox_id, ctx.job_id, pid=handle.pid)
 

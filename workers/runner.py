@@ -15,8 +15,8 @@ from celery import Task
 from celery.exceptions import Ignore
 
 from e2bq.config import Settings
-from e2bq.errors import E2BQError, JobCancelledError, SandboxNotFoundError
-from e2bq.protocol import KILL_SANDBOX, deadline, is_job
+from e2bq.errors import E2BQError, JobCancelledError, SandboxNotFoundError, WorkerStoppedError
+from e2bq.protocol import KILL_SANDBOX, RUN_CODE, RUN_COMMAND, deadline, is_job
 from e2bq.stores.jobs import JobStore
 from e2bq.stores.registry import Registry
 from e2bq.stores.shutdowns import Shutdowns
@@ -25,6 +25,7 @@ from e2bq.types import ErrorResult, JobRecordStatus, TaskResult
 from .loop import SdkLoop
 from .operations import Context
 from .output import OutputTail
+from .takeover import send_again
 from .translate import translate
 from .watch import Watch
 
@@ -75,6 +76,7 @@ def run_operation(task: Task, operation: Operation[A, R], args: A) -> R | ErrorR
     watch = Watch(
         jobs=ctx.jobs, registry=ctx.registry, shutdowns=ctx.shutdowns, loop=ctx.loop, worker=worker,
         job_id=job_id, sandbox_id=sandbox_id if task.name != KILL_SANDBOX else None, tail=tail,
+        leave=ctx.leave if job_id and _outlives_worker(str(task.name), ctx.settings) else None,
     )
     if watch.sandbox_id and bounds.stop is not None:
         watch.keep_alive(bounds.stop)
@@ -84,6 +86,8 @@ def run_operation(task: Task, operation: Operation[A, R], args: A) -> R | ErrorR
     except JobCancelledError as exc:
         return {"status": "error", "job_id": str(job_id), "message": str(exc)}
     except Exception as exc:
+        if isinstance(exc, WorkerStoppedError) and ctx.leaving and job_id and _hand_over(task, ctx, job_id):
+            return {"status": "error", "job_id": job_id, "message": f"{exc}; another worker takes it over"}
         result = error_result(str(task.name), exc, sandbox_id, ctx)
         if job_id:
             result["job_id"] = job_id
@@ -93,6 +97,23 @@ def run_operation(task: Task, operation: Operation[A, R], args: A) -> R | ErrorR
     if job_id:
         _finish_job(ctx, job_id, result)
     return result
+
+
+def _outlives_worker(task: str, settings: Settings) -> bool:
+    """Whether this task's job can be left running for another worker to take over (a command;
+    code on a local sandbox host, where a cell can be re-attached)."""
+    return task == RUN_COMMAND or (task == RUN_CODE and settings.provider == "local")
+
+
+def _hand_over(task: Task, ctx: Context, job_id: str) -> bool:
+    """Give this stopping worker's job to another worker, its work left running; False if it
+    could not be (cancelled or ended meanwhile, or its takeovers are spent)."""
+    if ctx.tail is not None:
+        ctx.tail.flush()  # this worker's output first, then the next worker's
+    number = ctx.jobs.give_up(job_id, ctx.worker)
+    if number > 0:
+        send_again(task.app, ctx.jobs, ctx.settings, job_id, number)
+    return number > 0
 
 
 def _finish_job(ctx: Context, job_id: str, result: TaskResult | ErrorResult) -> None:

@@ -43,9 +43,11 @@ class Watch:
         job_id: str | None,
         sandbox_id: str | None,
         tail: OutputTail | None = None,
+        leave: Callable[[], None] | None = None,
     ) -> None:
         self.jobs, self.registry, self.shutdowns, self.loop = jobs, registry, shutdowns, loop
         self.worker, self.job_id, self.sandbox_id, self.tail = worker, job_id, sandbox_id, tail
+        self.leave = leave  # called before a stop for the worker's shutdown, if the work can stay
         # the job was checked for a cancel when it started: the first look is due a little later
         self._checked = self._beaten = time.monotonic()
         # but its sandbox may expire sooner than _EXTEND_EVERY: that look is due at once (cheap, cached)
@@ -62,6 +64,8 @@ class Watch:
             return JobCancelledError("the job was cancelled by kill_job")
         stop_at = self.shutdowns.stop_at(self.worker)
         if stop_at is not None and time.time() > stop_at:
+            if self.leave is not None:
+                self.leave()  # the job is handed over: its work stays running for the next worker
             return WorkerStoppedError(
                 f"worker {self.worker} shut down before the job finished (its grace period ended)"
             )

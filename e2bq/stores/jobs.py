@@ -112,12 +112,19 @@ return 1
 
 
 # Hand a job whose worker is lost over to another worker: KEYS = job hash, alive key, cancel flag;
-# ARGV[1] = most takeovers, ARGV[2] = how long the job waits for its new worker (seconds).
-# Returns the takeover's number; 0 when the job ended, is cancelled or is attended (its alive key
-# is back: its worker lives, or another reaper just handed it over); -1 when takeovers are spent.
+# ARGV[1] = most takeovers, ARGV[2] = how long the job waits for its new worker (seconds), ARGV[3]
+# = '' or, for a worker giving its own job up, that worker's JSON name. Returns the takeover's
+# number; 0 when the job ended, is cancelled or is attended (its alive key is back: its worker
+# lives, or another reaper just handed it over; given up: another worker has it); -1 when
+# takeovers are spent.
 _HANDOVER = """
 if redis.call('HGET', KEYS[1], 'status') ~= '"running"' then return 0 end
-if redis.call('EXISTS', KEYS[2]) == 1 or redis.call('EXISTS', KEYS[3]) == 1 then return 0 end
+if redis.call('EXISTS', KEYS[3]) == 1 then return 0 end
+if ARGV[3] == '' then
+  if redis.call('EXISTS', KEYS[2]) == 1 then return 0 end
+elseif redis.call('HGET', KEYS[1], 'worker') ~= ARGV[3] then
+  return 0
+end
 local n = tonumber(redis.call('HGET', KEYS[1], 'takeovers') or '0') + 1
 if n > tonumber(ARGV[1]) then return -1 end
 local state = redis.call('HGET', KEYS[1], 'state')
@@ -350,6 +357,18 @@ class JobStore:
         return time.time() - seen > self.settings.takeover_wait
 
     @translates_errors
+    def give_up(self, job_id: str, worker: str) -> int:
+        """Hand ``worker``'s own job over to another worker, its work left running (the worker is
+        stopping): the takeover's number, or 0 (or -1) when it cannot be: then the worker ends
+        it itself. The caller sends the job's task again."""
+        return self._hand_over(job_id, json.dumps(worker))
+
+    def _hand_over(self, job_id: str, worker: str) -> int:
+        keys = [job_key(job_id), job_alive_key(job_id), job_cancel_key(job_id)]
+        wait = 4 * self.settings.heartbeat_ttl  # the new worker's time to take it before it is lost again
+        return int(self._handover(keys=keys, args=[MAX_TAKEOVERS, wait, worker]))
+
+    @translates_errors
     def orphan(self, job_id: str) -> None:
         """Leave the job's work to be stopped by a reaper (see :meth:`reap`)."""
         self.redis.sadd(ORPHANED_JOBS, job_id)
@@ -369,8 +388,7 @@ class JobStore:
                 continue
             node = record.get("node")
             if self._can_take_over(record) and self._lost(record) and not (node and self.nodes.lost(node)):
-                keys = [job_key(job_id), job_alive_key(job_id), job_cancel_key(job_id)]
-                number = int(self._handover(keys=keys, args=[MAX_TAKEOVERS, 4 * self.settings.heartbeat_ttl]))
+                number = self._hand_over(job_id, "")
                 if number > 0:
                     handed_over.append((job_id, number))
                     continue
