@@ -4,13 +4,18 @@ Transitions are atomic (a Lua script): once a job is ``done``, ``error`` or ``ca
 moves it again, so a worker finishing a job that was just cancelled cannot revive it.
 
 A taken job has a heartbeat: its worker renews ``e2bq:job:<id>:alive`` every few seconds. When the
-worker dies (SIGKILL, out of memory, host gone) the heartbeat lapses, or its sandbox's node is lost
-(``e2bq.stores.nodes``); :meth:`JobStore.end_if_lost` then ends the job as ``error`` ("worker lost",
-or the lost node named) — every worker's reaper calls it for the jobs it
-watches, and the toolkit before it reports a job's status — so no job is left ``running``. A
-worker's reaper then stops what the job left running in its sandbox, whoever ended it. Such a job is
-not run again: sandbox work has effects (files, processes) that make a blind re-run unsafe; the
-caller sees the error and decides.
+worker dies (SIGKILL, out of memory, host gone) the heartbeat lapses. A code or command job is then
+handed over (:meth:`JobStore.reap`, run by every worker's reaper; one wins): its state becomes
+``handed_over`` and the reaper sends its task again, with the arguments its client sent (kept with
+the job), so that another worker claims it (``start(..., takeover=True)``, once) and re-attaches to
+its work in the sandbox, never running it a second time (see ``workers.jobwork``). A stopping
+worker gives its own jobs up the same way (:meth:`JobStore.give_up`).
+
+A job that cannot be taken over — a map (its lanes take over each other's items), a job handed
+over ``MAX_TAKEOVERS`` times, one whose node is lost (``e2bq.stores.nodes``), one no worker took
+for ``takeover_wait`` seconds — ends ``error`` (:meth:`JobStore.end_if_lost`, called by reapers
+and by the toolkit before it reports a job's status), so no job is left ``running``; a reaper then
+stops what it left running in its sandbox.
 
 Reading a job (:meth:`JobStore.get`) never changes it.
 """
