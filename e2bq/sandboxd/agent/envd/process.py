@@ -81,6 +81,19 @@ class _Process:
             await self.publish({"event": {"data": {kind: base64.b64encode(chunk).decode()}}})
 
 
+def _subscribe(process: _Process) -> asyncio.Queue[Message]:
+    queue: asyncio.Queue[Message] = asyncio.Queue(maxsize=256)
+    process.subscribers.add(queue)
+    return queue
+
+
+def _unsubscribe(launched: asyncio.Future[tuple[_Process, asyncio.Queue[Message]]]) -> None:
+    """Nobody follows what a start that was cancelled launched: no events may pile up for it."""
+    if not launched.cancelled() and launched.exception() is None:
+        process, queue = launched.result()
+        process.subscribers.discard(queue)
+
+
 def _job_of(message: Message) -> str | None:
     """The E2BQ_JOB_ID a Start request's process carries, if any."""
     envs = (message.get("process") or {}).get("envs") or {}
@@ -135,8 +148,13 @@ class ProcessService:
         # Shielded: a client that goes away while its process starts (a worker killed mid-call)
         # must not leave a process that runs unregistered, which no Connect, List or a second
         # Start of its job could find.
-        process = await asyncio.shield(self._launch(message))
-        async for event in self._follow(process):
+        launching = asyncio.ensure_future(self._launch(message))
+        try:
+            process, queue = await asyncio.shield(launching)
+        except asyncio.CancelledError:
+            launching.add_done_callback(_unsubscribe)
+            raise
+        async for event in self._follow(process, queue):
             yield event
 
     async def connect(self, message: Message, _: Request) -> AsyncIterator[Message]:
@@ -144,9 +162,12 @@ class ProcessService:
         async for event in self._follow(process):
             yield event
 
-    async def _follow(self, process: _Process) -> AsyncIterator[Message]:
-        queue: asyncio.Queue[Message] = asyncio.Queue(maxsize=256)
-        process.subscribers.add(queue)
+    async def _follow(
+        self, process: _Process, queue: asyncio.Queue[Message] | None = None
+    ) -> AsyncIterator[Message]:
+        """The process's events from now on; ``queue``: already subscribed, since it started."""
+        if queue is None:
+            queue = _subscribe(process)
         try:
             yield {"event": {"start": {"pid": process.pid}}}
             if process.end is not None:
@@ -160,16 +181,18 @@ class ProcessService:
         finally:
             process.subscribers.discard(queue)
 
-    async def _launch(self, message: Message) -> _Process:
-        """A new process, or for a job's (``E2BQ_JOB_ID``) the one a start of it made before."""
+    async def _launch(self, message: Message) -> tuple[_Process, asyncio.Queue[Message]]:
+        """A new process, or for a job's (``E2BQ_JOB_ID``) the one a start of it made before, and
+        a subscription to its events made before any of them is published."""
         job = _job_of(message)
         if job is None:
-            return await self._spawn(message)
+            process = await self._spawn(message)
+            return process, _subscribe(process)
         async with self._job_starts:  # two starts of one job: the second follows the first's
             self._prune()
             process = self.jobs.get(job) or await self._spawn(message)
             process.job, self.jobs[job] = job, process
-            return process
+            return process, _subscribe(process)
 
     async def _spawn(self, message: Message) -> _Process:
         spec: Message = message.get("process") or {}
