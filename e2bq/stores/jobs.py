@@ -28,8 +28,12 @@ from ..config import Settings
 from ..errors import InvalidInputError
 from ..types import TERMINAL_STATES, JobKind, JobRecord, JobRecordStatus
 from .connection import connect, text, translates_errors
+from .events import EMIT_LUA
 from .keys import (
+    EVENTS,
     ORPHANED_JOBS,
+    OUTBOX,
+    OUTBOX_WAKE,
     STARTED_JOBS,
     job_alive_key,
     job_cancel_key,
@@ -37,6 +41,7 @@ from .keys import (
     job_output_key,
 )
 from .nodes import NodeStore, lost_message
+from .outbox import OUTBOX_LUA
 
 LOST = "worker lost: the worker running this job stopped (killed, out of memory or its host went away)"
 LANES_LOST = (
@@ -59,22 +64,31 @@ redis.call('HSET', KEYS[1], unpack(ARGV, 2))
 return 1
 """
 
-# A new job's record, in one round trip: KEYS[1] = job hash; ARGV[1] = ttl; ARGV[2..] = field, value.
-# Returns 0, writing nothing, when the id is taken.
-_CREATE = """
+# A new job's record, in one round trip: KEYS[1] = job hash, KEYS[2] = event stream; ARGV[1] = ttl;
+# ARGV[2] = events kept; ARGV[3..] = field, value. Returns 0, writing nothing, when the id is taken.
+_CREATE = (
+    EMIT_LUA
+    + """
 if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
-redis.call('HSET', KEYS[1], unpack(ARGV, 2))
+redis.call('HSET', KEYS[1], unpack(ARGV, 3))
 redis.call('EXPIRE', KEYS[1], ARGV[1])
+local f = e2bq_pairs(3)
+f.at = f.created_at
+e2bq_emit(KEYS[2], ARGV[2], e2bq_plain(f.job_id), 'queued', f)
 return 1
 """
+)
 
 # A worker took the job's message (receive) or starts it (start), in one round trip.
-# KEYS: job hash, cancel flag, alive key, started set; ARGV[1] = job id, ARGV[2] = worker,
-# ARGV[3] = heartbeat ttl, ARGV[4] = 'receive' or 'start', ARGV[5..] = the claim's field, value pairs.
+# KEYS: job hash, cancel flag, alive key, started set, event stream; ARGV[1] = job id, ARGV[2] = worker,
+# ARGV[3] = heartbeat ttl, ARGV[4] = 'receive' or 'start', ARGV[5] = events kept,
+# ARGV[6..] = the claim's field, value pairs.
 # Receive beats and watches an existing job (1; 0: no job). Start leaves a cancelled job alone
 # (-2); else it beats and watches it whatever the claim's outcome (the lanes of a map all start
 # its job), then claims it: 1 when this call moved it from queued to started, else 0 or -1.
-_TAKE = """
+_TAKE = (
+    EMIT_LUA
+    + """
 if ARGV[4] == 'receive' then
   if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
 elseif redis.call('EXISTS', KEYS[2]) == 1 then
@@ -83,26 +97,45 @@ end
 redis.call('SET', KEYS[3], ARGV[2], 'EX', ARGV[3])
 redis.call('SADD', KEYS[4], ARGV[1])
 if ARGV[4] == 'receive' then return 1 end
-local status = redis.call('HGET', KEYS[1], 'status')
+local job = redis.call('HMGET', KEYS[1], 'status', 'state', 'kind', 'sandbox_id', 'node')
+local status = job[1]
 if not status then return 0 end
 if status == '"done"' or status == '"error"' or status == '"cancelled"' then return -1 end
-if redis.call('HGET', KEYS[1], 'state') ~= '"queued"' then return -1 end
-redis.call('HSET', KEYS[1], unpack(ARGV, 5))
+if job[2] ~= '"queued"' then return -1 end
+redis.call('HSET', KEYS[1], unpack(ARGV, 6))
+local f = e2bq_pairs(6)
+e2bq_emit(KEYS[5], ARGV[5], ARGV[1], 'started',
+  {status = status, kind = job[3], sandbox_id = job[4], node = job[5], worker = f.worker, at = f.started_at})
 return 1
 """
+)
 
-# The end transition and its bookkeeping, in one round trip: KEYS: job hash, started set, alive key;
-# ARGV[1] = job id, ARGV[2..] = field, json value, ... Ends the job unless it already ended (1 when
-# this call ended it); the job stops being watched either way.
-_FINISH = """
-redis.call('SREM', KEYS[2], ARGV[1])
-redis.call('DEL', KEYS[3])
-local status = redis.call('HGET', KEYS[1], 'status')
+# The end transition and its bookkeeping, in one round trip: KEYS: job hash, started set, alive key,
+# event stream, outbox, outbox wake-up; ARGV[1] = job id, ARGV[2] = events kept, ARGV[3] = the event
+# ('ended' by finish, which stops watching the job either way; 'cancelled' by cancel), ARGV[4..] =
+# field, json value, ... Ends the job unless it already ended (1 when this call ended it), and
+# queues its callback and on_done task, if it has any (``e2bq.stores.outbox``).
+_FINISH = (
+    EMIT_LUA
+    + OUTBOX_LUA
+    + """
+if ARGV[3] == 'ended' then
+  redis.call('SREM', KEYS[2], ARGV[1])
+  redis.call('DEL', KEYS[3])
+end
+local job = redis.call('HMGET', KEYS[1], 'status', 'kind', 'sandbox_id', 'node', 'worker',
+  'callback_url', 'on_done')
+local status = job[1]
 if not status then return 0 end
 if status == '"done"' or status == '"error"' or status == '"cancelled"' then return -1 end
-redis.call('HSET', KEYS[1], unpack(ARGV, 2))
+redis.call('HSET', KEYS[1], unpack(ARGV, 4))
+local f = e2bq_pairs(4)
+e2bq_emit(KEYS[4], ARGV[2], ARGV[1], ARGV[3],
+  {status = f.status, kind = job[2], sandbox_id = job[3], node = job[4], worker = job[5], at = f.finished_at})
+e2bq_outbox(KEYS[5], KEYS[6], ARGV[1], job[6], job[7], f.finished_at)
 return 1
 """
+)
 
 
 def _encode(fields: dict[str, Any]) -> list[str]:
@@ -124,9 +157,17 @@ class JobStore:
 
     @translates_errors
     def create(
-        self, job_id: str, kind: JobKind, sandbox_id: str, namespace: str, node: str | None = None
+        self,
+        job_id: str,
+        kind: JobKind,
+        sandbox_id: str,
+        namespace: str,
+        node: str | None = None,
+        *,
+        notify: Mapping[str, str] | None = None,
     ) -> JobRecord:
-        """Record a new queued job (for a sandbox on ``node``); a job id can be used once."""
+        """Record a new queued job (for a sandbox on ``node``); a job id can be used once.
+        ``notify`` adds ``callback_url``, ``on_done`` and ``on_done_queue`` (see ``e2bq.callbacks``)."""
         record: JobRecord = {
             "job_id": job_id,
             "status": "running",
@@ -144,7 +185,10 @@ class JobStore:
             "message": "",
             "node": node,
         }
-        created = self._create(keys=[job_key(job_id)], args=[self.settings.job_ttl, *_encode(dict(record))])
+        fields = _encode({**record, **(notify or {})})
+        created = self._create(
+            keys=[job_key(job_id), EVENTS], args=[self.settings.job_ttl, self.settings.events_max, *fields]
+        )
         if not created:
             raise InvalidInputError(f"job id {job_id!r} is already in use: pick another or omit it")
         return record
@@ -186,8 +230,15 @@ class JobStore:
     def _take_job(
         self, job_id: str, worker: str, step: Literal["receive", "start"], claim: dict[str, Any] | None = None
     ) -> int:
-        keys = [job_key(job_id), job_cancel_key(job_id), job_alive_key(job_id), STARTED_JOBS]
-        args: list[str | float] = [job_id, worker, self.settings.heartbeat_ttl, step, *_encode(claim or {})]
+        keys = [job_key(job_id), job_cancel_key(job_id), job_alive_key(job_id), STARTED_JOBS, EVENTS]
+        args: list[str | float] = [
+            job_id,
+            worker,
+            self.settings.heartbeat_ttl,
+            step,
+            self.settings.events_max,
+            *_encode(claim or {}),
+        ]
         return int(self._take(keys=keys, args=args))
 
     @translates_errors
@@ -223,16 +274,19 @@ class JobStore:
             raise ValueError(f"a job ends done, error or cancelled, not {status!r}")
         outcome = None if result is None else dict(result)
         fields = {"status": status, "finished_at": time.time(), "result": outcome, "message": message}
-        keys = [job_key(job_id), STARTED_JOBS, job_alive_key(job_id)]
-        return bool(self._finish(keys=keys, args=[job_id, *_encode(fields)]) == 1)
+        return self._end(job_id, "ended", fields)
+
+    def _end(self, job_id: str, event: Literal["ended", "cancelled"], fields: dict[str, Any]) -> bool:
+        keys = [job_key(job_id), STARTED_JOBS, job_alive_key(job_id), EVENTS, OUTBOX, OUTBOX_WAKE]
+        args: list[str | int] = [job_id, self.settings.events_max, event, *_encode(fields)]
+        return bool(self._finish(keys=keys, args=args) == 1)
 
     @translates_errors
     def cancel(self, job_id: str) -> bool:
         """Flag the job cancelled (its worker watches the flag) and end it; False if it had ended."""
         self.redis.set(job_cancel_key(job_id), "1", ex=self.settings.job_ttl)
-        return self._apply(
-            job_id, {"status": "cancelled", "finished_at": time.time(), "message": "cancelled by kill_job"}
-        )
+        fields = {"status": "cancelled", "finished_at": time.time(), "message": "cancelled by kill_job"}
+        return self._end(job_id, "cancelled", fields)
 
     @translates_errors
     def is_cancelled(self, job_id: str) -> bool:
