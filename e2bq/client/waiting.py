@@ -25,8 +25,11 @@ def wait_for_end(
     whether the wait timed out; (None, False) when there is no such job."""
     deadline = None if timeout is None else time.monotonic() + timeout
     cursor = events.last_id()
+    checked = -LOST_CHECK_EVERY
     while True:
-        jobs.end_if_lost(job_id)
+        if time.monotonic() - checked >= LOST_CHECK_EVERY:  # not after every event: it costs reads
+            checked = time.monotonic()
+            jobs.end_if_lost(job_id)
         record = jobs.get(job_id)
         if record is None or record["status"] in TERMINAL_STATES:
             return record, False
