@@ -175,3 +175,26 @@ def test_a_job_s_events_come_in_order_and_e2bq_jobs_follow_prints_them(
     assert [line.split()[2:5] for line in lines] == [
         [job_id, "queued", "running"], [job_id, "started", "running"], [job_id, "ended", "done"],
     ]
+
+
+def test_e2bq_jobs_follow_from_now_shows_a_job_live_and_stops_at_its_end(
+    toolkit: E2BToolkit, client_env: dict[str, str]
+) -> None:
+    job_id = uuid.uuid4().hex
+    follower = subprocess.Popen(
+        [sys.executable, "-m", "e2bq.cli", "jobs", "follow", "--job", job_id],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    raw = redis.Redis.from_url(client_env["E2BQ_REDIS_URL"])
+    try:
+        # it follows from now once it blocks on the stream: then nothing of the job can pass it by
+        wait_for(lambda: any(c.get("cmd") == "xread" for c in raw.client_list()), 60, "the follower to block")
+        toolkit.run_python_code_background("1 + 1", job_id=job_id)
+        out, err = follower.communicate(timeout=60)
+    finally:
+        follower.kill()
+        follower.wait()
+    assert follower.returncode == 0, err
+    assert [line.split()[2:5] for line in out.splitlines()] == [
+        [job_id, "queued", "running"], [job_id, "started", "running"], [job_id, "ended", "done"],
+    ]
