@@ -17,6 +17,7 @@ import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
+import redis
 from common import RedisCounter, header, row, summary, toolkit_stack
 
 
@@ -87,8 +88,6 @@ def main() -> None:
 
 def _xread_floor(url: str, n: int) -> list[float]:
     """How soon a blocked XREAD returns after another connection's XADD: the floor under wait_job."""
-    import redis
-
     reader, writer = redis.Redis.from_url(url), redis.Redis.from_url(url)
     samples = []
     for _ in range(n):
@@ -104,9 +103,9 @@ def _xread_floor(url: str, n: int) -> list[float]:
     return samples
 
 
-def _add(writer: object, sent: list[float]) -> None:
+def _add(writer: redis.Redis, sent: list[float]) -> None:
     sent.append(time.perf_counter())
-    writer.xadd("bench:floor", {"a": 1})  # type: ignore[attr-defined]
+    writer.xadd("bench:floor", {"a": 1})
 
 
 def _receiver(arrived: dict[str, float]) -> ThreadingHTTPServer:
