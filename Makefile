@@ -96,6 +96,7 @@ bench: install
 	$(PY) bench/queue_bench.py --json $(BENCH_FIGURES)
 	$(PY) bench/nodes_bench.py
 	$(PY) bench/map_bench.py
+	$(PY) bench/notify_bench.py
 	$(PY) bench/soak.py
 	$(PY) bench/targets.py $(BENCH_FIGURES)
 

@@ -38,8 +38,12 @@ from .errors import (
 from .client.manager import SandboxManager, SandboxSlot
 from .client.toolkit import E2BToolkit
 
+# Job events and callbacks
+from .callbacks import verify as verify_callback
+from .stores.events import JobEvents
+
 # Shapes of the dicts the API returns
-from .types import TERMINAL_STATES, JobRecord, JobStatus, NodeInfo, SandboxEntry, ToolResult
+from .types import TERMINAL_STATES, JobEvent, JobRecord, JobStatus, NodeInfo, SandboxEntry, ToolResult
 
 __version__ = "0.1.0"
 
@@ -63,8 +67,12 @@ __all__ = [
     "ProviderError",
     "QueueError",
     "SandboxNotFoundError",
+    # Job events and callbacks
+    "JobEvents",
+    "verify_callback",
     # Result shapes
     "TERMINAL_STATES",
+    "JobEvent",
     "JobRecord",
     "JobStatus",
     "NodeInfo",

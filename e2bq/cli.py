@@ -219,6 +219,38 @@ def nodes(as_json: bool) -> None:
         )
 
 
+@cli.group()
+def jobs() -> None:
+    """Background jobs: their event stream."""
+
+
+@jobs.command()
+@click.option("--job", "job_id", help="Only this job's events; stop after its end.")
+@click.option("--from-start", is_flag=True, help="Begin with the oldest event kept, not with the next one.")
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per event instead of a line of text.")
+def follow(job_id: str | None, from_start: bool, as_json: bool) -> None:
+    """Print job events (queued, started, handed_over, taken_over, ended, cancelled) as they happen, one line each:
+    stream id, time, job id, event, status, then kind, sandbox_id, node and worker when known."""
+    import json
+
+    from .config import Settings
+    from .errors import E2BQError
+    from .stores.events import START, JobEvents, event_line
+
+    try:
+        stream = JobEvents(Settings.from_env())
+        for event in stream.follow(after=START if from_start else None, job_id=job_id):
+            if event is None:
+                continue
+            click.echo(json.dumps(event) if as_json else event_line(event))
+            if job_id is not None and event["event"] in ("ended", "cancelled"):
+                return
+    except E2BQError as exc:
+        raise click.ClickException(str(exc)) from exc
+    except KeyboardInterrupt:
+        return
+
+
 def main(argv: list[str] | None = None) -> None:
     cli.main(args=argv, prog_name="e2bq")
 

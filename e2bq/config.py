@@ -48,6 +48,12 @@ class Settings:
       two of the workers' 2 s heartbeats).
     - ``E2BQ_WORKER_SERVES``: what a worker takes: ``all`` (default), ``interactive`` (synchronous
       calls, creates, kill_job) or ``batch`` (background jobs); see ``e2bq.queues``.
+    - ``E2BQ_EVENTS_MAX``: job events the stream ``e2bq:events`` keeps, about (100000).
+    - ``E2BQ_CALLBACK_SECRET``: the key that signs job-end callbacks (HMAC-SHA256); ``callback_url``
+      is refused while it is unset. ``E2BQ_CALLBACK_ATTEMPTS`` (8), ``E2BQ_CALLBACK_MAX_SECONDS``
+      (600), ``E2BQ_CALLBACK_BACKOFF`` (1) and ``E2BQ_CALLBACK_TIMEOUT`` (10) bound its delivery:
+      attempts, seconds from the job's end, the first retry's delay (doubling each time, 60 at
+      most), and one attempt's HTTP timeout (see ``e2bq.callbacks``).
 
     A value that is not a number of the right kind raises :class:`ConfigurationError` naming the
     variable.
@@ -74,6 +80,12 @@ class Settings:
     node_url: str | None = None
     node_timeout: float = 15.0
     worker_serves: Serves = "all"
+    events_max: int = 100_000
+    callback_secret: str | None = field(default=None, repr=False)
+    callback_attempts: int = 8
+    callback_max_seconds: float = 600.0
+    callback_backoff: float = 1.0
+    callback_timeout: float = 10.0
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
@@ -105,6 +117,12 @@ class Settings:
             # at least two of the 2 s heartbeats, or a busy node flaps between live and lost
             "node_timeout": _number(env, "E2BQ_NODE_TIMEOUT", float, minimum=4),
             "worker_serves": _serves(env.get("E2BQ_WORKER_SERVES") or None),
+            "events_max": _number(env, "E2BQ_EVENTS_MAX", int, minimum=1),
+            "callback_secret": env.get("E2BQ_CALLBACK_SECRET") or None,
+            "callback_attempts": _number(env, "E2BQ_CALLBACK_ATTEMPTS", int, minimum=1),
+            "callback_max_seconds": _number(env, "E2BQ_CALLBACK_MAX_SECONDS", float, minimum=0),
+            "callback_backoff": _number(env, "E2BQ_CALLBACK_BACKOFF", float, minimum=0),
+            "callback_timeout": _number(env, "E2BQ_CALLBACK_TIMEOUT", float, minimum=0.1),
         }
         values.update({name: value for name, value in overrides.items() if value is not None})
         return cls(**{name: value for name, value in values.items() if value is not None})

@@ -269,6 +269,28 @@ class JobRecord(TypedDict):
     total: NotRequired[int]  # a map: its items
     done: NotRequired[int]  # a map: items that succeeded so far
     failed: NotRequired[int]  # a map: items whose result is an error so far
+    callback_url: NotRequired[str]  # where its final record is POSTed when it ends
+    on_done: NotRequired[str]  # the Celery task (by name) sent its final record when it ends
+    on_done_queue: NotRequired[str]  # the queue of that task
+    timed_out: NotRequired[bool]  # wait_job: the wait ended before the job did
+
+
+JobEventName = Literal["queued", "started", "handed_over", "taken_over", "ended", "cancelled"]
+
+
+class JobEvent(TypedDict):
+    """One entry of the job event stream (``e2bq:events``): a job's transition, as
+    ``e2bq.stores.events.JobEvents`` reads it. Fields a transition does not know are ''."""
+
+    id: str  # the stream entry's id: follow from it to read what came after
+    job_id: str
+    event: JobEventName
+    status: str  # the job's status after the transition
+    kind: str
+    sandbox_id: str
+    node: str
+    worker: str
+    at: float  # when, in seconds since the epoch (the transition's own timestamp)
 
 
 class MapAcceptedResult(_Result):

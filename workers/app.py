@@ -21,6 +21,7 @@ from celery.signals import (
 )
 from kombu.entity import Queue
 
+from e2bq.callbacks import DELIVER_JOB_END
 from e2bq.celery_app import make_celery
 from e2bq.config import Settings
 from e2bq.protocol import CANCEL_JOB, CancelJobArgs, is_job
@@ -30,6 +31,7 @@ from e2bq.stores.nodes import NodeStore
 from e2bq.stores.shutdowns import Shutdowns
 
 from .node import start_node_beat
+from .outbox import start_drainer
 from .runner import close_process_context
 from .takeover import send_again
 from .watch import start_reaper
@@ -77,10 +79,18 @@ def _on_ready(sender: Any = None, **_: Any) -> None:
     Shutdowns(settings).clear(hostname)
     start_node_beat(settings)
     start_reaper(settings, stop_work=_stop_work, take_over=_take_over)
+    start_drainer(settings, _send_delivery)
 
 
 def _take_over(job_id: str, number: int) -> None:
     send_again(app, _jobs, settings, job_id, number)
+
+
+def _send_delivery(job_id: str) -> None:
+    """Send the delivery of a job's end to the first queue this worker takes (every worker takes
+    one: a worker serving only batch work takes no interactive queue)."""
+    queue = worker_queues(settings.queue, _node(), settings.worker_serves)[0]
+    app.send_task(DELIVER_JOB_END, kwargs={"job_id": job_id}, queue=queue)
 
 
 def _stop_work(job_id: str) -> None:

@@ -7,7 +7,7 @@ from typing import Unpack
 
 from celery import Task
 
-from e2bq import protocol
+from e2bq import callbacks, protocol
 from e2bq.types import (
     CancelResult,
     CodeResult,
@@ -22,7 +22,7 @@ from e2bq.types import (
     UrlResult,
 )
 
-from . import batchmap, fanout, files, operations
+from . import batchmap, deliver, fanout, files, operations
 from .app import app
 from .runner import run_operation
 
@@ -89,3 +89,8 @@ def cancel_job(self: Task, **args: Unpack[protocol.CancelJobArgs]) -> CancelResu
 @app.task(name=protocol.MAP_LANES, bind=True)
 def map_lanes(self: Task, **args: Unpack[protocol.MapLanesArgs]) -> LanesResult | ErrorResult:
     return run_operation(self, batchmap.run_lanes, args)
+
+
+@app.task(name=callbacks.DELIVER_JOB_END, ignore_result=True)
+def deliver_job_end(job_id: str) -> str:
+    return deliver.deliver_job_end(job_id, app.send_task)

@@ -11,7 +11,7 @@ and the creation shaping bounds the creates. The workers' side is ``workers/batc
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 from ..errors import E2BQError, InvalidInputError
 from ..protocol import DEFAULT_CODE_TIMEOUT, MAP_LANES, LaneArgs, MapLanesArgs, PlacementArgs
@@ -43,6 +43,7 @@ class MapJobs:
         timeout_each: float | None,
         retries: int,
         job_id: str | None,
+        notify: Mapping[str, str] | None = None,
     ) -> MapAcceptedResult:
         """Record the map as job ``job_id`` (a new id if None) and send its lanes; the job is
         ``done`` at once when there are no items. InvalidInputError names a bad argument."""
@@ -54,7 +55,7 @@ class MapJobs:
             raise InvalidInputError("job_id must be a non-empty string")
         job_id = job_id or uuid.uuid4().hex
         lanes = min(pool_size, len(items))
-        self.jobs.create(job_id, "map", "", self.manager.namespace)
+        self.jobs.create(job_id, "map", "", self.manager.namespace, notify=notify)
         self.maps.create(job_id, items, lanes=lanes)
         accepted: MapAcceptedResult = {"status": "accepted", "job_id": job_id, "total": len(items)}
         if not items:

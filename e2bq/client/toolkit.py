@@ -6,11 +6,13 @@ ErrorResult — and none raises for bad input.
 
 from __future__ import annotations
 
+import math
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any, Literal, TypeVar, overload
 
+from ..callbacks import notify_fields
 from ..errors import E2BQError, InvalidInputError, NotFoundError
 from ..protocol import (
     CANCEL_JOB,
@@ -30,6 +32,7 @@ from ..protocol import (
     WaitForPortArgs,
     check_port,
 )
+from ..stores.events import JobEvents
 from ..stores.jobs import JobStore
 from ..stores.nodes import made_state, sandbox_state
 from ..types import (
@@ -61,6 +64,7 @@ from .batchmap import MapJobs
 from .calls import Target, tool
 from .manager import SandboxManager, check_timeout
 from .tools import Toolkit
+from .waiting import wait_for_end
 
 J = TypeVar("J", RunCodeArgs, RunCommandArgs)  # the arguments of tasks that run as jobs
 
@@ -86,6 +90,7 @@ class E2BToolkit(Toolkit):
         self.dispatcher = sandbox_manager.dispatcher
         self.registry = sandbox_manager.registry
         self.jobs = JobStore(self.settings, self.registry.redis)
+        self.events = JobEvents(self.settings, self.registry.redis)
         self.maps = MapJobs(self.manager, self.jobs)
         self.global_workers = max(1, int(global_workers))
         self._last_results: dict[str, list[ExecutionResult]] = {}
@@ -110,6 +115,7 @@ class E2BToolkit(Toolkit):
             "get_job_status",
             "get_job_results",
             "kill_job",
+            "wait_job",
             "create_sandbox",
             "list_managed_sandboxes",
             "shutdown_sandbox",
@@ -152,14 +158,24 @@ class E2BToolkit(Toolkit):
             f"a new default sandbox {replacement} replaces it (its state starts empty).",
         )
 
-    def _submit_job(self, kind: JobKind, task: Task[J, Any], args: J, job_id: str | None) -> AcceptedResult:
-        """Record a job and queue its task (the task id is the job id)."""
+    def _submit_job(
+        self,
+        kind: JobKind,
+        task: Task[J, Any],
+        args: J,
+        job_id: str | None,
+        notify: Mapping[str, str] | None = None,
+    ) -> AcceptedResult:
+        """Record a job and queue its task (the task id is the job id); ``notify``: its end's
+        callback and on_done task (``e2bq.callbacks``)."""
         if job_id is not None and (not isinstance(job_id, str) or not job_id.strip()):
             raise InvalidInputError("job_id must be a non-empty string")
         job_id = job_id or uuid.uuid4().hex
         sandbox_id = args["sandbox_id"]
         route = self.manager.router.route(args)
-        self.jobs.create(job_id, kind, sandbox_id, self.manager.namespace, route.node, args=args)
+        self.jobs.create(
+            job_id, kind, sandbox_id, self.manager.namespace, route.node, args=args, notify=notify
+        )
         try:
             self.dispatcher.submit(task, args, task_id=job_id, route=route)
         except E2BQError as exc:
@@ -199,14 +215,26 @@ class E2BToolkit(Toolkit):
 
     @tool
     def run_python_code_background(
-        self, code: str, sandbox_id: str | None = None, job_id: str | None = None
+        self,
+        code: str,
+        sandbox_id: str | None = None,
+        job_id: str | None = None,
+        callback_url: str | None = None,
+        on_done: str | None = None,
+        on_done_queue: str | None = None,
     ) -> AcceptedResult:
-        """Execute Python code as a background job; returns its job_id at once."""
+        """Execute Python code as a background job; returns its job_id at once.
+
+        When it ends, its final status is POSTed, signed, to callback_url and sent to the Celery
+        task named on_done (on on_done_queue, else Celery's default queue), if given; wait_job
+        waits for the end.
+        """
         if not isinstance(code, str):
             raise InvalidInputError("code must be a string")
+        notify = notify_fields(self.settings, callback_url, on_done, on_done_queue)
         target = self._target(sandbox_id)
         args = RunCodeArgs(sandbox_id=target.sandbox_id, code=code, job=True)
-        return target.noted(self._submit_job("code", RUN_CODE, args, job_id))
+        return target.noted(self._submit_job("code", RUN_CODE, args, job_id, notify))
 
     @tool
     def run_in_all_sandboxes(self, code: str, timeout_each: int | None = None) -> FanOutResult:
@@ -262,6 +290,9 @@ class E2BToolkit(Toolkit):
         timeout_each: int | None = None,
         retries: int = 1,
         job_id: str | None = None,
+        callback_url: str | None = None,
+        on_done: str | None = None,
+        on_done_queue: str | None = None,
     ) -> MapAcceptedResult:
         """Run each code string in a pool of at most pool_size new sandboxes, as one background job.
 
@@ -270,9 +301,16 @@ class E2BToolkit(Toolkit):
         runs item after item, so state (variables, imports, files) carries from one item to the
         next in the same sandbox; an item whose sandbox died is run again on a fresh one, up to
         retries times. The pool's sandboxes are spread over the nodes and shut down at the end.
+        callback_url, on_done and on_done_queue: as for run_python_code_background, for the map's end.
         """
+        notify = notify_fields(self.settings, callback_url, on_done, on_done_queue)
         return self.maps.submit(
-            codes, pool_size=pool_size, timeout_each=timeout_each, retries=retries, job_id=job_id
+            codes,
+            pool_size=pool_size,
+            timeout_each=timeout_each,
+            retries=retries,
+            job_id=job_id,
+            notify=notify,
         )
 
     # -- commands ------------------------------------------------------------------------------
@@ -283,27 +321,56 @@ class E2BToolkit(Toolkit):
     ) -> CommandResult | ErrorResult: ...
     @overload
     def run_command(
-        self, command: str, sandbox_id: str | None = ..., *, background: Literal[True]
+        self,
+        command: str,
+        sandbox_id: str | None = ...,
+        *,
+        background: Literal[True],
+        callback_url: str | None = ...,
+        on_done: str | None = ...,
+        on_done_queue: str | None = ...,
     ) -> AcceptedResult | ErrorResult: ...
     @overload
     def run_command(
-        self, command: str, sandbox_id: str | None, background: Literal[True]
+        self,
+        command: str,
+        sandbox_id: str | None,
+        background: Literal[True],
+        callback_url: str | None = ...,
+        on_done: str | None = ...,
+        on_done_queue: str | None = ...,
     ) -> AcceptedResult | ErrorResult: ...
     @overload
     def run_command(
-        self, command: str, sandbox_id: str | None = ..., background: bool = ...
+        self,
+        command: str,
+        sandbox_id: str | None = ...,
+        background: bool = ...,
+        callback_url: str | None = ...,
+        on_done: str | None = ...,
+        on_done_queue: str | None = ...,
     ) -> CommandResult | AcceptedResult | ErrorResult: ...
 
     @tool
     def run_command(
-        self, command: str, sandbox_id: str | None = None, background: bool = False
+        self,
+        command: str,
+        sandbox_id: str | None = None,
+        background: bool = False,
+        callback_url: str | None = None,
+        on_done: str | None = None,
+        on_done_queue: str | None = None,
     ) -> CommandResult | AcceptedResult | ErrorResult:
-        """Run a shell command (bash -l -c) in a sandbox; with background=True, as a job."""
+        """Run a shell command (bash -l -c) in a sandbox; with background=True, as a job (its end
+        calls back as run_command_background's does)."""
         _check_command(command)
+        notify = notify_fields(self.settings, callback_url, on_done, on_done_queue)
+        if notify and not background:
+            raise InvalidInputError("callback_url and on_done are for background jobs: pass background=True")
         target = self._target(sandbox_id)
         if background:
             job = RunCommandArgs(sandbox_id=target.sandbox_id, command=command, job=True)
-            return target.noted(self._submit_job("command", RUN_COMMAND, job, None))
+            return target.noted(self._submit_job("command", RUN_COMMAND, job, None, notify))
         args = RunCommandArgs(
             sandbox_id=target.sandbox_id, command=command, job=False, timeout=DEFAULT_COMMAND_TIMEOUT
         )
@@ -311,13 +378,23 @@ class E2BToolkit(Toolkit):
 
     @tool
     def run_command_background(
-        self, command: str, sandbox_id: str | None = None, job_id: str | None = None
+        self,
+        command: str,
+        sandbox_id: str | None = None,
+        job_id: str | None = None,
+        callback_url: str | None = None,
+        on_done: str | None = None,
+        on_done_queue: str | None = None,
     ) -> AcceptedResult:
-        """Run a shell command as a background job with no time limit; returns its job_id."""
+        """Run a shell command as a background job with no time limit; returns its job_id.
+
+        callback_url, on_done and on_done_queue: as for run_python_code_background.
+        """
         _check_command(command)
+        notify = notify_fields(self.settings, callback_url, on_done, on_done_queue)
         target = self._target(sandbox_id)
         args = RunCommandArgs(sandbox_id=target.sandbox_id, command=command, job=True)
-        return target.noted(self._submit_job("command", RUN_COMMAND, args, job_id))
+        return target.noted(self._submit_job("command", RUN_COMMAND, args, job_id, notify))
 
     # -- files ---------------------------------------------------------------------------------
 
@@ -464,6 +541,34 @@ class E2BToolkit(Toolkit):
         route = self.manager.router.to_node(record.get("node"))
         self.dispatcher.submit(CANCEL_JOB, CancelJobArgs(job_id=job_id), route=route)
         return {"status": "success", "job_id": job_id, "result": "cancelled"}
+
+    @tool
+    def wait_job(self, job_id: str, timeout: float | None = None) -> JobRecord | ErrorResult:
+        """Wait until a background job ends (at most timeout seconds; None: no bound) and return its
+        status as get_job_status does.
+
+        Woken by the job's end, not by polling. A job still running at the timeout comes back as it
+        stands, with "timed_out": true and a message saying so; a job whose worker died ends
+        "error" within its heartbeat (15 s) plus a few seconds.
+        """
+        if not isinstance(job_id, str) or not job_id:
+            raise InvalidInputError(f"job_id must be a non-empty string, not {job_id!r}")
+        if timeout is not None and (
+            isinstance(timeout, bool)
+            or not isinstance(timeout, int | float)
+            or not math.isfinite(timeout)
+            or timeout < 0
+        ):
+            raise InvalidInputError(f"timeout must be a number of seconds >= 0 or None, not {timeout!r}")
+        record, timed_out = wait_for_end(self.jobs, self.events, job_id, timeout)
+        if record is None:
+            return {"status": "error", "job_id": job_id, "message": f"no job {job_id!r}"}
+        if record["kind"] == "map":
+            record = self.maps.with_progress(record)
+        if timed_out:
+            record["timed_out"] = True
+            record["message"] = f"still running after {timeout or 0:g} s"
+        return record
 
     # -- sandboxes -----------------------------------------------------------------------------
 

@@ -33,8 +33,12 @@ from ..config import Settings
 from ..errors import InvalidInputError
 from ..types import TERMINAL_STATES, JobKind, JobRecord, JobRecordStatus
 from .connection import connect, text, translates_errors
+from .events import EMIT_LUA
 from .keys import (
+    EVENTS,
     ORPHANED_JOBS,
+    OUTBOX,
+    OUTBOX_WAKE,
     STARTED_JOBS,
     job_alive_key,
     job_args_key,
@@ -43,6 +47,7 @@ from .keys import (
     job_output_key,
 )
 from .nodes import NodeStore, lost_message
+from .outbox import OUTBOX_LUA
 
 LOST = "worker lost: the worker running this job stopped (killed, out of memory or its host went away)"
 LANES_LOST = (
@@ -65,25 +70,33 @@ redis.call('HSET', KEYS[1], unpack(ARGV, 2))
 return 1
 """
 
-# A new job's record and its task's arguments, in one round trip: KEYS = job hash, args key;
-# ARGV[1] = ttl, ARGV[2] = the arguments' JSON ('' for none); ARGV[3..] = field, value.
-# Returns 0, writing nothing, when the id is taken.
-_CREATE = """
+# A new job's record, its task's arguments and its event, in one round trip: KEYS = job hash, event
+# stream, args key; ARGV[1] = ttl; ARGV[2] = events kept; ARGV[3] = the arguments' JSON ('' for
+# none); ARGV[4..] = field, value. Returns 0, writing nothing, when the id is taken.
+_CREATE = (
+    EMIT_LUA
+    + """
 if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
-redis.call('HSET', KEYS[1], unpack(ARGV, 3))
+redis.call('HSET', KEYS[1], unpack(ARGV, 4))
 redis.call('EXPIRE', KEYS[1], ARGV[1])
-if ARGV[2] ~= '' then redis.call('SET', KEYS[2], ARGV[2], 'EX', ARGV[1]) end
+if ARGV[3] ~= '' then redis.call('SET', KEYS[3], ARGV[3], 'EX', ARGV[1]) end
+local f = e2bq_pairs(4)
+f.at = f.created_at
+e2bq_emit(KEYS[2], ARGV[2], e2bq_plain(f.job_id), 'queued', f)
 return 1
 """
+)
 
 # A worker took the job's message (receive) or starts it (start; resume: takes it over), in one
-# round trip. KEYS: job hash, cancel flag, alive key, started set; ARGV[1] = job id, ARGV[2] =
-# worker, ARGV[3] = heartbeat ttl, ARGV[4] = 'receive', 'start' or 'resume', ARGV[5..] = the claim's
-# field, value pairs. Receive beats and watches an existing job (1; 0: no job). Start and resume
-# leave a cancelled job alone (-2); else they beat and watch it whatever the claim's outcome (the
-# lanes of a map all start its job), then claim it: 1 when this call moved it from queued (resume:
-# handed over) to started, else 0 or -1.
-_TAKE = """
+# round trip. KEYS: job hash, cancel flag, alive key, started set, event stream; ARGV[1] = job id,
+# ARGV[2] = worker, ARGV[3] = heartbeat ttl, ARGV[4] = 'receive', 'start' or 'resume', ARGV[5] =
+# events kept, ARGV[6..] = the claim's field, value pairs. Receive beats and watches an existing
+# job (1; 0: no job). Start and resume leave a cancelled job alone (-2); else they beat and watch
+# it whatever the claim's outcome (the lanes of a map all start its job), then claim it: 1 when
+# this call moved it from queued (resume: handed over) to started, else 0 or -1.
+_TAKE = (
+    EMIT_LUA
+    + """
 if ARGV[4] == 'receive' then
   if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
 elseif redis.call('EXISTS', KEYS[2]) == 1 then
@@ -92,53 +105,79 @@ end
 redis.call('SET', KEYS[3], ARGV[2], 'EX', ARGV[3])
 redis.call('SADD', KEYS[4], ARGV[1])
 if ARGV[4] == 'receive' then return 1 end
-local status = redis.call('HGET', KEYS[1], 'status')
+local job = redis.call('HMGET', KEYS[1], 'status', 'state', 'kind', 'sandbox_id', 'node')
+local status = job[1]
 if not status then return 0 end
 if status == '"done"' or status == '"error"' or status == '"cancelled"' then return -1 end
-local expected = '"queued"'
-if ARGV[4] == 'resume' then expected = '"handed_over"' end
-if redis.call('HGET', KEYS[1], 'state') ~= expected then return -1 end
-redis.call('HSET', KEYS[1], unpack(ARGV, 5))
+local expected, event = '"queued"', 'started'
+if ARGV[4] == 'resume' then expected, event = '"handed_over"', 'taken_over' end
+if job[2] ~= expected then return -1 end
+redis.call('HSET', KEYS[1], unpack(ARGV, 6))
+local f = e2bq_pairs(6)
+e2bq_emit(KEYS[5], ARGV[5], ARGV[1], event,
+  {status = status, kind = job[3], sandbox_id = job[4], node = job[5], worker = f.worker, at = f.started_at})
 return 1
 """
+)
 
-# The end transition and its bookkeeping, in one round trip: KEYS: job hash, started set, alive key;
-# ARGV[1] = job id, ARGV[2..] = field, json value, ... Ends the job unless it already ended (1 when
-# this call ended it); the job stops being watched either way.
-_FINISH = """
-redis.call('SREM', KEYS[2], ARGV[1])
-redis.call('DEL', KEYS[3])
-local status = redis.call('HGET', KEYS[1], 'status')
+# The end transition and its bookkeeping, in one round trip: KEYS: job hash, started set, alive key,
+# event stream, outbox, outbox wake-up; ARGV[1] = job id, ARGV[2] = events kept, ARGV[3] = the event
+# ('ended' by finish, which stops watching the job either way; 'cancelled' by cancel), ARGV[4..] =
+# field, json value, ... Ends the job unless it already ended (1 when this call ended it), and
+# queues its callback and on_done task, if it has any (``e2bq.stores.outbox``).
+_FINISH = (
+    EMIT_LUA
+    + OUTBOX_LUA
+    + """
+if ARGV[3] == 'ended' then
+  redis.call('SREM', KEYS[2], ARGV[1])
+  redis.call('DEL', KEYS[3])
+end
+local job = redis.call('HMGET', KEYS[1], 'status', 'kind', 'sandbox_id', 'node', 'worker',
+  'callback_url', 'on_done')
+local status = job[1]
 if not status then return 0 end
 if status == '"done"' or status == '"error"' or status == '"cancelled"' then return -1 end
-redis.call('HSET', KEYS[1], unpack(ARGV, 2))
+redis.call('HSET', KEYS[1], unpack(ARGV, 4))
+local f = e2bq_pairs(4)
+e2bq_emit(KEYS[4], ARGV[2], ARGV[1], ARGV[3],
+  {status = f.status, kind = job[2], sandbox_id = job[3], node = job[4], worker = job[5], at = f.finished_at})
+e2bq_outbox(KEYS[5], KEYS[6], ARGV[1], job[6], job[7], f.finished_at)
 return 1
 """
+)
 
 
-# Hand a job whose worker is lost over to another worker: KEYS = job hash, alive key, cancel flag;
-# ARGV[1] = most takeovers, ARGV[2] = how long the job waits for its new worker (seconds), ARGV[3]
-# = '' or, for a worker giving its own job up, that worker's JSON name. Returns the takeover's
-# number; 0 when the job ended, is cancelled or is attended (its alive key is back: its worker
-# lives, or another reaper just handed it over; given up: another worker has it); -1 when
-# takeovers are spent.
-_HANDOVER = """
-if redis.call('HGET', KEYS[1], 'status') ~= '"running"' then return 0 end
+# Hand a job whose worker is lost over to another worker: KEYS = job hash, alive key, cancel flag,
+# event stream; ARGV[1] = most takeovers, ARGV[2] = how long the job waits for its new worker
+# (seconds), ARGV[3] = '' or, for a worker giving its own job up, that worker's JSON name, ARGV[4]
+# = events kept, ARGV[5] = now. Returns the takeover's number; 0 when the job ended, is cancelled
+# or is attended (its alive key is back: its worker lives, or another reaper just handed it over;
+# given up: another worker has it); -1 when takeovers are spent.
+_HANDOVER = (
+    EMIT_LUA
+    + """
+local job = redis.call('HMGET', KEYS[1], 'status', 'worker', 'takeovers', 'state', 'handed_from',
+  'kind', 'sandbox_id', 'node', 'job_id')
+if job[1] ~= '"running"' then return 0 end
 if redis.call('EXISTS', KEYS[3]) == 1 then return 0 end
 if ARGV[3] == '' then
   if redis.call('EXISTS', KEYS[2]) == 1 then return 0 end
-elseif redis.call('HGET', KEYS[1], 'worker') ~= ARGV[3] then
+elseif job[2] ~= ARGV[3] then
   return 0
 end
-local n = tonumber(redis.call('HGET', KEYS[1], 'takeovers') or '0') + 1
+local n = tonumber(job[3] or '0') + 1
 if n > tonumber(ARGV[1]) then return -1 end
-local state = redis.call('HGET', KEYS[1], 'state')
-if state == '"handed_over"' then state = redis.call('HGET', KEYS[1], 'handed_from') end
+local state = job[4]
+if state == '"handed_over"' then state = job[5] end
 redis.call('HSET', KEYS[1], 'state', '"handed_over"', 'handed_from', state, 'takeovers', tostring(n),
   'lost_seen_at', 'null', 'worker', 'null')
 redis.call('SET', KEYS[2], 'handover', 'EX', ARGV[2])
+e2bq_emit(KEYS[4], ARGV[4], e2bq_plain(job[9]), 'handed_over',
+  {status = job[1], kind = job[6], sandbox_id = job[7], node = job[8], worker = job[2], at = ARGV[5]})
 return n
 """
+)
 MAX_TAKEOVERS = 5  # a job whose workers die this many times under it ends as lost
 TAKEN_OVER_KINDS = frozenset({"code", "command"})  # a map's lanes take over from each other
 
@@ -178,9 +217,12 @@ class JobStore:
         namespace: str,
         node: str | None = None,
         args: Mapping[str, object] | None = None,
+        *,
+        notify: Mapping[str, str] | None = None,
     ) -> JobRecord:
         """Record a new queued job (for a sandbox on ``node``); a job id can be used once. ``args``,
-        its task's arguments, are kept with it to send the task again should its worker be lost."""
+        its task's arguments, are kept with it to send the task again should its worker be lost.
+        ``notify`` adds ``callback_url``, ``on_done`` and ``on_done_queue`` (see ``e2bq.callbacks``)."""
         record: JobRecord = {
             "job_id": job_id,
             "status": "running",
@@ -199,9 +241,10 @@ class JobStore:
             "node": node,
         }
         kept = json.dumps(dict(args)) if args is not None else ""
+        fields = _encode({**record, **(notify or {})})
         created = self._create(
-            keys=[job_key(job_id), job_args_key(job_id)],
-            args=[self.settings.job_ttl, kept, *_encode(dict(record))],
+            keys=[job_key(job_id), EVENTS, job_args_key(job_id)],
+            args=[self.settings.job_ttl, self.settings.events_max, kept, *fields],
         )
         if not created:
             raise InvalidInputError(f"job id {job_id!r} is already in use: pick another or omit it")
@@ -255,8 +298,15 @@ class JobStore:
         step: Literal["receive", "start", "resume"],
         claim: dict[str, Any] | None = None,
     ) -> int:
-        keys = [job_key(job_id), job_cancel_key(job_id), job_alive_key(job_id), STARTED_JOBS]
-        args: list[str | float] = [job_id, worker, self.settings.heartbeat_ttl, step, *_encode(claim or {})]
+        keys = [job_key(job_id), job_cancel_key(job_id), job_alive_key(job_id), STARTED_JOBS, EVENTS]
+        args: list[str | float] = [
+            job_id,
+            worker,
+            self.settings.heartbeat_ttl,
+            step,
+            self.settings.events_max,
+            *_encode(claim or {}),
+        ]
         return int(self._take(keys=keys, args=args))
 
     @translates_errors
@@ -292,16 +342,19 @@ class JobStore:
             raise ValueError(f"a job ends done, error or cancelled, not {status!r}")
         outcome = None if result is None else dict(result)
         fields = {"status": status, "finished_at": time.time(), "result": outcome, "message": message}
-        keys = [job_key(job_id), STARTED_JOBS, job_alive_key(job_id)]
-        return bool(self._finish(keys=keys, args=[job_id, *_encode(fields)]) == 1)
+        return self._end(job_id, "ended", fields)
+
+    def _end(self, job_id: str, event: Literal["ended", "cancelled"], fields: dict[str, Any]) -> bool:
+        keys = [job_key(job_id), STARTED_JOBS, job_alive_key(job_id), EVENTS, OUTBOX, OUTBOX_WAKE]
+        args: list[str | int] = [job_id, self.settings.events_max, event, *_encode(fields)]
+        return bool(self._finish(keys=keys, args=args) == 1)
 
     @translates_errors
     def cancel(self, job_id: str) -> bool:
         """Flag the job cancelled (its worker watches the flag) and end it; False if it had ended."""
         self.redis.set(job_cancel_key(job_id), "1", ex=self.settings.job_ttl)
-        return self._apply(
-            job_id, {"status": "cancelled", "finished_at": time.time(), "message": "cancelled by kill_job"}
-        )
+        fields = {"status": "cancelled", "finished_at": time.time(), "message": "cancelled by kill_job"}
+        return self._end(job_id, "cancelled", fields)
 
     @translates_errors
     def is_cancelled(self, job_id: str) -> bool:
@@ -369,9 +422,10 @@ class JobStore:
         return self._hand_over(job_id, json.dumps(worker))
 
     def _hand_over(self, job_id: str, worker: str) -> int:
-        keys = [job_key(job_id), job_alive_key(job_id), job_cancel_key(job_id)]
+        keys = [job_key(job_id), job_alive_key(job_id), job_cancel_key(job_id), EVENTS]
         wait = 4 * self.settings.heartbeat_ttl  # the new worker's time to take it before it is lost again
-        return int(self._handover(keys=keys, args=[MAX_TAKEOVERS, wait, worker]))
+        args: list[str | float] = [MAX_TAKEOVERS, wait, worker, self.settings.events_max, time.time()]
+        return int(self._handover(keys=keys, args=args))
 
     @translates_errors
     def orphan(self, job_id: str) -> None:

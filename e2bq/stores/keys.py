@@ -9,6 +9,11 @@
     e2bq:job:<id>:alive               string  a taken job's heartbeat, renewed by its worker
     e2bq:jobs:started                 set     ids of taken or started jobs, which worker reapers watch
     e2bq:jobs:orphaned                set     ids of jobs ended as "worker lost" whose work a reaper must stop
+    e2bq:events                       stream  every job's transitions (queued, started, ended, cancelled)
+    e2bq:outbox                       zset    ids of ended jobs whose callback or on_done task is due,
+                                              scored by when the next delivery attempt is due
+    e2bq:outbox:wake                  list    wakes the workers' outbox drainers at a job's end
+    e2bq:job:<id>:delivery            hash    a job end's delivery: attempts, first try, outcome
     e2bq:map:<id>                     hash    a batch map's counts (total, done, failed, lanes still
                                               running; integers), its expiry, its lane tasks' claims,
                                               and why a lane stopped
@@ -36,6 +41,9 @@ from typing import Final
 
 STARTED_JOBS: Final = "e2bq:jobs:started"
 ORPHANED_JOBS: Final = "e2bq:jobs:orphaned"
+EVENTS: Final = "e2bq:events"
+OUTBOX: Final = "e2bq:outbox"
+OUTBOX_WAKE: Final = "e2bq:outbox:wake"
 
 
 def sandbox_key(sandbox_id: str) -> str:
@@ -69,6 +77,10 @@ def job_cancel_key(job_id: str) -> str:
 
 def job_alive_key(job_id: str) -> str:
     return f"e2bq:job:{job_id}:alive"
+
+
+def job_delivery_key(job_id: str) -> str:
+    return f"e2bq:job:{job_id}:delivery"
 
 
 def map_key(job_id: str, part: str = "") -> str:

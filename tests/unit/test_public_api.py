@@ -26,8 +26,12 @@ EXPORTED = [
     "ProviderError",
     "QueueError",
     "SandboxNotFoundError",
+    # Job events and callbacks
+    "JobEvents",
+    "verify_callback",
     # Result shapes
     "TERMINAL_STATES",
+    "JobEvent",
     "JobRecord",
     "JobStatus",
     "NodeInfo",

@@ -25,6 +25,7 @@ SPEC_METHODS = {
     "get_job_status",
     "get_job_results",
     "kill_job",
+    "wait_job",
     "create_sandbox",
     "list_managed_sandboxes",
     "shutdown_sandbox",
