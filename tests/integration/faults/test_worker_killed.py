@@ -11,6 +11,7 @@ import pytest
 
 from e2bq import E2BToolkit
 from e2bq.launch import WorkerProcess
+from e2bq.stores.events import JobEvents
 from e2bq.stores.jobs import JobStore
 from tests.integration.faults.conftest import Stack, job_ended, kill_worker
 from tests.procs import wait_for
@@ -132,6 +133,8 @@ def test_a_job_taken_but_never_started_is_run_once(stack: Stack) -> None:
     assert record["status"] == "done", record
     assert record["takeovers"] == 1, record
     assert effects(toolkit, sandbox_id, "taken") == ["once"]
+    events = [event["event"] for event in JobEvents(stack.settings()).history(job_id)]
+    assert events == ["queued", "handed_over", "taken_over", "ended"], events
 
 
 @pytest.mark.slow

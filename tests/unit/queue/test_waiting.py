@@ -6,6 +6,7 @@ from __future__ import annotations
 import threading
 import time
 import uuid
+from dataclasses import replace
 
 from e2bq.client.waiting import wait_for_end
 from e2bq.config import Settings
@@ -52,6 +53,8 @@ def test_the_wait_honours_its_timeout_and_returns_the_running_record(settings: S
 
 
 def test_the_wait_ends_a_job_whose_worker_died(settings: Settings) -> None:
+    # No worker is left to take it over: the wait ends it once the takeover wait has passed.
+    settings = replace(settings, takeover_wait=1)
     jobs, events = JobStore(settings), JobEvents(settings)
     job_id = started_job(jobs)
     jobs.redis.delete(job_alive_key(job_id))  # its worker stopped beating (heartbeat_ttl is 1 s)
