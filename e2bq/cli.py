@@ -229,8 +229,9 @@ def jobs() -> None:
 @click.option("--from-start", is_flag=True, help="Begin with the oldest event kept, not with the next one.")
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per event instead of a line of text.")
 def follow(job_id: str | None, from_start: bool, as_json: bool) -> None:
-    """Print job events (queued, started, handed_over, taken_over, ended, cancelled) as they happen, one line each:
-    stream id, time, job id, event, status, then kind, sandbox_id, node and worker when known."""
+    """Print job events (queued, started, handed_over, taken_over, ended, cancelled) as they happen,
+    one line each: stream id, time, job id, event, status, then kind, sandbox_id, node and worker
+    when known."""
     import json
 
     from .config import Settings

@@ -14,6 +14,7 @@
     ├── ExecutionTimeoutError    work that did not finish within its time bound
     ├── JobCancelledError        work stopped by kill_job
     ├── WorkerStoppedError       work a shutting-down worker could not finish in its grace period
+    ├── JobTakenOverError        a job another worker took over: this one must stop driving it
     └── QueueError               Redis or the broker cannot be reached, or no worker answered
 
 The toolkit never lets these escape: each public method turns them into
@@ -78,6 +79,10 @@ class JobCancelledError(E2BQError):
 
 
 class WorkerStoppedError(E2BQError):
+    pass
+
+
+class JobTakenOverError(E2BQError):
     pass
 
 

@@ -15,7 +15,13 @@ from celery import Task
 from celery.exceptions import Ignore
 
 from e2bq.config import Settings
-from e2bq.errors import E2BQError, JobCancelledError, SandboxNotFoundError, WorkerStoppedError
+from e2bq.errors import (
+    E2BQError,
+    JobCancelledError,
+    JobTakenOverError,
+    SandboxNotFoundError,
+    WorkerStoppedError,
+)
 from e2bq.protocol import KILL_SANDBOX, RUN_CODE, RUN_COMMAND, deadline, is_job
 from e2bq.stores.jobs import JobStore
 from e2bq.stores.registry import Registry
@@ -83,7 +89,7 @@ def run_operation(task: Task, operation: Operation[A, R], args: A) -> R | ErrorR
     result: R | ErrorResult
     try:
         result = ctx.loop.run(operation(ctx, args), stop=watch, timeout=bounds.stop)
-    except JobCancelledError as exc:
+    except (JobCancelledError, JobTakenOverError) as exc:  # ended by kill_job, or driven elsewhere
         return {"status": "error", "job_id": str(job_id), "message": str(exc)}
     except Exception as exc:
         if isinstance(exc, WorkerStoppedError) and ctx.leaving and job_id and _hand_over(task, ctx, job_id):

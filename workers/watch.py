@@ -15,7 +15,7 @@ import time
 from collections.abc import Callable
 
 from e2bq.config import Settings
-from e2bq.errors import E2BQError, JobCancelledError, WorkerStoppedError
+from e2bq.errors import E2BQError, JobCancelledError, JobTakenOverError, WorkerStoppedError
 from e2bq.stores.jobs import JobStore
 from e2bq.stores.registry import Registry
 from e2bq.stores.shutdowns import Shutdowns
@@ -71,7 +71,12 @@ class Watch:
             )
         if self.job_id and now - self._beaten >= _BEAT_EVERY:
             self._beaten = now
-            self.jobs.heartbeat(self.job_id, self.worker)
+            if not self.jobs.heartbeat(self.job_id, self.worker):
+                if self.leave is not None:
+                    self.leave()  # its work is the new worker's now: it stays running
+                return JobTakenOverError(
+                    f"worker {self.worker} could not beat for the job in time: another worker took it over"
+                )
         if self.sandbox_id and now - self._extended >= _EXTEND_EVERY:
             self._extended = now
             self.keep_alive()

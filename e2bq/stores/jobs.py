@@ -178,6 +178,14 @@ e2bq_emit(KEYS[4], ARGV[4], e2bq_plain(job[9]), 'handed_over',
 return n
 """
 )
+# A worker's heartbeat for a job: KEYS = job hash, alive key; ARGV[1] = the worker's JSON name,
+# ARGV[2] = its name, ARGV[3] = ttl. 0 (and no beat) when the running job is another worker's.
+_BEAT = """
+local job = redis.call('HMGET', KEYS[1], 'status', 'worker', 'kind')
+if job[1] == '"running"' and job[3] ~= '"map"' and job[2] ~= ARGV[1] then return 0 end
+redis.call('SET', KEYS[2], ARGV[2], 'EX', ARGV[3])
+return 1
+"""
 MAX_TAKEOVERS = 5  # a job whose workers die this many times under it ends as lost
 TAKEN_OVER_KINDS = frozenset({"code", "command"})  # a map's lanes take over from each other
 
@@ -206,6 +214,7 @@ class JobStore:
         self._take = self.redis.register_script(_TAKE)
         self._finish = self.redis.register_script(_FINISH)
         self._handover = self.redis.register_script(_HANDOVER)
+        self._beat = self.redis.register_script(_BEAT)
         self.nodes = NodeStore(settings, self.redis)
 
     @translates_errors
@@ -310,8 +319,12 @@ class JobStore:
         return int(self._take(keys=keys, args=args))
 
     @translates_errors
-    def heartbeat(self, job_id: str, worker: str) -> None:
-        self.redis.set(job_alive_key(job_id), worker, ex=self.settings.heartbeat_ttl)
+    def heartbeat(self, job_id: str, worker: str) -> bool:
+        """Renew the job's heartbeat for ``worker``; False, renewing nothing, when the job is no
+        longer that worker's (it was handed over while the worker could not beat: it must stop
+        driving it). A map's lane tasks all beat its job."""
+        keys = [job_key(job_id), job_alive_key(job_id)]
+        return bool(self._beat(keys=keys, args=[json.dumps(worker), worker, self.settings.heartbeat_ttl]))
 
     @translates_errors
     def set_pid(self, job_id: str, pid: int) -> None:

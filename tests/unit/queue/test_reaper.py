@@ -78,6 +78,9 @@ def test_a_job_handed_over_is_claimed_once_and_never_by_its_first_message(
     assert not jobs.start(job_id, worker="w-other", takeover=True)  # a second takeover message
     record = jobs.get(job_id)
     assert record is not None and (record["state"], record["worker"]) == ("started", "w-new")
+    # A worker that could not beat in time but lives on learns on its next beat that it must stop.
+    assert not jobs.heartbeat(job_id, "w-dead")
+    assert jobs.heartbeat(job_id, "w-new")
 
 
 def test_a_job_lost_time_after_time_ends_once_its_takeovers_are_spent(
