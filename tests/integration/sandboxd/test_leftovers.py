@@ -53,8 +53,8 @@ def killed_host(tmp_path: Path) -> Iterator[SandboxHostProcess]:
         make_sandboxes(host, 2)
         host.proc.send_signal(signal.SIGKILL)
         host.proc.wait(timeout=30)
-        assert len(mounts_under(host.state_dir)) == 2
-        assert len(loops_under(host.state_dir)) == 2
+        assert len(mounts_under(host.state_dir)) >= 2  # a warm pool's sandboxes may add theirs
+        assert len(loops_under(host.state_dir)) >= 2
         yield host
 
 
@@ -63,7 +63,9 @@ def live_sandbox(sandboxd: SandboxHostProcess) -> Iterator[list[str]]:
     """A sandbox of the session's running sandboxd, and its mounts."""
     (sandbox,) = make_sandboxes(sandboxd, 1)
     try:
-        yield mounts_under(sandboxd.state_dir)
+        own = [point for point in mounts_under(sandboxd.state_dir) if sandbox.sandbox_id in point]
+        assert own
+        yield own
     finally:
         sandbox.kill()
 
@@ -75,7 +77,7 @@ def test_the_next_start_reclaims_them_whatever_its_state_folder(
         assert mounts_under(killed_host.state_dir) == []
         assert loops_under(killed_host.state_dir) == []
         assert not list(killed_host.state_dir.glob("*/disk.*.img"))
-        assert mounts_under(sandboxd.state_dir) == live_sandbox
+        assert set(live_sandbox) <= set(mounts_under(sandboxd.state_dir))
 
 
 def test_doctor_fix_reclaims_them(
@@ -91,7 +93,7 @@ def test_doctor_fix_reclaims_them(
     assert f"unmounted {killed_host.state_dir}" in fixed.stdout, fixed.stdout + fixed.stderr
     assert mounts_under(killed_host.state_dir) == []
     assert loops_under(killed_host.state_dir) == []
-    assert mounts_under(sandboxd.state_dir) == live_sandbox
+    assert set(live_sandbox) <= set(mounts_under(sandboxd.state_dir))
     again = subprocess.run(
         [sys.executable, "-m", "e2bq.cli", "doctor", "--fix"],
         capture_output=True,
