@@ -30,12 +30,25 @@ cli.add_command(sandboxd)
     type=click.Path(path_type=Path),
     help=f"The sandbox runtime folder [E2BQ_SANDBOX_RUNTIME, {DEFAULT_RUNTIME}].",
 )
-def doctor(runtime: Path | None) -> None:
+@click.option(
+    "--fix",
+    is_flag=True,
+    help="First reclaim what sandboxds that died left behind: mounted disk images, loop devices, "
+    "cgroups, firewall chains (never a running sandboxd's).",
+)
+def doctor(runtime: Path | None, fix: bool) -> None:
     """Check this host for everything sandboxd needs; one line per item, with what to do when missing.
 
     Exits 1 when anything is missing.
     """
     from .sandboxd.doctor import examine
+    from .sandboxd.doctor import fix as reclaim
+
+    if fix:
+        done = reclaim()
+        for line in done:
+            click.echo(f"FIXED    {line}")
+        click.echo(f"reclaimed {len(done)} leftovers of sandboxds that died")
 
     findings = examine(HostSettings.from_env(runtime=runtime).runtime)
     for finding in findings:

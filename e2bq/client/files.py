@@ -15,6 +15,7 @@ from ..protocol import DOWNLOAD_FILE, QUEUE_MARGIN, UPLOAD_FILE, TransferArgs
 from ..stores.transfer import ChunkPipe, new_transfer_id
 from ..types import ChartResult, ErrorResult, ExecutionResult, FileResult, PngResult, TransferResult
 from .dispatch import Dispatcher
+from .inputs import check_local_path, check_sandbox_path, local_file_errors
 from .routing import Route
 
 
@@ -22,10 +23,14 @@ def upload(
     dispatcher: Dispatcher, sandbox_id: str, local_path: str, sandbox_path: str | None
 ) -> FileResult | ErrorResult:
     """Stream a local file into the sandbox (``sandbox_path`` defaults to its name, in the home)."""
-    source = Path(local_path).expanduser()
-    if not source.is_file():
-        raise LocalFileNotFoundError(f"no local file at {local_path!r}: give the path of an existing file")
-    target = sandbox_path or source.name
+    source = check_local_path(local_path, "local_path")
+    with local_file_errors(source, "read"):
+        found = source.is_file()
+    if not found:
+        raise LocalFileNotFoundError(
+            f"no local file at {local_path!r:.200}: give the path of an existing file"
+        )
+    target = check_sandbox_path(sandbox_path, "sandbox_path") if sandbox_path else source.name
     transfer_id = new_transfer_id()
     pipe = ChunkPipe(dispatcher.settings, transfer_id)
     args = TransferArgs(sandbox_id=sandbox_id, sandbox_path=target, transfer_id=transfer_id)
@@ -34,7 +39,7 @@ def upload(
     chunk_size = dispatcher.settings.transfer_chunk_bytes
     check = _node_check(dispatcher, route)
     try:
-        with source.open("rb") as handle:
+        with local_file_errors(source, "read"), source.open("rb") as handle:
             while chunk := handle.read(chunk_size):
                 pipe.push(chunk, check=check)
         pipe.close(check=check)
@@ -55,13 +60,16 @@ def download(
     dispatcher: Dispatcher, sandbox_id: str, sandbox_path: str, local_path: str | None
 ) -> FileResult | ErrorResult:
     """Stream a file out of the sandbox to ``local_path`` (defaults to its name, here)."""
-    if not sandbox_path:
-        raise InvalidInputError("sandbox_path must name a file in the sandbox")
-    target = Path(local_path or os.path.basename(sandbox_path.rstrip("/"))).expanduser()
-    if target.is_dir():
-        target = target / os.path.basename(sandbox_path.rstrip("/"))
-    if not target.parent.is_dir():
-        raise InvalidInputError(f"the local folder {target.parent} does not exist")
+    check_sandbox_path(sandbox_path, "sandbox_path")
+    name = os.path.basename(sandbox_path.rstrip("/"))
+    target = check_local_path(local_path, "local_path") if local_path else Path(name)
+    with local_file_errors(target, "written"):
+        if target.is_dir():
+            target = target / name
+        if not name and target.is_dir():
+            raise InvalidInputError(f"sandbox_path {sandbox_path!r} names no file: pass a file's path")
+        if not target.parent.is_dir():
+            raise InvalidInputError(f"the local folder {target.parent} does not exist")
     transfer_id = new_transfer_id()
     pipe = ChunkPipe(dispatcher.settings, transfer_id)
     args = TransferArgs(sandbox_id=sandbox_id, sandbox_path=sandbox_path, transfer_id=transfer_id)
@@ -70,7 +78,7 @@ def download(
     partial = target.with_name(f".{target.name}.{transfer_id[:8]}.part")
     check = _node_check(dispatcher, route)
     try:
-        with partial.open("wb") as handle:
+        with local_file_errors(target, "written"), partial.open("wb") as handle:
             while (chunk := pipe.pop(timeout=120, check=check)) is not None:
                 handle.write(chunk)
     except Exception:
@@ -87,7 +95,8 @@ def download(
     if result["status"] != "success":
         partial.unlink(missing_ok=True)
         return result
-    partial.replace(target)
+    with local_file_errors(target, "written"):
+        partial.replace(target)
     return _with_local_path(result, target)
 
 
@@ -123,9 +132,11 @@ def save_png(
     """Save the ``index``-th PNG among ``results`` (default file: ``<sandbox>_result_<index>.png``)
     and give it to ``agent`` when it takes images."""
     result = pick(results, "png", index)
-    path = Path(output_path or f"{sandbox_id}_result_{index}.png")
-    size = _write_png(result, path)
-    attached = _attach_image(agent, path, path.read_bytes())
+    default = Path(f"{sandbox_id}_result_{index}.png")
+    path = check_local_path(output_path, "output_path") if output_path else default
+    with local_file_errors(path, "written"):
+        size = _write_png(result, path)
+        attached = _attach_image(agent, path, path.read_bytes())
     return {
         "status": "success", "sandbox_id": sandbox_id, "path": str(path), "size": size, "result": attached
     }
@@ -143,12 +154,14 @@ def save_chart(
     """Save the ``index``-th chart among ``results`` as JSON (default file:
     ``<sandbox>_chart_<index>.json``); with ``with_image``, its PNG beside it, given to ``agent``."""
     result = pick(results, "chart", index)
-    path = Path(output_path or f"{sandbox_id}_chart_{index}.json")
+    default = Path(f"{sandbox_id}_chart_{index}.json")
+    path = check_local_path(output_path, "output_path") if output_path else default
     text = json.dumps(result["chart"], indent=2)
-    path.write_text(text)
-    if with_image and result.get("png") is not None:
-        image = path.with_suffix(".png")
-        _attach_image(agent, image, image.read_bytes() if _write_png(result, image) else b"")
+    with local_file_errors(path, "written"):
+        path.write_text(text)
+        if with_image and result.get("png") is not None:
+            image = path.with_suffix(".png")
+            _attach_image(agent, image, image.read_bytes() if _write_png(result, image) else b"")
     return {
         "status": "success", "sandbox_id": sandbox_id, "path": str(path), "size": len(text),
         "result": result["chart"],

@@ -7,7 +7,14 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from ..config import Settings
-from ..errors import CapacityError, E2BQError, InvalidInputError, NodeLostError, ProviderError
+from ..errors import (
+    CapacityError,
+    E2BQError,
+    InvalidInputError,
+    NodeLostError,
+    ProviderError,
+    SandboxNotFoundError,
+)
 from ..protocol import (
     CONNECT_SANDBOX,
     CREATE_SANDBOX,
@@ -21,8 +28,10 @@ from ..stores.nodes import NodeStore, Placement
 from ..stores.registry import Registry
 from ..types import ErrorResult, NodeInfo, SandboxEntry, SandboxEntryResult, ShutdownResult, SlotInfo
 from .dispatch import Dispatcher
+from .inputs import check_flag, check_id, check_metadata, check_options, check_text
 from .routing import Router
 
+MAX_SECONDS = 10**9  # ~31 years: any longer time bound is a mistake (nan and inf are none)
 _PLACE_RETRY = 0.2  # seconds between looks for a free slot when every node is full
 
 
@@ -30,8 +39,10 @@ def check_timeout(value: Any, name: str = "timeout") -> None:
     """InvalidInputError unless ``value`` is None or a positive number of seconds."""
     if value is None:
         return
-    if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
-        raise InvalidInputError(f"{name} must be a positive number of seconds, not {value!r}")
+    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 < value < MAX_SECONDS:
+        raise InvalidInputError(
+            f"{name} must be a positive number of seconds below {MAX_SECONDS:g}, not {value!r}"
+        )
 
 
 @dataclass
@@ -73,7 +84,10 @@ class SandboxSlot:
             options = self.settings.sdk_options() if self.settings else {}
             if self.node_url:  # the sandbox host of its node, as this machine reaches it
                 options.update(api_url=self.node_url, sandbox_url=self.node_url)
-            self._sandbox = Sandbox.connect(self.sandbox_id, **options)
+            try:
+                self._sandbox = Sandbox.connect(self.sandbox_id, **options)
+            except Exception as exc:  # the SDK's own exceptions (four roots), or its HTTP client's
+                raise _connect_error(self.sandbox_id, exc) from exc
         return self._sandbox
 
     def to_dict(self) -> SlotInfo:
@@ -85,6 +99,15 @@ class SandboxSlot:
             "provider": self.provider,
             "node": self.node,
         }
+
+
+def _connect_error(sandbox_id: str, exc: Exception) -> E2BQError:
+    """What a failed ``Sandbox.connect`` from this process means, as an e2bq error."""
+    from e2b.exceptions import NotFoundException, SandboxNotFoundException
+
+    if isinstance(exc, SandboxNotFoundException | NotFoundException):
+        return SandboxNotFoundError(f"no sandbox {sandbox_id!r:.80} is running: check the id, or create one")
+    return ProviderError(f"cannot connect to sandbox {sandbox_id!r:.80}: {type(exc).__name__}: {exc}")
 
 
 def _load(node: NodeInfo) -> str:
@@ -119,11 +142,14 @@ class SandboxManager:
             isinstance(create_wait, bool) or not isinstance(create_wait, int | float) or create_wait < 0
         ):
             raise InvalidInputError(f"create_wait must be a number of seconds >= 0, not {create_wait!r}")
+        if api_key is not None:
+            check_text(api_key, "api_key")
+        options = check_options(default_options)
         settings = (settings or Settings.from_env()).with_api_key(api_key)
         self.settings = settings if create_wait is None else replace(settings, create_wait=float(create_wait))
         self.api_key = self.settings.e2b_api_key
         self.default_timeout = int(default_timeout)
-        self.default_options = dict(default_options or {})
+        self.default_options = options
         self.namespace = self.settings.namespace
         self.registry = Registry(self.settings)
         self.nodes = NodeStore(self.settings, self.registry.redis)
@@ -138,11 +164,10 @@ class SandboxManager:
         On a cluster of nodes, a create whose node is lost before it is made is placed again on a
         live node (within ``create_wait``); ProviderError when it cannot be made."""
         check_timeout(timeout)
-        if metadata is not None and not isinstance(metadata, dict):
-            raise InvalidInputError("metadata must be a dict of strings")
+        check_flag(set_default, "set_default")
         args = CreateSandboxArgs(
             timeout=int(timeout or self.default_timeout),
-            metadata={str(k): str(v) for k, v in (metadata or {}).items()},
+            metadata=check_metadata(metadata),
             namespace=self.namespace,
             set_default=set_default,
             options=self.default_options,
@@ -181,8 +206,7 @@ class SandboxManager:
         """A slot for an existing sandbox (adopted into this manager's registry if new to it).
 
         A sandbox the registry does not know is looked for on every live node in turn."""
-        if not isinstance(sandbox_id, str) or not sandbox_id:
-            raise InvalidInputError("sandbox_id must be a non-empty string")
+        check_id(sandbox_id, "sandbox_id")
         args = ConnectSandboxArgs(sandbox_id=sandbox_id, namespace=self.namespace)
         if self.registry.get(sandbox_id) is not None or not self.nodes.any():
             return self._slot(self.dispatcher.call(CONNECT_SANDBOX, args))
@@ -197,14 +221,14 @@ class SandboxManager:
     def shutdown(self, sandbox_id: str) -> ShutdownResult:
         """Kill a sandbox: ``{"status", "sandbox_id", "result"}`` (result: whether it was running)."""
         try:
-            if not isinstance(sandbox_id, str) or not sandbox_id:
-                raise InvalidInputError("sandbox_id must be a non-empty string")
+            check_id(sandbox_id, "sandbox_id")
             result = self.dispatcher.call(KILL_SANDBOX, KillSandboxArgs(sandbox_id=sandbox_id))
         except NodeLostError as exc:  # nothing left to kill: forget it
             self.registry.remove(sandbox_id, shut_down=True)
             return {"status": "success", "sandbox_id": sandbox_id, "result": False, "message": str(exc)}
-        except E2BQError as exc:
-            return {"status": "error", "sandbox_id": sandbox_id, "result": None, "message": str(exc)}
+        except E2BQError as exc:  # sandbox_id may be no string at all: name it JSON-safely
+            named = sandbox_id if isinstance(sandbox_id, str) else repr(sandbox_id)
+            return {"status": "error", "sandbox_id": named, "result": None, "message": str(exc)}
         if result["status"] == "success":
             return result
         failed: ShutdownResult = {

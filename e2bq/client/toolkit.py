@@ -62,6 +62,7 @@ from ..types import (
 from . import files
 from .batchmap import MapJobs
 from .calls import Target, tool
+from .inputs import MAX_SERVER_WAIT, check_flag, check_id, check_seconds, check_text, is_id
 from .manager import SandboxManager, check_timeout
 from .tools import Toolkit
 from .waiting import wait_for_end
@@ -92,7 +93,9 @@ class E2BToolkit(Toolkit):
         self.jobs = JobStore(self.settings, self.registry.redis)
         self.events = JobEvents(self.settings, self.registry.redis)
         self.maps = MapJobs(self.manager, self.jobs)
-        self.global_workers = max(1, int(global_workers))
+        if isinstance(global_workers, bool) or not isinstance(global_workers, int) or global_workers < 1:
+            raise InvalidInputError(f"global_workers must be a whole number >= 1, not {global_workers!r:.80}")
+        self.global_workers = global_workers
         self._last_results: dict[str, list[ExecutionResult]] = {}
         super().__init__(name=kwargs.pop("name", "e2b_tools"), tools=self._tool_methods(), **kwargs)
         if auto_create_default and self._live_default() is None:
@@ -140,9 +143,7 @@ class E2BToolkit(Toolkit):
     def _target(self, sandbox_id: str | None) -> Target:
         """The sandbox to use: ``sandbox_id``, else the default one (made anew if it is gone)."""
         if sandbox_id is not None:
-            if not isinstance(sandbox_id, str) or not sandbox_id:
-                raise InvalidInputError("sandbox_id must be a non-empty string")
-            return Target(sandbox_id)
+            return Target(check_id(sandbox_id, "sandbox_id"))
         default = self._live_default()
         if default is not None:
             return Target(default)
@@ -168,9 +169,7 @@ class E2BToolkit(Toolkit):
     ) -> AcceptedResult:
         """Record a job and queue its task (the task id is the job id); ``notify``: its end's
         callback and on_done task (``e2bq.callbacks``)."""
-        if job_id is not None and (not isinstance(job_id, str) or not job_id.strip()):
-            raise InvalidInputError("job_id must be a non-empty string")
-        job_id = job_id or uuid.uuid4().hex
+        job_id = uuid.uuid4().hex if job_id is None else check_id(job_id, "job_id")
         sandbox_id = args["sandbox_id"]
         route = self.manager.router.route(args)
         self.jobs.create(
@@ -186,7 +185,7 @@ class E2BToolkit(Toolkit):
     def _job(self, job_id: object) -> JobRecord | None:
         """The job's record, after ending it if its worker is gone (so none reads ``running`` forever,
         even when no worker is left to reap it)."""
-        if not isinstance(job_id, str) or not job_id:
+        if not is_id(job_id):
             return None
         self.jobs.end_if_lost(job_id)
         return self.jobs.get(job_id)
@@ -201,8 +200,7 @@ class E2BToolkit(Toolkit):
 
         Returns results (display data and the last expression, by MIME type), logs, and error.
         """
-        if not isinstance(code, str):
-            raise InvalidInputError("code must be a string")
+        check_text(code, "code")
         check_timeout(timeout)
         target = self._target(sandbox_id)
         args = RunCodeArgs(
@@ -229,8 +227,7 @@ class E2BToolkit(Toolkit):
         task named on_done (on on_done_queue, else Celery's default queue), if given; wait_job
         waits for the end.
         """
-        if not isinstance(code, str):
-            raise InvalidInputError("code must be a string")
+        check_text(code, "code")
         notify = notify_fields(self.settings, callback_url, on_done, on_done_queue)
         target = self._target(sandbox_id)
         args = RunCodeArgs(sandbox_id=target.sandbox_id, code=code, job=True)
@@ -242,8 +239,7 @@ class E2BToolkit(Toolkit):
 
         One task goes to each node, which runs the code in all of its sandboxes concurrently.
         """
-        if not isinstance(code, str):
-            raise InvalidInputError("code must be a string")
+        check_text(code, "code")
         check_timeout(timeout_each, "timeout_each")
         limit = float(timeout_each or DEFAULT_CODE_TIMEOUT)
         entries = self.registry.list(self.manager.namespace)
@@ -364,6 +360,7 @@ class E2BToolkit(Toolkit):
         """Run a shell command (bash -l -c) in a sandbox; with background=True, as a job (its end
         calls back as run_command_background's does)."""
         _check_command(command)
+        check_flag(background, "background")
         notify = notify_fields(self.settings, callback_url, on_done, on_done_queue)
         if notify and not background:
             raise InvalidInputError("callback_url and on_done are for background jobs: pass background=True")
@@ -441,6 +438,7 @@ class E2BToolkit(Toolkit):
         add_as_artifact: bool = True,
     ) -> ChartResult:
         """Save the chart data (E2B's chart dict) of the last run_python_code as JSON."""
+        check_flag(add_as_artifact, "add_as_artifact")
         target, results = self._last_results_of(sandbox_id)
         saved = files.save_chart(
             results, result_index, target.sandbox_id, output_path, agent, with_image=add_as_artifact
@@ -463,8 +461,11 @@ class E2BToolkit(Toolkit):
     ) -> ServerResult | ErrorResult:
         """Start a server in the sandbox as a background job and return its public URL."""
         check_port(port)
-        if isinstance(wait_seconds, bool) or not isinstance(wait_seconds, int | float) or wait_seconds < 0:
-            raise InvalidInputError(f"wait_seconds must be a number >= 0, not {wait_seconds!r}")
+        if check_seconds(wait_seconds, "wait_seconds", zero=True) > MAX_SERVER_WAIT:
+            raise InvalidInputError(
+                f"wait_seconds is {wait_seconds:g}; wait at most {MAX_SERVER_WAIT:g} s for a server "
+                "(check on a slower one later with get_public_url or get_job_status)"
+            )
         _check_command(command)
         target = self._target(sandbox_id)
         sid = target.sandbox_id
@@ -618,3 +619,6 @@ def _failed(sandbox_id: str, exc: E2BQError) -> ErrorResult:
 def _check_command(command: object) -> None:
     if not isinstance(command, str) or not command.strip():
         raise InvalidInputError("command must be a non-empty string")
+    check_text(command, "command")
+    if "\x00" in command:
+        raise InvalidInputError("command contains a NUL character, which no shell command can hold")

@@ -52,8 +52,12 @@ class Toolkit:
 
     def call(self, name: str, arguments: dict[str, Any]) -> Any:
         """Call a tool by name, as an LLM's function call asks."""
-        if name not in self.functions:
-            return {"status": "error", "message": f"unknown tool {name!r}; tools: {sorted(self.functions)}"}
+        if not isinstance(name, str) or name not in self.functions:
+            known = sorted(self.functions)
+            return {"status": "error", "message": f"unknown tool {name!r:.80}; tools: {known}"}
+        if not isinstance(arguments, dict):
+            kind = type(arguments).__name__
+            return {"status": "error", "message": f"arguments of {name} must be a dict, not {kind}"}
         try:
             return self.functions[name](**arguments)
         except TypeError as exc:

@@ -14,8 +14,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from .jail import leftovers
 from .jail.bwrap import SECCOMP_FILE
 from .jail.cgroups import ROOT as CGROUP_ROOT
+from .jail.cgroups import sweep_dead
+from .jail.leftovers import sweep_chains
 from .runtime import REQUIREMENTS, runtime_is_current
 
 PROBE_TIMEOUT = 10.0
@@ -178,6 +181,13 @@ def checks(runtime: Path) -> list[Callable[[], Finding]]:
         lambda: _tool("mkfs.ext4", "mkfs.ext4", "e2fsprogs"),
         lambda: check_runtime(runtime),
     ]
+
+
+def fix() -> list[str]:
+    """Reclaim what sandboxd runs that died left behind — mounted disk images, loop devices,
+    cgroups, firewall chains — found by e2bq's marks, whatever their state folder; what was done.
+    A running sandboxd's are left alone (see ``jail.leftovers``)."""
+    return [*leftovers.reclaim_disks(), *(f"removed cgroup {path}" for path in sweep_dead()), *sweep_chains()]
 
 
 def examine(runtime: Path) -> list[Finding]:

@@ -18,6 +18,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from ..agent.config import AgentConfig
+from . import leftovers
 
 SANDBOX_USER = "user"
 SANDBOX_UID = 1000
@@ -120,7 +121,7 @@ class JailPaths:
     @property
     def image(self) -> Path:
         """The sandbox's disk image (its size is the sandbox's disk limit)."""
-        return self.root / "disk.img"
+        return self.root / leftovers.image_name()  # marked with this run (see leftovers)
 
     @property
     def data(self) -> Path:

@@ -99,19 +99,25 @@ class Cgroups:
 
     def sweep(self) -> None:
         """Remove what sandboxd processes that died left behind (their sandboxes ended with them)."""
-        roots = [ROOT] if self.v2 else [ROOT / ctrl for ctrl in _V1_CONTROLLERS]
-        for root in roots:
-            for base in root.glob("e2bq-*"):
-                owner = base.name.removeprefix("e2bq-")
-                if owner.isdigit() and not Path(f"/proc/{owner}").exists():
-                    for group in base.iterdir():
-                        if group.is_dir():
-                            with contextlib.suppress(OSError):
-                                group.rmdir()
-                    with contextlib.suppress(OSError):
-                        base.rmdir()
+        sweep_dead()
 
     def close(self) -> None:
         for base in self._bases():
             with contextlib.suppress(OSError):
                 base.rmdir()
+
+
+def sweep_dead() -> list[str]:
+    """Remove the cgroups ``e2bq-<pid>`` (and their sandboxes' groups) whose pid no process has;
+    the folders removed. A group that still holds a process stays (rmdir refuses it)."""
+    v2 = (ROOT / "cgroup.controllers").exists()
+    removed = []
+    for root in [ROOT] if v2 else [ROOT / ctrl for ctrl in _V1_CONTROLLERS]:
+        for base in root.glob("e2bq-*"):
+            owner = base.name.removeprefix("e2bq-")
+            if owner.isdigit() and not Path(f"/proc/{owner}").exists():
+                for group in [*(path for path in base.iterdir() if path.is_dir()), base]:
+                    with contextlib.suppress(OSError):
+                        group.rmdir()
+                        removed.append(str(group))
+    return removed

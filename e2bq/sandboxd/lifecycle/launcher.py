@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import ForkServerError, LaunchError, SetupError
-from ..jail import bwrap
+from ..jail import bwrap, leftovers
 from ..jail.cgroups import Cgroups
 from ..jail.disk import Disks
 from ..jail.limits import Limits
@@ -83,6 +83,9 @@ class Launcher:
 
     def prepare(self) -> None:
         """Lay out the state folder (generated /etc files, the agent's code); clear dead hosts' leftovers."""
+        if os.geteuid() == 0:  # what sandboxds that died left mounted, whatever their state folder
+            for done in leftovers.reclaim_disks():
+                log.warning("reclaimed: %s", done)
         if self.cgroups.available:
             self.cgroups.sweep()
         self.state_dir.mkdir(parents=True, exist_ok=True)
