@@ -6,7 +6,6 @@ ErrorResult — and none raises for bad input.
 
 from __future__ import annotations
 
-import math
 import time
 import uuid
 from collections.abc import Callable, Mapping
@@ -549,18 +548,13 @@ class E2BToolkit(Toolkit):
         status as get_job_status does.
 
         Woken by the job's end, not by polling. A job still running at the timeout comes back as it
-        stands, with "timed_out": true and a message saying so; a job whose worker died ends
-        "error" within its heartbeat (15 s) plus a few seconds.
+        stands, with "timed_out": true and a message saying so. A job whose worker died is taken
+        over by another worker and the wait goes on; with no worker left to take it over it ends
+        "error" (its node lost, or E2BQ_TAKEOVER_WAIT passed).
         """
-        if not isinstance(job_id, str) or not job_id:
-            raise InvalidInputError(f"job_id must be a non-empty string, not {job_id!r}")
-        if timeout is not None and (
-            isinstance(timeout, bool)
-            or not isinstance(timeout, int | float)
-            or not math.isfinite(timeout)
-            or timeout < 0
-        ):
-            raise InvalidInputError(f"timeout must be a number of seconds >= 0 or None, not {timeout!r}")
+        check_id(job_id, "job_id")
+        if timeout is not None:
+            check_seconds(timeout, "timeout", zero=True)
         record, timed_out = wait_for_end(self.jobs, self.events, job_id, timeout)
         if record is None:
             return {"status": "error", "job_id": job_id, "message": f"no job {job_id!r}"}

@@ -53,3 +53,29 @@ def test_a_custom_job_id_taken_twice(toolkit: E2BToolkit, jobs: Jobs) -> None:
         second = check(toolkit.run_python_code_background("1", job_id="fuzz-twice"))
         jobs.track(second)
         assert second["status"] == "error", second
+
+
+@settings(FUZZ, max_examples=30)
+@given(job_id=job_ids, timeout=st.one_of(st.none(), st.just(0), odd_numbers, wrong_types))
+def test_waiting_for_unknown_jobs(toolkit: E2BToolkit, job_id: Any, timeout: Any) -> None:
+    assert check(toolkit.wait_job(job_id, timeout=timeout))["status"] == "error"
+
+
+@settings(FUZZ, max_examples=30)
+@given(
+    callback_url=st.one_of(
+        st.none(),
+        anything,
+        st.sampled_from(["ftp://host/x", "http://", "javascript:alert(1)", "http://127.0.0.1:9/hook"]),
+    ),
+    on_done=st.one_of(st.none(), anything, st.just("fuzz.tasks.done")),
+    on_done_queue=st.one_of(st.none(), anything),
+)
+def test_what_to_call_when_a_job_ends(
+    toolkit: E2BToolkit, jobs: Jobs, callback_url: Any, on_done: Any, on_done_queue: Any
+) -> None:
+    ends = {"callback_url": callback_url, "on_done": on_done, "on_done_queue": on_done_queue}
+    with jobs.ending():
+        jobs.track(check(toolkit.run_command_background("true", **ends)))
+        jobs.track(check(toolkit.run_python_code_background("1", **ends)))
+        jobs.track(check(toolkit.run_command("true", background=True, **ends)))
