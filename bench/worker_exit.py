@@ -7,8 +7,10 @@ it and waits for its exit, in turn in one of these modes:
 
 - ``idle``: no task at all;
 - ``after-jobs``: a synchronous call, then background jobs (code and a command) waited for until done;
-- ``jobs-running``: background jobs (``sleep``) still running when SIGTERM comes; the worker's
-  grace period (E2BQ_WORKER_GRACE, 1 s here) ends them, and each must end ``error``, not ``running``.
+- ``jobs-running``: background jobs (``sleep``) still running when SIGTERM comes; once the worker's
+  grace period (E2BQ_WORKER_GRACE, 1 s here) ends, it hands them over, their work left running, and
+  each must read ``handed_over`` after its exit; the bench then kills them (the next cycle's worker
+  stops their work).
 
 With ``--pool prefork`` the work runs in a forked child (``worker_process_shutdown``).
 
@@ -111,6 +113,11 @@ def main() -> int:
                 for line in text.splitlines()
                 if "Fatal Python error" in line or "Aborted" in line
             ]
+            if mode == "jobs-running":  # handed over at exit; no worker is left to take them over
+                for job_id in jobs:
+                    handed = toolkit.get_job_status(job_id).get("state") == "handed_over"
+                    job_ends[(mode, "handed over" if handed else "not handed over")] += 1
+                    toolkit.kill_job(job_id)
             for status in wait_ended(toolkit, jobs, time.monotonic() + JOB_DEADLINE).values():
                 job_ends[(mode, status)] += 1
             if code != 0:
@@ -126,7 +133,8 @@ def main() -> int:
     for line in fatal:
         print(f"  {line}")
     clean = all(code == 0 for _, code in codes) and not fatal
-    return 0 if clean and not any(status == "running" for _, status in job_ends) else 1
+    left = any(status in ("running", "not handed over") for _, status in job_ends)
+    return 0 if clean and not left else 1
 
 
 if __name__ == "__main__":
