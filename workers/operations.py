@@ -43,6 +43,7 @@ from e2bq.types import (
     CancelResult,
     CodeResult,
     CommandResult,
+    OutputStream,
     PortResult,
     SandboxEntry,
     SandboxEntryResult,
@@ -70,9 +71,12 @@ class Context:
     worker: str = ""  # the Celery worker running the task (its heartbeats name it)
     tail: OutputTail | None = None  # a job's output, on its way to the job store
 
-    def output(self, text: str) -> None:
+    def output(self, text: str, stream: OutputStream = "stdout") -> None:
         if self.tail is not None:
-            self.tail.add(text)
+            self.tail.add(text, stream)
+
+    def error_output(self, text: str) -> None:
+        self.output(text, "stderr")
 
 
 async def create_sandbox(ctx: Context, args: CreateSandboxArgs) -> SandboxEntryResult:
@@ -186,7 +190,7 @@ async def run_code(ctx: Context, args: RunCodeArgs) -> CodeResult:
         args["code"],
         timeout=_sdk_timeout(ctx),
         on_stdout=(lambda m: ctx.output(m.line)) if ctx.job_id else None,
-        on_stderr=(lambda m: ctx.output(m.line)) if ctx.job_id else None,
+        on_stderr=(lambda m: ctx.error_output(m.line)) if ctx.job_id else None,
     )
     return execution_dict(execution, sandbox_id, ctx.job_id)
 
@@ -202,7 +206,7 @@ async def run_command(ctx: Context, args: RunCommandArgs) -> CommandResult:
             outcome = exc
         return command_dict(outcome, sandbox_id)
     handle = await sandbox.commands.run(
-        command, background=True, timeout=0, on_stdout=ctx.output, on_stderr=ctx.output
+        command, background=True, timeout=0, on_stdout=ctx.output, on_stderr=ctx.error_output
     )
     ctx.jobs.set_pid(ctx.job_id, handle.pid)
     try:
