@@ -127,6 +127,11 @@ def main() -> None:
         flushes = max(1, extra.get("evalsha", 0) or extra.get("append", 0))
         shown = ", ".join(f"{k} {v:+d}" for k, v in sorted(extra.items()) if abs(v) >= flushes // 2)
         row(
+            f"Redis commands of a job printing nothing for {LINES * 0.3:.0f} s",
+            f"{sum(spent['silent'].values())}",
+            "with the idle cluster's own commands meanwhile (heartbeats, reapers)",
+        )
+        row(
             "Redis commands per flush of output",
             f"{sum(extra.values()) / flushes:.1f} ({flushes} flushes; {shown})",
             f"a job printing {LINES} lines 0.3 s apart against a silent one as long",

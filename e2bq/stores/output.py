@@ -118,8 +118,11 @@ def _bytes(count: int) -> str:
 
 
 class JobOutput:
-    """Writes and pages a job's whole output. ``client`` may decode replies or not (pages are read
-    as bytes either way)."""
+    """Writes and pages a job's whole output.
+
+    Reads need a ``client`` that does not decode replies (the default one): a range may begin or
+    end inside a character. Writes work with either (a worker passes its job store's client).
+    """
 
     def __init__(self, settings: Settings, client: redis.Redis | None = None) -> None:
         self.settings = settings
@@ -154,8 +157,9 @@ class JobOutput:
         name, offset, limit = _check(stream, offset, limit)
         pipe = self.redis.pipeline(transaction=False)
         # the range first: the stream only grows, so the size read after it covers the range
-        pipe.getrange(job_stream_key(job_id, name), offset, offset + limit)
-        pipe.strlen(job_stream_key(job_id, name))
+        key = job_stream_key(job_id, name)
+        pipe.getrange(key, offset, offset + limit)
+        pipe.strlen(key)
         pipe.hlen(job_streams_key(job_id))
         raw, size, fields = pipe.execute()
         if offset > size:
@@ -163,7 +167,7 @@ class JobOutput:
                 f"offset {offset} is past the end of the job's {name} ({size} bytes so far): "
                 "pass an offset from 0 to its size (next_offset of the last page)"
             )
-        chunk = raw if isinstance(raw, bytes) else raw.encode()
+        chunk = raw if isinstance(raw, bytes) else raw.encode()  # see the class' docstring
         start = 0
         while start < len(chunk) and _continues(chunk[start]):
             start += 1  # the offset fell inside a character: begin with the next one
