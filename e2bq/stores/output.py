@@ -1,11 +1,13 @@
 """A background job's whole output: its stdout and its stderr, each kept apart and in full, up to a cap.
 
 Each stream is one Redis string (``e2bq:job:<id>:stdout`` / ``:stderr``) that every flush appends
-to, and pages are read from it by byte offset with ``GETRANGE``. A string was measured against a
-list of fixed-size chunks (64 and 256 KiB, the last one filled in place) for 64 MiB written in
-2.5 MB, 4 KiB and 200-byte flushes: the string took 1.4-8x less Redis CPU to write, read a 1 MiB
-page 10x faster (0.7 against 8 ms) and used the same memory (1.25-1.28 bytes per byte, the
-allocator's size classes either way), in fewer commands per flush.
+to, and pages are read from it by byte offset with ``GETRANGE``. It was measured against a list of
+fixed-size chunks (64 and 256 KiB, the last one filled in place) per stream
+(``bench/output_layout_bench.py``): pages read as fast (~1 ms per MiB) and memory is the same
+(1.2-1.3 bytes per byte, the allocator's size classes either way); small flushes, the common case
+(a job printing now and then), cost the chunks 3.6-32x more Redis CPU, as each rewrites the last
+chunk, while 2.5 MB flushes cost the string 1.5x more (0.48 against 0.32 s for 64 MiB: a long
+string is copied as it grows). One APPEND is also fewer commands than LINDEX, LSET and RPUSH.
 
 One script does a flush's writes, in one round trip: the job's short tail (``e2bq:job:<id>:output``,
 what get_job_status shows), both streams, and the count of bytes kept over both in
@@ -14,8 +16,9 @@ what get_job_status shows), both streams, and the count of bytes kept over both 
 job's output, one after another.
 
 Past the cap, what does not fit is dropped and a marker line is written once into each stream that
-lost some (the tail keeps following the output). A cut never splits a UTF-8 character, so a stream
-holds at most cap bytes of output (exactly cap when the cut falls between characters).
+lost some (the tail keeps following the output). A cut never splits a UTF-8 character, so the two
+streams hold at most cap bytes of output together (exactly cap when the cut falls between
+characters), besides the markers.
 """
 
 from __future__ import annotations
