@@ -50,6 +50,7 @@ from ..types import (
     KillResult,
     MapAcceptedResult,
     MapResults,
+    OutputStream,
     PngResult,
     SandboxListResult,
     SandboxResult,
@@ -453,7 +454,7 @@ class E2BToolkit(Toolkit):
 
     @tool
     def get_job_output(
-        self, job_id: str, stream: str = "stdout", offset: int = 0, limit: int = DEFAULT_PAGE_BYTES
+        self, job_id: str, stream: OutputStream = "stdout", offset: int = 0, limit: int = DEFAULT_PAGE_BYTES
     ) -> JobOutputPage | ErrorResult:
         """A page of a background job's whole stdout or stderr, while it runs and after it ended:
         at most limit bytes from byte offset on (of its UTF-8; a page never splits a character).
