@@ -29,6 +29,9 @@ class Settings:
       share managed sandboxes.
     - ``E2BQ_QUEUE``: the Celery queue tasks go to (``e2bq``).
     - ``E2BQ_JOB_TTL``: seconds a job record is kept after it is created (86400).
+    - ``E2BQ_JOB_OUTPUT_MAX_BYTES``: bytes of a background job's output kept whole, over its stdout
+      and stderr together (64 MiB, at most 256 MiB; read by workers); past it a marker line says
+      where the output was cut.
     - ``E2B_API_KEY``: the provider's key (E2B cloud's, or the local sandboxd's).
     - ``E2B_API_URL`` / ``E2B_SANDBOX_URL``: a local sandboxd; when set, it is the provider.
     - ``E2BQ_CREATE_RATE`` / ``E2BQ_MAX_LIVE_SANDBOXES``: sandbox creates per second and live
@@ -64,6 +67,7 @@ class Settings:
     queue: str = "e2bq"
     job_ttl: int = 86_400
     output_tail_bytes: int = 64 * 1024
+    job_output_max_bytes: int = 64 * 1024 * 1024
     heartbeat_ttl: int = 15
     create_rate: float | None = None
     max_live_sandboxes: int | None = None
@@ -106,6 +110,7 @@ class Settings:
             "e2b_api_url": env.get("E2B_API_URL") or None,
             "e2b_sandbox_url": env.get("E2B_SANDBOX_URL") or env.get("E2B_API_URL") or None,
             "job_ttl": _number(env, "E2BQ_JOB_TTL", int, minimum=1),
+            "job_output_max_bytes": _output_cap(env),
             "create_rate": _number(env, "E2BQ_CREATE_RATE", float, minimum=0),
             "max_live_sandboxes": _number(env, "E2BQ_MAX_LIVE_SANDBOXES", int, minimum=0),
             "visibility_timeout": _number(env, "E2BQ_VISIBILITY_TIMEOUT", int, minimum=1),
@@ -181,6 +186,19 @@ def _serves(raw: str | None) -> Serves | None:
     if raw not in SERVES:
         raise ConfigurationError(f"E2BQ_WORKER_SERVES={raw!r} is not one of {', '.join(SERVES)}")
     return cast(Serves, raw)
+
+
+MAX_JOB_OUTPUT_BYTES = 256 * 1024 * 1024  # a stream is one Redis string, which holds 512 MiB at most
+
+
+def _output_cap(env: Mapping[str, str]) -> int | None:
+    cap = _number(env, "E2BQ_JOB_OUTPUT_MAX_BYTES", int, minimum=0)
+    if cap is not None and cap > MAX_JOB_OUTPUT_BYTES:
+        raise ConfigurationError(
+            f"E2BQ_JOB_OUTPUT_MAX_BYTES={env['E2BQ_JOB_OUTPUT_MAX_BYTES'].strip()!r} is out of range: "
+            f"set it to a whole number of bytes from 0 to {MAX_JOB_OUTPUT_BYTES} (256 MiB)"
+        )
+    return cap
 
 
 def _number(env: Mapping[str, str], name: str, kind: Callable[[str], N], *, minimum: float) -> N | None:

@@ -22,6 +22,8 @@ JobKind = Literal["code", "command", "server", "map"]
 Provider = Literal["e2b", "local"]
 NodeState = Literal["live", "lost"]
 SandboxState = Literal["running", "lost"]
+OutputStream = Literal["stdout", "stderr"]
+OUTPUT_STREAMS: tuple[OutputStream, ...] = ("stdout", "stderr")
 
 TERMINAL_STATES: frozenset[str] = frozenset({"done", "error", "cancelled"})
 
@@ -340,6 +342,25 @@ class LanesResult(_Result):
     items: int
 
 
+class JobOutputPage(_Result):
+    """get_job_output: bytes ``offset`` to ``next_offset`` of a job's ``stream``, as text.
+
+    Offsets count bytes of the stream's UTF-8; a page never splits a character. ``size`` is the
+    stream's length so far, ``truncated`` says the job's output reached its cap (a marker line in
+    the stream says where), ``complete`` that the job ended and this page reached the end.
+    """
+
+    status: Literal["success"]
+    job_id: str
+    stream: OutputStream
+    offset: int
+    next_offset: int
+    data: str
+    size: int
+    truncated: bool
+    complete: bool
+
+
 class JobNotFoundResult(TypedDict):
     """get_job_status of a job id with no record."""
 
@@ -415,6 +436,7 @@ ToolResult: TypeAlias = (
     | ServerResult
     | JobRecord
     | JobNotFoundResult
+    | JobOutputPage
     | KillResult
     | SandboxResult
     | SandboxListResult

@@ -30,6 +30,7 @@ from e2b_code_interpreter.models import Execution, OutputMessage, async_parse_ou
 
 from e2bq.errors import ProviderError, SandboxNotFoundError
 from e2bq.protocol import RunCodeArgs, RunCommandArgs
+from e2bq.types import OutputStream
 
 if TYPE_CHECKING:
     from .operations import Context
@@ -61,7 +62,7 @@ async def command_job(
         for process in await sandbox.commands.list():
             if process.envs.get(JOB_ENV) == job_id:
                 followed: AsyncCommandHandle[str | None] = await sandbox.commands.connect(
-                    process.pid, timeout=0, on_stdout=ctx.output, on_stderr=ctx.output
+                    process.pid, timeout=0, on_stdout=ctx.output, on_stderr=ctx.error_output
                 )
                 return followed
         if ctx.settings.provider != "local" and _may_have_started(ctx):
@@ -72,7 +73,7 @@ async def command_job(
         envs={JOB_ENV: job_id},
         timeout=0,
         on_stdout=ctx.output,
-        on_stderr=ctx.output,
+        on_stderr=ctx.error_output,
     )
     return started
 
@@ -82,8 +83,12 @@ async def code_job(ctx: Context, sandbox: AsyncSandbox, args: RunCodeArgs) -> Ex
     if ctx.settings.provider != "local":
         if args.get("takeover") and _may_have_started(ctx):
             raise ProviderError(_CLOUD_CELL)
-        return await sandbox.run_code(args["code"], timeout=0, on_stdout=_line(ctx), on_stderr=_line(ctx))
+        return await sandbox.run_code(
+            args["code"], timeout=0, on_stdout=_line(ctx, "stdout"), on_stderr=_line(ctx, "stderr")
+        )
     try:
+        if args.get("takeover") and ctx.tail is not None:
+            ctx.tail.skip_written()  # its lines come again from the start: the lost worker wrote some
         return await _keyed_execution(ctx, sandbox, args["code"])
     except asyncio.CancelledError:  # kill_job, or a deadline: the cell stops too
         if not ctx.leaving:  # (unless the job is handed over to another worker)
@@ -106,7 +111,9 @@ async def _keyed_execution(ctx: Context, sandbox: AsyncSandbox, code: str) -> Ex
             raise _answer_error(sandbox.sandbox_id, answer.status_code, (await answer.aread()).decode())
         async for line in answer.aiter_lines():
             if line:
-                await async_parse_output(execution, line, on_stdout=_line(ctx), on_stderr=_line(ctx))
+                await async_parse_output(
+                    execution, line, on_stdout=_line(ctx, "stdout"), on_stderr=_line(ctx, "stderr")
+                )
     return execution
 
 
@@ -118,8 +125,8 @@ async def stop_code_job(ctx: Context, sandbox: AsyncSandbox, job_id: str) -> boo
     return answer.status_code == 204
 
 
-def _line(ctx: Context) -> Callable[[OutputMessage], None]:
-    return lambda message: ctx.output(message.line)
+def _line(ctx: Context, stream: OutputStream) -> Callable[[OutputMessage], None]:
+    return lambda message: ctx.output(message.line, stream)
 
 
 def _interpreter_url(sandbox: AsyncSandbox) -> str:

@@ -44,6 +44,7 @@ from e2bq.types import (
     CodeResult,
     CommandResult,
     JobRecord,
+    OutputStream,
     PortResult,
     SandboxEntry,
     SandboxEntryResult,
@@ -76,9 +77,12 @@ class Context:
     def leave(self) -> None:
         self.leaving = True
 
-    def output(self, text: str) -> None:
+    def output(self, text: str, stream: OutputStream = "stdout") -> None:
         if self.tail is not None:
-            self.tail.add(text)
+            self.tail.add(text, stream)
+
+    def error_output(self, text: str) -> None:
+        self.output(text, "stderr")
 
 
 async def create_sandbox(ctx: Context, args: CreateSandboxArgs) -> SandboxEntryResult:

@@ -34,6 +34,7 @@ from ..protocol import (
 from ..stores.events import JobEvents
 from ..stores.jobs import JobStore
 from ..stores.nodes import made_state, sandbox_state
+from ..stores.output import DEFAULT_PAGE_BYTES, JobOutput
 from ..types import (
     TERMINAL_STATES,
     AcceptedResult,
@@ -46,10 +47,12 @@ from ..types import (
     FileResult,
     JobKind,
     JobNotFoundResult,
+    JobOutputPage,
     JobRecord,
     KillResult,
     MapAcceptedResult,
     MapResults,
+    OutputStream,
     PngResult,
     SandboxListResult,
     SandboxResult,
@@ -62,6 +65,7 @@ from . import files
 from .batchmap import MapJobs
 from .calls import Target, tool
 from .inputs import MAX_SERVER_WAIT, check_flag, check_id, check_seconds, check_text, is_id
+from .joboutput import job_output_page
 from .manager import SandboxManager, check_timeout
 from .tools import Toolkit
 from .waiting import wait_for_end
@@ -94,6 +98,7 @@ class E2BToolkit(Toolkit):
         self.maps = MapJobs(self.manager, self.jobs)
         if isinstance(global_workers, bool) or not isinstance(global_workers, int) or global_workers < 1:
             raise InvalidInputError(f"global_workers must be a whole number >= 1, not {global_workers!r:.80}")
+        self.output = JobOutput(self.settings)
         self.global_workers = global_workers
         self._last_results: dict[str, list[ExecutionResult]] = {}
         super().__init__(name=kwargs.pop("name", "e2b_tools"), tools=self._tool_methods(), **kwargs)
@@ -116,6 +121,7 @@ class E2BToolkit(Toolkit):
             "run_server",
             "get_job_status",
             "get_job_results",
+            "get_job_output",
             "kill_job",
             "wait_job",
             "create_sandbox",
@@ -522,6 +528,17 @@ class E2BToolkit(Toolkit):
         if record is None:
             return {"status": "error", "job_id": str(job_id), "message": f"no job {job_id!r}"}
         return self.maps.results(record, offset, limit)
+
+    @tool
+    def get_job_output(
+        self, job_id: str, stream: OutputStream = "stdout", offset: int = 0, limit: int = DEFAULT_PAGE_BYTES
+    ) -> JobOutputPage | ErrorResult:
+        """A page of a background job's whole stdout or stderr, while it runs and after it ended:
+        at most limit bytes from byte offset on (of its UTF-8; a page never splits a character).
+        Read on from next_offset; complete says the job ended and the page reached the stream's
+        end. Past E2BQ_JOB_OUTPUT_MAX_BYTES (64 MiB over both streams) the output is cut:
+        truncated is true and a marker line in the stream says so."""
+        return job_output_page(self.jobs, self.output, job_id, stream, offset, limit)
 
     @tool
     def kill_job(self, job_id: str) -> KillResult | ErrorResult:

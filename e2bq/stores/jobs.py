@@ -271,6 +271,15 @@ class JobStore:
             record["output"] = output
         return cast(JobRecord, record)
 
+    @translates_errors
+    def brief(self, job_id: str) -> tuple[JobKind, JobRecordStatus] | None:
+        """The job's kind and status (None when there is no record), without reading its result,
+        which may be large (a command's whole output)."""
+        kind, status = self.redis.hmget(job_key(job_id), ["kind", "status"])
+        if kind is None or status is None:
+            return None
+        return cast(JobKind, json.loads(kind)), cast(JobRecordStatus, json.loads(status))
+
     def _apply(
         self, job_id: str, fields: dict[str, Any], *, mode: Literal["guarded", "always"] = "guarded"
     ) -> bool:

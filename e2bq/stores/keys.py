@@ -5,6 +5,9 @@
     e2bq:ns:<ns>:default              string  the namespace's default sandbox id
     e2bq:job:<id>                     hash    a job (JobRecord fields, JSON values)
     e2bq:job:<id>:output              string  the bounded tail of a job's output
+    e2bq:job:<id>:stdout              string  a job's whole stdout, up to the output cap (UTF-8)
+    e2bq:job:<id>:stderr              string  its whole stderr, the same way
+    e2bq:job:<id>:streams             hash    bytes kept over both streams, and where the cap cut
     e2bq:job:<id>:cancel              string  set when kill_job was called
     e2bq:job:<id>:alive               string  a taken job's heartbeat, renewed by its worker
     e2bq:jobs:started                 set     ids of taken or started jobs, which worker reapers watch
@@ -69,6 +72,15 @@ def job_output_key(job_id: str) -> str:
 def job_args_key(job_id: str) -> str:
     """The arguments of a job's task, kept to send it again when its worker is lost."""
     return f"e2bq:job:{job_id}:args"
+
+
+def job_stream_key(job_id: str, stream: str) -> str:
+    """A job's whole ``stdout`` or ``stderr``."""
+    return f"e2bq:job:{job_id}:{stream}"
+
+
+def job_streams_key(job_id: str) -> str:
+    return f"e2bq:job:{job_id}:streams"
 
 
 def job_cancel_key(job_id: str) -> str:

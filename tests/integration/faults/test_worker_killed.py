@@ -84,6 +84,8 @@ def test_jobs_of_a_killed_worker_are_taken_over_and_end_with_their_real_outcome(
     assert record["status"] == "done", record
     assert record["result"]["results"][0]["text"] == "42", record
     assert "woke" in record["result"]["logs"]["stdout"][-1], record
+    # Its output, written partly by the lost worker and partly by the new one, holds each line once.
+    assert toolkit.get_job_output(code, stream="stdout")["data"] == "sleeping\nwoke\n"
     # Each job's work happened once: nothing was run a second time by the takeover.
     assert sorted(effects(toolkit, sandbox_id, "commands")) == ["begun", "ended", "short"]
     assert effects(toolkit, sandbox_id, "cells") == ["cell"]

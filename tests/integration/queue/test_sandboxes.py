@@ -24,6 +24,7 @@ SPEC_METHODS = {
     "run_server",
     "get_job_status",
     "get_job_results",
+    "get_job_output",
     "kill_job",
     "wait_job",
     "create_sandbox",

@@ -144,3 +144,12 @@ def test_reading_a_job_changes_nothing(settings: Settings, raw: redis.Redis) -> 
         assert record is not None and record["status"] == "running"
     assert raw.hgetall(f"e2bq:job:{job_id}") == before
     assert raw.sismember(STARTED_JOBS, job_id)
+
+
+def test_brief_reads_a_jobs_kind_and_status_alone(settings: Settings) -> None:
+    jobs = JobStore(settings)
+    job_id = new_job(jobs)
+    assert jobs.brief(job_id) == ("command", "running")
+    jobs.finish(job_id, "done", {"status": "success", "stdout": "x" * 1000})
+    assert jobs.brief(job_id) == ("command", "done")
+    assert jobs.brief("no-such-job") is None

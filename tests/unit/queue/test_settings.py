@@ -77,12 +77,22 @@ def test_no_provider_is_a_configuration_error() -> None:
         ("E2BQ_MAX_LIVE_SANDBOXES", "many", "is not a whole number"),
         ("E2BQ_VISIBILITY_TIMEOUT", "5m", "is not a whole number"),
         ("E2BQ_NODE_TIMEOUT", "2", "out of range"),
+        ("E2BQ_JOB_OUTPUT_MAX_BYTES", "64MiB", "is not a whole number"),
+        ("E2BQ_JOB_OUTPUT_MAX_BYTES", "-1", "out of range"),
+        ("E2BQ_JOB_OUTPUT_MAX_BYTES", "268435457", "out of range"),
     ],
 )
 def test_a_bad_value_names_its_variable(name: str, value: str, says: str) -> None:
     with pytest.raises(ConfigurationError, match=says) as caught:
         Settings.from_env({name: value})
     assert f"{name}={value!r}" in str(caught.value)
+
+
+def test_the_job_output_cap_is_read_from_the_environment() -> None:
+    assert Settings.from_env({}).job_output_max_bytes == 64 * 1024 * 1024
+    assert Settings.from_env({"E2BQ_JOB_OUTPUT_MAX_BYTES": "1048576"}).job_output_max_bytes == 1024 * 1024
+    largest = Settings.from_env({"E2BQ_JOB_OUTPUT_MAX_BYTES": "268435456"})
+    assert largest.job_output_max_bytes == 256 * 1024 * 1024
 
 
 def test_an_unknown_setting_is_refused() -> None:
