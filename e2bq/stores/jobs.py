@@ -27,7 +27,7 @@ import redis
 from ..config import Settings
 from ..errors import InvalidInputError
 from ..types import TERMINAL_STATES, JobKind, JobRecord, JobRecordStatus
-from .connection import connect, text, translates_errors
+from .connection import connect, replicated, text, translates_errors
 from .keys import (
     ORPHANED_JOBS,
     STARTED_JOBS,
@@ -224,15 +224,17 @@ class JobStore:
         outcome = None if result is None else dict(result)
         fields = {"status": status, "finished_at": time.time(), "result": outcome, "message": message}
         keys = [job_key(job_id), STARTED_JOBS, job_alive_key(job_id)]
-        return bool(self._finish(keys=keys, args=[job_id, *_encode(fields)]) == 1)
+        args = [job_id, *_encode(fields)]
+        return bool(replicated(self.settings, self.redis, self._finish, keys=keys, args=args) == 1)
 
     @translates_errors
     def cancel(self, job_id: str) -> bool:
         """Flag the job cancelled (its worker watches the flag) and end it; False if it had ended."""
         self.redis.set(job_cancel_key(job_id), "1", ex=self.settings.job_ttl)
-        return self._apply(
-            job_id, {"status": "cancelled", "finished_at": time.time(), "message": "cancelled by kill_job"}
-        )
+        fields = {"status": "cancelled", "finished_at": time.time(), "message": "cancelled by kill_job"}
+        # replicated: the flag's write comes before the end's in the one replication stream
+        keys, args = [job_key(job_id)], ["guarded", *_encode(fields)]
+        return bool(replicated(self.settings, self.redis, self._transition, keys=keys, args=args) == 1)
 
     @translates_errors
     def is_cancelled(self, job_id: str) -> bool:
