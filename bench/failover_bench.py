@@ -30,7 +30,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # this checkout's e2bq
 
-from bench.common import header, ms, row, summary
+from bench.common import header, pct, row, summary
 from e2bq import E2BToolkit, SandboxManager, Settings
 from e2bq.embedded import embedded
 from e2bq.launch import SentinelCluster, start_sentinel_cluster
@@ -60,10 +60,15 @@ def wait_cost(cluster: SentinelCluster, samples: int) -> None:
             began = time.perf_counter()
             ping.ping()
             times["PING"].append(time.perf_counter() - began)
+    p50 = {name: statistics.median(spent) for name, spent in times.items()}
     for name, spent in times.items():
-        row(name, summary(spent))
-    cost = statistics.median(times["end + WAIT 1"]) - statistics.median(times["end, no WAIT"])
-    row("WAIT's cost per job (p50 difference)", ms(cost), f"PING p50 {ms(statistics.median(times['PING']))}")
+        row(name, f"p50 {_us(p50[name])}  p95 {_us(pct(spent, 95))}  mean {_us(statistics.fmean(spent))}")
+    cost = p50["end + WAIT 1"] - p50["end, no WAIT"]
+    row("WAIT's cost per job (p50 difference)", _us(cost), f"PING p50 {_us(p50['PING'])}")
+
+
+def _us(seconds: float) -> str:
+    return f"{seconds * 1e6:.0f} µs"
 
 
 def recovery(cluster: SentinelCluster, toolkit: E2BToolkit, runs: int) -> None:

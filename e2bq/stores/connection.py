@@ -7,10 +7,10 @@ refused credentials) that says what to check, chained to redis-py's exception.
 
 Behind Sentinel (a ``sentinel://`` ``E2BQ_REDIS_URL``) the client asks the Sentinels for the master
 at every connection, and a command that meets a dead master keeps being retried, about every
-half second, against whichever master they name: through a failover (the Sentinels' down-after
-time plus their election, ~2.4 s with ``down-after-milliseconds 1000``) it succeeds on the promoted
-replica.
-:func:`replicated` makes a write wait until replicas have it (Redis ``WAIT``).
+half second for up to ~30 s, against whichever master they name: through a failover (the
+Sentinels' down-after time plus their election, ~2.4 s with ``down-after-milliseconds 1000``) it
+succeeds on the promoted replica. :func:`replicated` makes a write wait until replicas have it
+(Redis ``WAIT``).
 """
 
 from __future__ import annotations
@@ -36,11 +36,11 @@ R = TypeVar("R")
 log = logging.getLogger(__name__)
 _Sentinel = cast("Callable[..., Any]", Sentinel)  # redis-py leaves its constructor unannotated
 
-# Behind Sentinel: a connection attempt asks the Sentinels for the master and is retried up to 20
-# times, 0.1 s to 0.5 s apart (~9 s), and a command whose connection failed is retried as often
-# again: a failover shorter than ~3 min is ridden through, and noticed within 0.5 s of its end; a
-# master that never returns fails the command.
-SENTINEL_RETRIES = 20
+# Behind Sentinel: a command whose connection fails asks the Sentinels for the master again and
+# retries, up to 60 times 0.1 s to 0.5 s apart: a failover shorter than ~30 s (the Celery sends'
+# bound too) is ridden through and noticed within 0.5 s of its end; with no master for that long
+# the command fails.
+SENTINEL_RETRIES = 60
 SENTINEL_TIMEOUT = 2.0  # seconds to reach and hear from one Sentinel before trying the next
 
 
