@@ -12,7 +12,9 @@ from pathlib import Path
 import pytest
 import redis
 
+from e2bq.config import Settings
 from e2bq.launch import SentinelCluster, start_sentinel_cluster
+from e2bq.stores.jobs import JobStore
 from e2bq.stores.keys import job_key
 from tests.integration.faults.conftest import Stack, build_stack, job_ended
 from tests.procs import sandbox_host, wait_for
@@ -89,3 +91,23 @@ def test_work_carries_on_when_the_master_is_killed(stack: Stack, cluster: Sentin
     after = toolkit.run_command_background("echo after")["job_id"]
     assert job_ended(toolkit, after, 60)["status"] == "done"
     assert all(w.running() for w in stack.workers)
+
+
+@pytest.mark.slow
+def test_the_stores_follow_the_master_through_two_failovers(cluster: SentinelCluster) -> None:
+    """No worker needed: a job ended before each kill is read back from the promoted replica, by a
+    store whose commands ride the failover out, and the killed master returns as a replica."""
+    jobs = JobStore(Settings(redis_url=cluster.url))
+    for round_ in range(2):
+        job_id = f"job-{round_}"
+        jobs.create(job_id, "command", "sbx", "faults")
+        assert jobs.finish(job_id, "done", {"status": "success", "round": round_})
+        ready = cluster.failover_ready_at()  # Sentinels refuse a second failover too soon after one
+        wait_for(lambda at=ready: time.monotonic() >= at, 30, "the Sentinels to allow another failover")
+        old = cluster.kill_master()
+        record = jobs.get(job_id)  # during the failover: retried until a replica is promoted
+        assert record is not None and record["status"] == "done"
+        assert record["result"] == {"status": "success", "round": round_}
+        assert cluster.wait_for_failover(FAILOVER_BOUND, old=old) != old
+        cluster.revive(old)
+        assert old != cluster.master_address()
