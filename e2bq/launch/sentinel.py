@@ -7,12 +7,15 @@ the servers, no other package)::
         env = {"E2BQ_REDIS_URL": cluster.url}
         ...
         old = cluster.kill_master()               # SIGKILL, as a crash or a lost host
-        new = cluster.wait_for_failover(30)       # a replica is promoted
+        new = cluster.wait_for_failover(30, old=old)  # a replica is promoted
         cluster.revive(old)                       # optional: the old master returns as a replica
 
-The Sentinels notice a dead master after ``down_after`` milliseconds (1000 here; Sentinel's own
-default is 30000) and promote a replica about a second later. A Sentinel does not start a second
-failover of the same master within twice ``failover_timeout`` of the first (10 s here):
+The Sentinels notice a dead master after ``down_after`` milliseconds (2000 here; Sentinel's own
+default is 30000) and promote a replica about a second later. With 1000 on a loaded 2-core machine
+a just-promoted master that missed a second of pings was failed over again (a second, spurious
+failover whose demoted master kept taking writes for ~10 s: those writes were lost). A Sentinel
+does not start a second failover of the same master within twice ``failover_timeout`` of the first
+(10 s here):
 :meth:`SentinelCluster.failover_ready_at` says when the next one can happen.
 """
 
@@ -175,7 +178,7 @@ def start_sentinel_cluster(
     replicas: int = 2,
     sentinels: int = 3,
     master_name: str = MASTER_NAME,
-    down_after: int = 1000,
+    down_after: int = 2000,
     failover_timeout: int = 5000,
     timeout: float = 30.0,
 ) -> SentinelCluster:
