@@ -6,13 +6,22 @@ workers add the tasks.
 
 from __future__ import annotations
 
+from typing import Any
+
 from celery import Celery
 
 from .config import Settings
 
+# Behind Sentinel, a message sent while the master is down is retried until a replica is promoted:
+# 60 tries at most 0.5 s apart (~30 s), well past a failover (~2-5 s with a down-after of 1 s).
+# Celery's default gives up after 3 tries in ~0.6 s. The result backend's reconnection (its pub/sub
+# and every result write) uses the same bound (Celery's default: ~20 s).
+FAILOVER_RETRY = {"max_retries": 60, "interval_start": 0, "interval_step": 0.1, "interval_max": 0.5}
+
 
 def make_celery(settings: Settings) -> Celery:
-    app = Celery("e2bq", broker=settings.redis_url, backend=settings.redis_url, set_as_current=False)
+    url = settings.redis_url if (location := settings.sentinel) is None else location.celery_url()
+    app = Celery("e2bq", broker=url, backend=url, set_as_current=False)
     app.conf.update(
         task_serializer="json",
         result_serializer="json",
@@ -46,4 +55,32 @@ def make_celery(settings: Settings) -> Celery:
         },
         worker_cancel_long_running_tasks_on_connection_loss=True,
     )
+    if location is not None:
+        app.conf.update(_failover_options(location.master_name, app.conf.broker_transport_options))
     return app
+
+
+def _failover_options(master_name: str, broker_options: dict[str, Any]) -> dict[str, Any]:
+    """What makes the broker (kombu's ``sentinel`` transport) and the result backend (Celery's
+    ``sentinel`` backend) follow the master ``master_name`` through a failover.
+
+    Both take the master's name from their transport options (neither reads it from the URL). The
+    Sentinels are asked with a short timeout, so a dead one is skipped quickly. The publish and
+    backend retry policies outlast a failover; without them a call made during one fails at once.
+    """
+    sentinel_kwargs = {"socket_timeout": 2.0, "socket_connect_timeout": 2.0}
+    return {
+        "broker_transport_options": {
+            **broker_options,
+            "master_name": master_name,
+            "sentinel_kwargs": sentinel_kwargs,
+            "socket_keepalive": True,
+        },
+        "result_backend_transport_options": {
+            "master_name": master_name,
+            "sentinel_kwargs": sentinel_kwargs,
+            "retry_policy": FAILOVER_RETRY,
+        },
+        "task_publish_retry_policy": FAILOVER_RETRY,
+        "redis_socket_keepalive": True,
+    }

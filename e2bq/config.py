@@ -11,6 +11,7 @@ from typing import Any, TypeVar, cast
 
 from .errors import ConfigurationError
 from .queues import SERVES, Serves
+from .sentinel import SentinelLocation, is_sentinel_url, parse_sentinel_url
 from .types import Provider
 
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
@@ -24,7 +25,13 @@ class Settings:
     Environment variables (explicit arguments > these > defaults; seconds everywhere):
 
     - ``E2BQ_REDIS_URL``: broker, result backend, registry and job store (``redis://127.0.0.1:6379/0``;
-      ``rediss://`` and passwords in the URL work).
+      ``rediss://`` and passwords in the URL work). A Sentinel URL,
+      ``sentinel://host1:26379;sentinel://host2:26379/0?master_name=mymaster``, makes every part
+      follow the master Sentinel names through a failover (see ``e2bq.sentinel``).
+    - ``E2BQ_REDIS_SENTINEL_MASTER``: the master's name, for a Sentinel URL without ``?master_name=``.
+    - ``E2BQ_REDIS_WAIT_REPLICAS``: replicas that must have a job's end before it is reported ended
+      (Redis ``WAIT``; default 1 with a Sentinel URL, else 0: no wait).
+    - ``E2BQ_REDIS_WAIT_TIMEOUT``: seconds that wait lasts at most (1.0).
     - ``E2BQ_NAMESPACE``: the managers' namespace in the registry (``default``); processes that share it
       share managed sandboxes.
     - ``E2BQ_QUEUE``: the Celery queue tasks go to (``e2bq``).
@@ -90,6 +97,9 @@ class Settings:
     callback_max_seconds: float = 600.0
     callback_backoff: float = 1.0
     callback_timeout: float = 10.0
+    redis_sentinel_master: str | None = None
+    redis_wait_replicas: int | None = None
+    redis_wait_timeout: float = 1.0
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
@@ -128,20 +138,40 @@ class Settings:
             "callback_max_seconds": _number(env, "E2BQ_CALLBACK_MAX_SECONDS", float, minimum=0),
             "callback_backoff": _number(env, "E2BQ_CALLBACK_BACKOFF", float, minimum=0),
             "callback_timeout": _number(env, "E2BQ_CALLBACK_TIMEOUT", float, minimum=0.1),
+            "redis_sentinel_master": env.get("E2BQ_REDIS_SENTINEL_MASTER") or None,
+            "redis_wait_replicas": _number(env, "E2BQ_REDIS_WAIT_REPLICAS", int, minimum=0),
+            "redis_wait_timeout": _number(env, "E2BQ_REDIS_WAIT_TIMEOUT", float, minimum=0),
         }
         values.update({name: value for name, value in overrides.items() if value is not None})
-        return cls(**{name: value for name, value in values.items() if value is not None})
+        settings = cls(**{name: value for name, value in values.items() if value is not None})
+        _ = settings.sentinel  # a Sentinel URL without its master's name fails here, not at first use
+        return settings
 
     def with_api_key(self, api_key: str | None) -> Settings:
         return self if api_key is None else replace(self, e2b_api_key=api_key)
 
     @property
     def redis_location(self) -> str:
-        """``redis_url`` without its password, for messages and logs."""
-        if "@" not in self.redis_url or "://" not in self.redis_url:
-            return self.redis_url
-        scheme, rest = self.redis_url.split("://", 1)
-        return f"{scheme}://***@{rest.rsplit('@', 1)[1]}"
+        """``redis_url`` without its password, for messages and logs (each of a Sentinel URL's
+        ``;``-separated addresses too)."""
+        return ";".join(_without_password(part) for part in self.redis_url.split(";"))
+
+    @property
+    def sentinel(self) -> SentinelLocation | None:
+        """The Sentinels and master ``redis_url`` names when it is a ``sentinel://`` URL, else None.
+
+        Raises ConfigurationError when such a URL is malformed or names no master (see
+        :func:`e2bq.sentinel.parse_sentinel_url`)."""
+        if not is_sentinel_url(self.redis_url):
+            return None
+        return parse_sentinel_url(self.redis_url, self.redis_sentinel_master)
+
+    @property
+    def wait_replicas(self) -> int:
+        """Replicas a job-ending write waits for: the setting, else 1 behind Sentinel and 0 without."""
+        if self.redis_wait_replicas is not None:
+            return self.redis_wait_replicas
+        return 1 if is_sentinel_url(self.redis_url) else 0
 
     @property
     def provider(self) -> Provider:
@@ -178,6 +208,13 @@ class Settings:
         if self.e2b_sandbox_url:
             options["sandbox_url"] = self.e2b_sandbox_url
         return options
+
+
+def _without_password(url: str) -> str:
+    if "@" not in url or "://" not in url:
+        return url
+    scheme, rest = url.split("://", 1)
+    return f"{scheme}://***@{rest.rsplit('@', 1)[1]}"
 
 
 def _serves(raw: str | None) -> Serves | None:

@@ -1,4 +1,5 @@
-"""Starting e2bq's local processes: a private Redis, a sandbox host, workers and Flower.
+"""Starting e2bq's local processes: a private Redis (or one that fails over, behind Sentinels), a
+sandbox host, workers and Flower.
 
 Every ``start_*`` function starts one child process on a loopback port (a free one unless given),
 appends its output to a log file of its own, waits with a deadline until it is ready, and returns a
@@ -19,6 +20,7 @@ from .flower import FlowerProcess, start_flower
 from .process import Process, free_port, stop
 from .redis_server import RedisProcess, start_redis
 from .sandboxd import SandboxHostProcess, start_sandboxd, unmount_under
+from .sentinel import SentinelCluster, SentinelProcess, start_sentinel_cluster
 from .worker import WorkerProcess, start_worker
 
 __all__ = [
@@ -26,11 +28,14 @@ __all__ = [
     "Process",
     "RedisProcess",
     "SandboxHostProcess",
+    "SentinelCluster",
+    "SentinelProcess",
     "WorkerProcess",
     "free_port",
     "start_flower",
     "start_redis",
     "start_sandboxd",
+    "start_sentinel_cluster",
     "start_worker",
     "stop",
     "unmount_under",

@@ -4,28 +4,53 @@ Every client comes from :func:`connect`, with one retry policy: a command that m
 connection reconnects and is retried for about 10 s (a Redis restart) before it fails. A store
 method that still fails raises a :class:`~e2bq.errors.QueueError` (or a ConfigurationError for
 refused credentials) that says what to check, chained to redis-py's exception.
+
+Behind Sentinel (a ``sentinel://`` ``E2BQ_REDIS_URL``) the client asks the Sentinels for the master
+at every connection, and a command that meets a dead master keeps being retried, about every
+half second for up to ~30 s, against whichever master they name: through a failover (the
+Sentinels' down-after time plus their election, ~2.4 s with ``down-after-milliseconds 1000``) it
+succeeds on the promoted replica. :func:`replicated` makes a write wait until replicas have it
+(Redis ``WAIT``).
 """
 
 from __future__ import annotations
 
 import contextlib
 import functools
-from collections.abc import Callable, Iterator
-from typing import Concatenate, ParamSpec, Protocol, TypeVar
+import logging
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any, Concatenate, ParamSpec, Protocol, TypeVar, cast
 
 import redis
 from redis.backoff import ExponentialBackoff
+from redis.commands.core import Script
 from redis.retry import Retry
+from redis.sentinel import Sentinel
 
 from ..config import Settings
 from ..errors import ConfigurationError, E2BQError, QueueError
+from ..sentinel import SentinelLocation
 
 P = ParamSpec("P")
 R = TypeVar("R")
+log = logging.getLogger(__name__)
+_Sentinel = cast("Callable[..., Any]", Sentinel)  # redis-py leaves its constructor unannotated
+
+# Behind Sentinel: a command whose connection fails asks the Sentinels for the master again and
+# retries, up to 60 times 0.1 s to 0.5 s apart: a failover shorter than ~30 s (the Celery sends'
+# bound too) is ridden through and noticed within 0.5 s of its end; with no master for that long
+# the command fails.
+SENTINEL_RETRIES = 60
+SENTINEL_TIMEOUT = 2.0  # seconds to reach and hear from one Sentinel before trying the next
 
 
 def connect(settings: Settings, *, decode: bool = True) -> redis.Redis:
-    """A client for e2bq's keys: ``str`` in and out, or raw ``bytes`` with ``decode=False`` (file chunks)."""
+    """A client for e2bq's keys: ``str`` in and out, or raw ``bytes`` with ``decode=False`` (file chunks).
+
+    A Sentinel URL gives a client of the master the Sentinels name, whichever that is now."""
+    location = settings.sentinel
+    if location is not None:
+        return _master(location, decode=decode)
     try:
         return redis.Redis.from_url(
             settings.redis_url,
@@ -40,6 +65,58 @@ def connect(settings: Settings, *, decode: bool = True) -> redis.Redis:
             f"E2BQ_REDIS_URL {settings.redis_location!r} is not a Redis URL ({exc}): "
             "use redis://[user:password@]host:port/db, rediss:// for TLS, or unix:///path/to/socket"
         ) from exc
+
+
+def _master(location: SentinelLocation, *, decode: bool) -> redis.Redis:
+    sentinels = _Sentinel(
+        list(location.sentinels),
+        sentinel_kwargs={"socket_timeout": SENTINEL_TIMEOUT, "socket_connect_timeout": SENTINEL_TIMEOUT},
+    )
+    # redis-py's MasterNotFoundError (no master elected yet) is a ConnectionError: retried too
+    master = sentinels.master_for(
+        location.master_name,
+        redis_class=redis.Redis,
+        db=location.db,
+        username=location.username,
+        password=location.password,
+        decode_responses=decode,
+        socket_connect_timeout=5,
+        socket_keepalive=True,  # a master whose host vanished (no reset) is noticed by the kernel
+        health_check_interval=30,
+        retry=Retry(ExponentialBackoff(cap=0.5, base=0.1), retries=SENTINEL_RETRIES),
+        retry_on_error=[redis.ConnectionError, redis.TimeoutError],
+    )
+    return cast(redis.Redis, master)
+
+
+def replicated(
+    settings: Settings, client: redis.Redis, script: Script, *, keys: Sequence[str], args: Sequence[Any]
+) -> Any:
+    """Run ``script`` and return its reply once ``settings.wait_replicas`` replicas have its writes.
+
+    Replication is asynchronous: a write the master acknowledged can be lost if the master dies and
+    a replica that had not received it is promoted. ``WAIT`` after the write (on the same
+    connection: WAIT covers the writes of its own connection) makes the loss window the time the
+    replicas take to acknowledge, at most ``redis_wait_timeout`` seconds. With no replica to wait
+    for this is the script alone; when fewer replicas answer in time, the write stands (it cannot
+    be undone) and a warning says so.
+    """
+    replicas = settings.wait_replicas
+    if replicas <= 0:
+        return script(keys=keys, args=args)
+    # EVAL, not EVALSHA: a replica promoted by a failover may not have the script cached
+    pipe = client.pipeline(transaction=False)
+    source = script.script if isinstance(script.script, str) else bytes(script.script).decode()
+    pipe.eval(source, len(keys), *keys, *args)
+    pipe.wait(replicas, int(settings.redis_wait_timeout * 1000))
+    reply, acknowledged = pipe.execute()
+    if int(acknowledged) < replicas:
+        log.warning(
+            "only %s of %s Redis replicas acknowledged a job's end within %g s: a failover now could "
+            "lose it (check the replicas, or lower E2BQ_REDIS_WAIT_REPLICAS)",
+            acknowledged, replicas, settings.redis_wait_timeout,
+        )
+    return reply
 
 
 def translate(exc: redis.RedisError, settings: Settings) -> E2BQError:

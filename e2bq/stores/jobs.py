@@ -32,7 +32,7 @@ import redis
 from ..config import Settings
 from ..errors import InvalidInputError
 from ..types import TERMINAL_STATES, JobKind, JobRecord, JobRecordStatus
-from .connection import connect, text, translates_errors
+from .connection import connect, replicated, text, translates_errors
 from .events import EMIT_LUA
 from .keys import (
     EVENTS,
@@ -367,9 +367,10 @@ class JobStore:
         return self._end(job_id, "ended", fields)
 
     def _end(self, job_id: str, event: Literal["ended", "cancelled"], fields: dict[str, Any]) -> bool:
+        """The end transition, once enough replicas have it (see ``replicated``)."""
         keys = [job_key(job_id), STARTED_JOBS, job_alive_key(job_id), EVENTS, OUTBOX, OUTBOX_WAKE]
         args: list[str | int] = [job_id, self.settings.events_max, event, *_encode(fields)]
-        return bool(self._finish(keys=keys, args=args) == 1)
+        return bool(replicated(self.settings, self.redis, self._finish, keys=keys, args=args) == 1)
 
     @translates_errors
     def cancel(self, job_id: str) -> bool:
