@@ -25,7 +25,7 @@ import redis
 from redis.backoff import ExponentialBackoff
 from redis.commands.core import Script
 from redis.retry import Retry
-from redis.sentinel import Sentinel
+from redis.sentinel import Sentinel, SentinelManagedConnection
 
 from ..config import Settings
 from ..errors import ConfigurationError, E2BQError, QueueError
@@ -67,6 +67,23 @@ def connect(settings: Settings, *, decode: bool = True) -> redis.Redis:
         ) from exc
 
 
+class _MasterConnection(SentinelManagedConnection):
+    """A connection to whichever server the Sentinels name master now, also when it reconnects.
+
+    redis-py's own asks the Sentinels only in ``connect()``; a connection that dropped and is used
+    again reconnects in ``send_packed_command`` through ``connect_check_health``, to the address it
+    had, retrying that one for the whole retry policy (~30 s here) while a replica has long been
+    promoted. Here that reconnect asks the Sentinels again, at every attempt."""
+
+    def connect_check_health(self, check_health: bool = True, retry_socket_connect: bool = True) -> None:
+        if self._sock:
+            return
+        if retry_socket_connect:  # not from connect_to, which names the address itself
+            cast("Callable[[], None]", self.connect)()  # redis-py leaves it unannotated
+            return
+        super().connect_check_health(check_health=check_health, retry_socket_connect=False)
+
+
 def _master(location: SentinelLocation, *, decode: bool) -> redis.Redis:
     sentinels = _Sentinel(
         list(location.sentinels),
@@ -85,6 +102,7 @@ def _master(location: SentinelLocation, *, decode: bool) -> redis.Redis:
         health_check_interval=30,
         retry=Retry(ExponentialBackoff(cap=0.5, base=0.1), retries=SENTINEL_RETRIES),
         retry_on_error=[redis.ConnectionError, redis.TimeoutError],
+        connection_class=_MasterConnection,
     )
     return cast(redis.Redis, master)
 

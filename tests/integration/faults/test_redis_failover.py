@@ -111,3 +111,24 @@ def test_the_stores_follow_the_master_through_two_failovers(cluster: SentinelClu
         assert cluster.wait_for_failover(FAILOVER_BOUND, old=old) != old
         cluster.revive(old)
         assert old != cluster.master_address()
+
+
+def test_a_dropped_store_connection_reconnects_to_the_new_master(cluster: SentinelCluster) -> None:
+    """A connection used again after it dropped asks the Sentinels for the master, rather than
+    retrying the dead master's address (redis-py's reconnect in send_packed_command does)."""
+    client = JobStore(Settings.from_env({"E2BQ_REDIS_URL": cluster.url})).redis
+    connection = client.connection_pool.get_connection()
+    try:
+        connection.send_command("PING")
+        assert connection.read_response() == "PONG"
+        old = cluster.kill_master()
+        new = cluster.wait_for_failover(FAILOVER_BOUND, old=old)
+        connection.disconnect()  # as a command that met the dead master leaves it
+
+        began = time.monotonic()
+        connection.send_command("PING")
+        assert connection.read_response() == "PONG"
+        assert (connection.host, connection.port) == new
+        assert time.monotonic() - began < 5
+    finally:
+        client.connection_pool.release(connection)
