@@ -97,6 +97,8 @@ bench: install
 	$(PY) bench/nodes_bench.py
 	$(PY) bench/map_bench.py
 	$(PY) bench/notify_bench.py
+	$(PY) bench/output_bench.py
+	$(PY) bench/failover_bench.py
 	$(PY) bench/soak.py
 	$(PY) bench/targets.py $(BENCH_FIGURES)
 
