@@ -26,6 +26,7 @@ from starlette.routing import BaseRoute, Route
 
 from ..errors import HTTPError
 from ..streaming import Piece, StreamedAnswer
+from . import mime
 from .contexts import Context
 from .execution import Execution
 
@@ -48,10 +49,12 @@ class _Run:
     async def _collect(self) -> None:
         try:
             async for output in self.execution.outputs():
+                if output is mime.END_OF_EXECUTION:  # the last line: it goes out with the body's end
+                    self.ended_at = time.monotonic()
                 self.lines.append(json.dumps(output).encode() + b"\n")
                 self._changed.set()
         finally:
-            self.ended_at = time.monotonic()
+            self.ended_at = self.ended_at or time.monotonic()
             self._changed.set()
 
     async def follow(self, start: int) -> AsyncGenerator[Piece, None]:
