@@ -56,7 +56,7 @@ $(STAMP)/lowest: $(LOWEST_LOCK) pyproject.toml | $(STAMP)/system
 # that still satisfy the ranges and only adds what is new.
 UPGRADE ?= --upgrade
 lock: $(STAMP)/python
-	$(COMPILE) $(UPGRADE) pyproject.toml requirements/build.in --extra dev -o $(LOCK)
+	$(COMPILE) $(UPGRADE) pyproject.toml requirements/build.in --extra dev --extra frameworks -o $(LOCK)
 	$(COMPILE) $(UPGRADE) e2bq/sandboxd/runtime-requirements.in -o $(RUNTIME_LOCK)
 	$(COMPILE) pyproject.toml requirements/build.in -c $(LOCK) -o requirements/main.txt
 	$(COMPILE) --resolution lowest-direct pyproject.toml requirements/build.in --extra dev -o $(LOWEST_LOCK)
