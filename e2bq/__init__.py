@@ -37,6 +37,8 @@ from .errors import (
 # The documented API
 from .client.manager import SandboxManager, SandboxSlot
 from .client.toolkit import E2BToolkit
+# The same API on asyncio
+from .client.aio import AsyncE2BToolkit, AsyncSandboxManager
 
 # Job events and callbacks
 from .callbacks import verify as verify_callback
@@ -52,6 +54,9 @@ __all__ = [
     "E2BToolkit",
     "SandboxManager",
     "SandboxSlot",
+    # The same API on asyncio
+    "AsyncE2BToolkit",
+    "AsyncSandboxManager",
     # Configuration
     "Settings",
     # Errors

@@ -22,6 +22,7 @@ from typing import Any, Final, Generic, NotRequired, TypedDict, TypeVar
 from .config import Settings
 from .errors import InvalidInputError
 from .types import (
+    AccountListResult,
     CancelResult,
     CodeResult,
     CommandResult,
@@ -30,6 +31,7 @@ from .types import (
     PortResult,
     SandboxEntryResult,
     ShutdownResult,
+    TimeoutResult,
     TransferResult,
     UrlResult,
 )
@@ -75,6 +77,17 @@ class ConnectSandboxArgs(TypedDict):
 
 class KillSandboxArgs(TypedDict):
     sandbox_id: str
+
+
+class ListSandboxesArgs(TypedDict):
+    """Every sandbox the provider runs (a node's sandbox host, or E2B's cloud for the API key)."""
+
+    node: str | None  # the node asked, for the listing's entries (None: E2B's cloud)
+
+
+class SetTimeoutArgs(TypedDict):
+    sandbox_id: str
+    timeout: int  # seconds from now until the sandbox ends
 
 
 class RunCodeArgs(TypedDict):
@@ -148,6 +161,8 @@ class MapLanesArgs(TypedDict):
 CREATE_SANDBOX: Final = Task[CreateSandboxArgs, SandboxEntryResult]("e2bq.create_sandbox")
 CONNECT_SANDBOX: Final = Task[ConnectSandboxArgs, SandboxEntryResult]("e2bq.connect_sandbox")
 KILL_SANDBOX: Final = Task[KillSandboxArgs, ShutdownResult]("e2bq.kill_sandbox")
+LIST_SANDBOXES: Final = Task[ListSandboxesArgs, AccountListResult]("e2bq.list_sandboxes")
+SET_SANDBOX_TIMEOUT: Final = Task[SetTimeoutArgs, TimeoutResult]("e2bq.set_sandbox_timeout")
 RUN_CODE: Final = Task[RunCodeArgs, CodeResult]("e2bq.run_code")
 RUN_CODE_EACH: Final = Task[RunCodeEachArgs, EachResult]("e2bq.run_code_each")
 RUN_COMMAND: Final = Task[RunCommandArgs, CommandResult]("e2bq.run_command")
@@ -224,7 +239,7 @@ def deadline(task: str, args: Mapping[str, object], settings: Settings) -> Deadl
         return Deadline.bounded((_seconds(args.get("wait_seconds")) or 0.0) + PORT_PROBE)
     if task == CREATE_SANDBOX:
         return Deadline.waited(settings.create_wait + MAKE_SANDBOX)
-    if task in (CONNECT_SANDBOX, KILL_SANDBOX):
+    if task in (CONNECT_SANDBOX, KILL_SANDBOX, LIST_SANDBOXES, SET_SANDBOX_TIMEOUT):
         return Deadline.waited(SANDBOX_CALL)
     if task == PUBLIC_URL:
         return Deadline.waited(URL_LOOKUP)

@@ -164,8 +164,14 @@ class CommandResult(_Result):
     stdout: str
     stderr: str
     exit_code: int
+    output: NotRequired[CommandOutput]  # the toolkit's: stdout and stderr again, nested as in agno's E2BTools
     pid: NotRequired[int]  # a background command's process id
     job_id: NotRequired[str]
+
+
+class CommandOutput(TypedDict):
+    stdout: str
+    stderr: str
 
 
 class FanOutResult(_Result):
@@ -173,6 +179,7 @@ class FanOutResult(_Result):
 
     status: Literal["success"]
     result: dict[str, CodeResult | ErrorResult]
+    results: dict[str, CodeResult | ErrorResult]  # the same map, under agno's E2BTools' key
 
 
 class EachResult(_Result):
@@ -205,6 +212,8 @@ class PngResult(_Result):
     path: str
     size: int
     result: bool
+    image_id: str  # the image's id, as agno's Image carries it
+    file_url: str  # file:// URL of the saved image
 
 
 class ChartResult(_Result):
@@ -215,6 +224,14 @@ class ChartResult(_Result):
     path: str
     size: int
     result: dict[str, Any]
+    chart_path: str  # ``path`` again, under agno's E2BTools' key
+    chart_image: NotRequired[ChartImage]  # its PNG, saved beside it (add_as_artifact)
+
+
+class ChartImage(TypedDict):
+    image_id: str
+    file_url: str
+    path: str
 
 
 class UrlResult(_Result):
@@ -370,11 +387,14 @@ class JobNotFoundResult(TypedDict):
 
 
 class KillResult(_Result):
-    """kill_job: the job was cancelled and its work is being stopped."""
+    """kill_job: ``cancelled`` (it will not run, or its work was stopped: ``killed_proc`` says
+    whether a process or cell was found running and stopped), ``not_cancelled`` (it had already
+    ended) or ``not_found``."""
 
-    status: Literal["success"]
+    status: Literal["cancelled", "not_cancelled", "not_found"]
     job_id: str
-    result: Literal["cancelled"]
+    killed_proc: bool
+    result: NotRequired[Literal["cancelled"]]
 
 
 class CancelResult(_Result):
@@ -401,10 +421,69 @@ class SandboxEntryResult(_Result):
     result: SandboxEntry
 
 
+class ManagedSandbox(SandboxEntry):
+    """A managed sandbox as list_managed_sandboxes lists it."""
+
+    has_jobs: bool  # a background job of it is running now
+
+
 class SandboxListResult(_Result):
     status: Literal["success"]
-    sandboxes: list[SandboxEntry]
+    sandboxes: list[ManagedSandbox]
+    count: int
     default_sandbox_id: str | None
+
+
+class AccountSandbox(TypedDict):
+    """A sandbox the provider runs, whoever made it (list_account_sandboxes)."""
+
+    sandbox_id: str
+    started_at: str  # ISO 8601
+    end_at: str | None  # when its timeout ends it, ISO 8601
+    template_id: str
+    metadata: dict[str, str]
+    state: str  # the provider's: running (or paused, on E2B's cloud)
+    node: str | None  # the node whose sandbox host runs it (None: E2B's cloud)
+    managed: NotRequired[bool]  # whether this toolkit's namespace manages it
+
+
+class AccountListResult(_Result):
+    """list_account_sandboxes, and the list_sandboxes task (one node's, or E2B's cloud's)."""
+
+    status: Literal["success"]
+    sandboxes: list[AccountSandbox]
+    count: int
+
+
+class SandboxStatusResult(_Result):
+    """get_sandbox_status: a managed sandbox as the registry and its node see it."""
+
+    status: Literal["success"]
+    sandbox_id: str
+    metadata: dict[str, str]
+    state: SandboxState
+    is_default: bool
+    has_jobs: bool
+    created_at: float
+    expires_at: float
+    node: str | None
+
+
+class TimeoutResult(_Result):
+    """set_sandbox_timeout, and its task: the sandbox now ends ``timeout`` seconds from the call."""
+
+    status: Literal["success"]
+    sandbox_id: str
+    timeout: int
+    expires_at: float
+
+
+class DefaultResult(_Result):
+    """set_default_sandbox and connect_to_sandbox."""
+
+    status: Literal["success"]
+    sandbox_id: str
+    is_default: bool
 
 
 class ShutdownResult(_Result):
@@ -417,9 +496,36 @@ class ShutdownResult(_Result):
     error_type: NotRequired[str]
 
 
+class SandboxShutdownResult(_Result):
+    """shutdown_sandbox: ``result`` nests the manager's shutdown result, as agno's E2BTools does;
+    ``killed`` is that result's own bool."""
+
+    status: Literal["success", "error"]
+    sandbox_id: str
+    result: ShutdownResult
+    killed: bool | None
+    default_sandbox_id: str | None  # the default after it: another managed sandbox, or none
+
+
 class ShutdownAllResult(_Result):
     status: Literal["success"]
     result: dict[str, ShutdownResult]
+    results: dict[str, ShutdownResult]  # the same map, under agno's E2BTools' key
+
+
+class ForcedShutdown(TypedDict):
+    """One sandbox of force_shutdown_all: ``killed``, or ``error`` with a message."""
+
+    status: Literal["killed", "error"]
+    sandbox_id: str
+    result: bool | None
+    message: NotRequired[str]
+
+
+class ForceShutdownAllResult(_Result):
+    status: Literal["success"]
+    results: dict[str, ForcedShutdown]
+    result: dict[str, ForcedShutdown]
 
 
 ToolResult: TypeAlias = (
@@ -440,8 +546,14 @@ ToolResult: TypeAlias = (
     | KillResult
     | SandboxResult
     | SandboxListResult
+    | AccountListResult
+    | SandboxStatusResult
+    | TimeoutResult
+    | DefaultResult
     | ShutdownResult
+    | SandboxShutdownResult
     | ShutdownAllResult
+    | ForceShutdownAllResult
     | ErrorResult
 )
 """Any toolkit method's result."""
@@ -457,5 +569,7 @@ TaskResult: TypeAlias = (
     | PortResult
     | CancelResult
     | LanesResult
+    | AccountListResult
+    | TimeoutResult
 )
 """Any task's result when its operation succeeded (a task may also return an ErrorResult)."""

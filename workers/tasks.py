@@ -9,6 +9,7 @@ from celery import Task
 
 from e2bq import callbacks, protocol
 from e2bq.types import (
+    AccountListResult,
     CancelResult,
     CodeResult,
     CommandResult,
@@ -18,11 +19,12 @@ from e2bq.types import (
     PortResult,
     SandboxEntryResult,
     ShutdownResult,
+    TimeoutResult,
     TransferResult,
     UrlResult,
 )
 
-from . import batchmap, deliver, fanout, files, operations
+from . import batchmap, deliver, fanout, files, operations, sandboxes
 from .app import app
 from .runner import run_operation
 
@@ -44,6 +46,16 @@ def connect_sandbox(
 @app.task(name=protocol.KILL_SANDBOX, bind=True)
 def kill_sandbox(self: Task, **args: Unpack[protocol.KillSandboxArgs]) -> ShutdownResult | ErrorResult:
     return run_operation(self, operations.kill_sandbox, args)
+
+
+@app.task(name=protocol.LIST_SANDBOXES, bind=True)
+def list_sandboxes(self: Task, **args: Unpack[protocol.ListSandboxesArgs]) -> AccountListResult | ErrorResult:
+    return run_operation(self, sandboxes.list_sandboxes, args)
+
+
+@app.task(name=protocol.SET_SANDBOX_TIMEOUT, bind=True)
+def set_sandbox_timeout(self: Task, **args: Unpack[protocol.SetTimeoutArgs]) -> TimeoutResult | ErrorResult:
+    return run_operation(self, sandboxes.set_sandbox_timeout, args)
 
 
 @app.task(name=protocol.RUN_CODE, bind=True)

@@ -8,6 +8,7 @@ default sandbox had to be replaced says so whatever else it returns.
 from __future__ import annotations
 
 import functools
+import inspect
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -22,10 +23,16 @@ R = TypeVar("R")
 
 
 def tool(method: Callable[P, R]) -> Callable[P, R | ErrorResult]:
-    """Turn any e2bq error into ``{"status": "error", "message"}``; log e2bq's own bugs."""
+    """Turn any e2bq error into ``{"status": "error", "message"}``, and a call with a missing or
+    unknown argument into one naming it; log e2bq's own bugs."""
+    signature = inspect.signature(method)
 
     @functools.wraps(method)
     def wrapper(*args: P.args, **kwargs: P.kwargs) -> R | ErrorResult:
+        try:
+            signature.bind(*args, **kwargs)
+        except TypeError as exc:
+            return {"status": "error", "message": _bad_arguments(method.__name__, signature, exc)}
         try:
             return method(*args, **kwargs)
         except E2BQError as exc:
@@ -35,6 +42,17 @@ def tool(method: Callable[P, R]) -> Callable[P, R | ErrorResult]:
             return {"status": "error", "message": f"internal error in e2bq: {type(exc).__name__}: {exc}"}
 
     return wrapper
+
+
+def _bad_arguments(name: str, signature: inspect.Signature, exc: TypeError) -> str:
+    """What is wrong with a call's arguments (Python's words: the parameter missing or unknown),
+    and what the tool takes."""
+    takes = [
+        p.name if p.default is p.empty else f"{p.name}={p.default!r}"
+        for p in signature.parameters.values()
+        if p.name != "self"
+    ]
+    return f"bad arguments for {name}: {exc}; it takes ({', '.join(takes)})"
 
 
 @dataclass(frozen=True)

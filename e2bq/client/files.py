@@ -6,6 +6,7 @@ import base64
 import contextlib
 import json
 import os
+import uuid
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -134,11 +135,18 @@ def save_png(
     result = pick(results, "png", index)
     default = Path(f"{sandbox_id}_result_{index}.png")
     path = check_local_path(output_path, "output_path") if output_path else default
+    image_id = uuid.uuid4().hex
     with local_file_errors(path, "written"):
         size = _write_png(result, path)
-        attached = _attach_image(agent, path, path.read_bytes())
+        attached = _attach_image(agent, path, path.read_bytes(), image_id)
     return {
-        "status": "success", "sandbox_id": sandbox_id, "path": str(path), "size": size, "result": attached
+        "status": "success",
+        "sandbox_id": sandbox_id,
+        "path": str(path),
+        "size": size,
+        "result": attached,
+        "image_id": image_id,
+        "file_url": path.resolve().as_uri(),
     }
 
 
@@ -157,15 +165,23 @@ def save_chart(
     default = Path(f"{sandbox_id}_chart_{index}.json")
     path = check_local_path(output_path, "output_path") if output_path else default
     text = json.dumps(result["chart"], indent=2)
+    saved: ChartResult = {
+        "status": "success",
+        "sandbox_id": sandbox_id,
+        "path": str(path),
+        "size": len(text),
+        "result": result["chart"],
+        "chart_path": str(path),
+    }
     with local_file_errors(path, "written"):
         path.write_text(text)
         if with_image and result.get("png") is not None:
-            image = path.with_suffix(".png")
-            _attach_image(agent, image, image.read_bytes() if _write_png(result, image) else b"")
-    return {
-        "status": "success", "sandbox_id": sandbox_id, "path": str(path), "size": len(text),
-        "result": result["chart"],
-    }
+            image, image_id = path.with_suffix(".png"), uuid.uuid4().hex
+            _attach_image(agent, image, image.read_bytes() if _write_png(result, image) else b"", image_id)
+            saved["chart_image"] = {
+                "image_id": image_id, "file_url": image.resolve().as_uri(), "path": str(image)
+            }
+    return saved
 
 
 def _write_png(result: ExecutionResult, path: Path) -> int:
@@ -174,14 +190,14 @@ def _write_png(result: ExecutionResult, path: Path) -> int:
     return len(data)
 
 
-def _attach_image(agent: Any, path: Path, content: bytes) -> bool:
+def _attach_image(agent: Any, path: Path, content: bytes, image_id: str) -> bool:
     """Give the image to an agent framework's agent when it can take one (agno's Agent/Team)."""
     if agent is None or not hasattr(agent, "add_image"):
         return False
     try:
         from agno.media import Image
 
-        agent.add_image(Image(content=content, filepath=str(path)))
+        agent.add_image(Image(id=image_id, content=content, filepath=str(path)))
     except ImportError:
-        agent.add_image({"filepath": str(path), "content": content})
+        agent.add_image({"id": image_id, "filepath": str(path), "content": content})
     return True

@@ -19,17 +19,30 @@ from ..protocol import (
     CONNECT_SANDBOX,
     CREATE_SANDBOX,
     KILL_SANDBOX,
+    LIST_SANDBOXES,
+    SET_SANDBOX_TIMEOUT,
     ConnectSandboxArgs,
     CreateSandboxArgs,
     KillSandboxArgs,
+    ListSandboxesArgs,
     PlacementArgs,
+    SetTimeoutArgs,
 )
 from ..stores.nodes import NodeStore, Placement
 from ..stores.registry import Registry
-from ..types import ErrorResult, NodeInfo, SandboxEntry, SandboxEntryResult, ShutdownResult, SlotInfo
+from ..types import (
+    AccountSandbox,
+    ErrorResult,
+    NodeInfo,
+    SandboxEntry,
+    SandboxEntryResult,
+    ShutdownResult,
+    SlotInfo,
+    TimeoutResult,
+)
 from .dispatch import Dispatcher
 from .inputs import check_flag, check_id, check_metadata, check_options, check_text
-from .routing import Router
+from .routing import Route, Router
 
 MAX_SECONDS = 10**9  # ~31 years: any longer time bound is a mistake (nan and inf are none)
 _PLACE_RETRY = 0.2  # seconds between looks for a free slot when every node is full
@@ -218,11 +231,73 @@ class SandboxManager:
                     break
         return self._slot(result)
 
+    def get_slot(self, sandbox_id: str | None = None) -> SandboxSlot:
+        """The slot of a managed sandbox; with no id, the namespace's default sandbox, else its
+        oldest. SandboxNotFoundError when there is none (agno's E2BTools raised KeyError)."""
+        if sandbox_id is not None:
+            entry = self.registry.get(check_id(sandbox_id, "sandbox_id"))
+            if entry is None:
+                raise SandboxNotFoundError(
+                    f"sandbox {sandbox_id} is not managed here (unknown, shut down or expired): "
+                    "connect to it first"
+                )
+            return SandboxSlot.from_entry(entry, self.settings)
+        default = self.registry.default(self.namespace)
+        entry = self.registry.get(default) if default else None
+        if entry is None:
+            entries = self.registry.list(self.namespace)
+            if not entries:
+                raise SandboxNotFoundError("no sandbox is managed here: create one first")
+            entry = entries[0]
+        return SandboxSlot.from_entry(entry, self.settings)
+
+    def list_account_sandboxes(self) -> list[AccountSandbox]:
+        """Every sandbox the provider runs, whoever made it: each live node's sandbox host's, or
+        E2B's cloud's for the API key. ProviderError when a listing fails."""
+        if not self.nodes.any():
+            return self._listing(None)
+        live = [node["node"] for node in self.nodes.list() if node["state"] == "live"]
+        return [sandbox for node in live for sandbox in self._listing(node)]
+
+    def _listing(self, node: str | None) -> list[AccountSandbox]:
+        route = self.router.to_node(node)
+        listed = self.dispatcher.call(LIST_SANDBOXES, ListSandboxesArgs(node=node), route=route)
+        if listed["status"] != "success":
+            raise ProviderError(f"cannot list the sandboxes of {node or 'the provider'}: {listed['message']}")
+        return listed["sandboxes"]
+
+    def set_timeout(self, sandbox_id: str, timeout: int) -> TimeoutResult | ErrorResult:
+        """End a sandbox ``timeout`` seconds from now, sooner or later than it would have ended."""
+        check_id(sandbox_id, "sandbox_id")
+        check_timeout(timeout)
+        args = SetTimeoutArgs(sandbox_id=sandbox_id, timeout=int(timeout))
+        return self.dispatcher.call(SET_SANDBOX_TIMEOUT, args)
+
+    def force_shutdown(self, sandbox_id: str) -> ShutdownResult:
+        """Kill a sandbox whether or not it is managed here; one the registry does not know is
+        looked for on every live node in turn."""
+        known = isinstance(sandbox_id, str) and self.registry.get(sandbox_id) is not None
+        if known or not isinstance(sandbox_id, str) or not self.nodes.any():
+            return self.shutdown(sandbox_id)
+        result: ShutdownResult = {
+            "status": "success", "sandbox_id": sandbox_id, "result": False, "message": "no live node runs it"
+        }
+        for node in self.nodes.list():
+            if node["state"] == "live":
+                result = self._kill(sandbox_id, self.router.to_node(node["node"]))
+                if result["status"] != "success" or result["result"]:
+                    break
+        return result
+
     def shutdown(self, sandbox_id: str) -> ShutdownResult:
         """Kill a sandbox: ``{"status", "sandbox_id", "result"}`` (result: whether it was running)."""
+        return self._kill(sandbox_id, None)
+
+    def _kill(self, sandbox_id: str, route: Route | None) -> ShutdownResult:
+        """Kill a sandbox through ``route`` (None: its node's queue, see :meth:`Router.route`)."""
         try:
             check_id(sandbox_id, "sandbox_id")
-            result = self.dispatcher.call(KILL_SANDBOX, KillSandboxArgs(sandbox_id=sandbox_id))
+            result = self.dispatcher.call(KILL_SANDBOX, KillSandboxArgs(sandbox_id=sandbox_id), route=route)
         except NodeLostError as exc:  # nothing left to kill: forget it
             self.registry.remove(sandbox_id, shut_down=True)
             return {"status": "success", "sandbox_id": sandbox_id, "result": False, "message": str(exc)}

@@ -207,6 +207,15 @@ class JobStore:
         return bool(self._beat(keys=keys, args=[json.dumps(worker), worker, self.settings.heartbeat_ttl]))
 
     @translates_errors
+    @translates_errors
+    def busy_sandboxes(self) -> set[str]:
+        """The sandboxes a started job runs in now, whatever its namespace."""
+        ids = [text(reply) for reply in self.redis.smembers(STARTED_JOBS)]
+        pipe = self.redis.pipeline(transaction=False)
+        for job_id in ids:
+            pipe.hget(job_key(job_id), "sandbox_id")
+        return {json.loads(raw) for raw in pipe.execute() if raw}
+
     def set_pid(self, job_id: str, pid: int) -> None:
         self._apply(job_id, {"pid": pid}, mode="always")
 

@@ -129,6 +129,11 @@ class Registry:
         self.redis.set(namespace_default_key(namespace), sandbox_id)
 
     @translates_errors
+    def clear_default(self, namespace: str) -> None:
+        """The namespace has no default sandbox from now on."""
+        self.redis.delete(namespace_default_key(namespace))
+
+    @translates_errors
     def default(self, namespace: str) -> str | None:
         """The namespace's default sandbox id, even if that sandbox is gone (the toolkit replaces it)."""
         value = self.redis.get(namespace_default_key(namespace))

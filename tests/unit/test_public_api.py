@@ -11,6 +11,9 @@ EXPORTED = [
     "E2BToolkit",
     "SandboxManager",
     "SandboxSlot",
+    # The same API on asyncio
+    "AsyncE2BToolkit",
+    "AsyncSandboxManager",
     # Configuration
     "Settings",
     # Errors

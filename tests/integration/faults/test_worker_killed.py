@@ -110,7 +110,7 @@ def test_a_job_taken_over_can_be_killed(stack: Stack) -> None:
             TAKEN_WITHIN,
             f"job {job_id} to be taken over",
         )
-        assert toolkit.kill_job(job_id)["status"] == "success"
+        assert toolkit.kill_job(job_id)["status"] == "cancelled"
         assert job_ended(toolkit, job_id)["status"] == "cancelled"
 
     wait_for(lambda: "sleep 600" not in sandbox_processes(toolkit, sandbox_id), 60, "sleep 600 gone")

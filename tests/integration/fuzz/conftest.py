@@ -22,7 +22,7 @@ from e2bq import TERMINAL_STATES, E2BToolkit, SandboxManager, Settings
 from tests.procs import SandboxHostProcess, WorkerProcess, queue_env, redis_server, worker
 
 JOB_END_DEADLINE = 60.0  # seconds a killed job has to read as ended
-STATUSES = {"success", "error", "accepted", "running", "done", "cancelled", "not_found"}
+STATUSES = {"success", "error", "accepted", "running", "done", "cancelled", "not_cancelled", "not_found"}
 INTERNAL = "internal error in e2bq"
 
 

@@ -26,7 +26,7 @@ def test_unknown_jobs(toolkit: E2BToolkit, job_id: Any, offset: Any, limit: Any)
     status = check(toolkit.get_job_status(job_id))
     assert status["status"] == "not_found", status
     assert check(toolkit.get_job_results(job_id, offset=offset, limit=limit))["status"] == "error"
-    assert check(toolkit.kill_job(job_id))["status"] == "error"
+    assert check(toolkit.kill_job(job_id))["status"] == "not_found"
 
 
 @settings(FUZZ, max_examples=10)

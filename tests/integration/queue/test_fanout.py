@@ -117,4 +117,4 @@ def test_no_sandboxes_no_results(stack_env: dict[str, str], queue_worker: Worker
 
     outcome = toolkit.run_in_all_sandboxes("1")
 
-    assert outcome == {"status": "success", "result": {}, "message": "0 of 0 succeeded"}
+    assert outcome == {"status": "success", "result": {}, "results": {}, "message": "0 of 0 succeeded"}

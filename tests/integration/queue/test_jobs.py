@@ -162,7 +162,7 @@ def test_a_bad_custom_job_id_is_an_error_dict(bare_toolkit: E2BToolkit, job_id: 
 def test_an_unknown_job_is_not_found(bare_toolkit: E2BToolkit) -> None:
     assert bare_toolkit.get_job_status("no-such-job")["status"] == "not_found"
     assert bare_toolkit.get_job_status(None)["status"] == "not_found"  # type: ignore[arg-type]
-    assert bare_toolkit.kill_job("no-such-job")["status"] == "error"
+    assert bare_toolkit.kill_job("no-such-job")["status"] == "not_found"
 
 
 def test_the_output_tail_grows_while_the_job_runs(toolkit: E2BToolkit) -> None:
@@ -214,6 +214,6 @@ def test_killing_a_job_that_ended_is_refused(toolkit: E2BToolkit) -> None:
 
     refused = toolkit.kill_job(job_id)
 
-    assert refused["status"] == "error"
+    assert refused["status"] == "not_cancelled"
     assert "already ended" in refused["message"]
     assert toolkit.get_job_status(job_id)["status"] == "done"

@@ -69,7 +69,7 @@ def test_a_queued_job_that_is_killed_never_runs(toolkit: E2BToolkit) -> None:
 
     killed = toolkit.kill_job(queued)
 
-    assert killed == {"status": "success", "job_id": queued, "result": "cancelled"}
+    assert killed == {"status": "cancelled", "job_id": queued, "killed_proc": False, "result": "cancelled"}
     assert status(toolkit, queued)["status"] == "cancelled"
     open_gate(toolkit)
     for job_id in blockers:
@@ -87,11 +87,11 @@ def test_killing_running_code_interrupts_it(toolkit: E2BToolkit) -> None:
     )["job_id"]
     wait_for(lambda: "sleeping" in status(toolkit, job_id).get("output", ""), 60, "the code to run")
 
-    assert toolkit.kill_job(job_id)["status"] == "success"
+    assert toolkit.kill_job(job_id)["status"] == "cancelled"
 
     assert status(toolkit, job_id)["status"] == "cancelled"
     again = toolkit.kill_job(job_id)
-    assert again["status"] == "error"
+    assert (again["status"], again["killed_proc"]) == ("not_cancelled", False)
     assert "already ended (cancelled)" in again["message"]
     # The kernel is free again at once (a 10 s bound, where the sleep would hold it 30 s),
     # and the cell did not get past its sleep.
@@ -107,7 +107,7 @@ def test_killing_a_running_command_ends_its_process(toolkit: E2BToolkit) -> None
     wait_for(lambda: "sleep 30" in sandbox_processes(toolkit), 60, "sleep 30 to run in the sandbox")
     assert isinstance(status(toolkit, job_id)["pid"], int)
 
-    assert toolkit.kill_job(job_id)["status"] == "success"
+    assert toolkit.kill_job(job_id)["status"] == "cancelled"
 
     wait_for(lambda: "sleep 30" not in sandbox_processes(toolkit), 20, "sleep 30 to be gone")
     task_settled(toolkit, job_id)
@@ -130,7 +130,7 @@ def test_a_job_killed_while_no_worker_is_alive_never_runs(
         unserved = E2BToolkit(SandboxManager(), auto_create_default=False)
         job_id = unserved.run_python_code_background(MAKE_MARKER, sandbox_id=sandbox_id)["job_id"]
 
-        assert unserved.kill_job(job_id)["status"] == "success"
+        assert unserved.kill_job(job_id)["status"] == "cancelled"
         with worker(tmp_path, dict(os.environ), "--pool", "prefork", "--concurrency", "2"):
             task_settled(unserved, job_id)
         record = status(unserved, job_id)
@@ -158,7 +158,7 @@ def test_killing_a_job_whose_worker_died_ends_its_process(
     assert "sleep 40" in sandbox_processes(toolkit)  # the work outlives its worker
     assert status(toolkit, job_id)["status"] == "running"
 
-    assert toolkit.kill_job(job_id)["status"] == "success"
+    assert toolkit.kill_job(job_id)["status"] == "cancelled"
 
     wait_for(lambda: "sleep 40" not in sandbox_processes(toolkit), 20, "sleep 40 to be gone")
     assert status(toolkit, job_id)["status"] == "cancelled"

@@ -81,7 +81,7 @@ def test_a_killed_job_calls_back_cancelled(toolkit: E2BToolkit) -> None:
     with receiver(SECRET) as hooks:
         job_id = toolkit.run_command("sleep 600", background=True, callback_url=hooks.url)["job_id"]
         wait_for(lambda: toolkit.get_job_status(job_id).get("pid"), 60, "the sleep to start")
-        assert toolkit.kill_job(job_id)["status"] == "success"
+        assert toolkit.kill_job(job_id)["status"] == "cancelled"
         (got,) = hooks.wait_for(1, 60)
     assert (got.record["status"], got.record["message"]) == ("cancelled", "cancelled by kill_job")
 
@@ -100,7 +100,7 @@ def test_wait_job_returns_at_the_end_and_honours_its_timeout(toolkit: E2BToolkit
         "running", True, "still running after 1 s",
     )
     assert 1 <= spent < 15, spent
-    assert toolkit.kill_job(slow)["status"] == "success"
+    assert toolkit.kill_job(slow)["status"] == "cancelled"
     assert toolkit.wait_job(slow, timeout=0)["status"] == "cancelled"
 
 

@@ -28,9 +28,16 @@ SPEC_METHODS = {
     "kill_job",
     "wait_job",
     "create_sandbox",
+    "connect_to_sandbox",
     "list_managed_sandboxes",
+    "list_account_sandboxes",
+    "set_default_sandbox",
+    "get_sandbox_status",
+    "set_sandbox_timeout",
     "shutdown_sandbox",
     "shutdown_all_sandboxes",
+    "force_shutdown",
+    "force_shutdown_all",
 }
 
 
@@ -88,7 +95,9 @@ def test_shutdown_sandbox_forgets_it(toolkit: E2BToolkit) -> None:
 
     stopped = toolkit.shutdown_sandbox(sandbox_id)
 
-    assert stopped == {"status": "success", "sandbox_id": sandbox_id, "result": True}
+    assert stopped["status"] == "success"
+    assert stopped["result"] == {"status": "success", "sandbox_id": sandbox_id, "result": True}
+    assert (stopped["sandbox_id"], stopped["killed"]) == (sandbox_id, True)
     assert sandbox_id not in managed(toolkit)
     after = toolkit.run_python_code("1", sandbox_id=sandbox_id)
     assert after["status"] == "error"

@@ -50,7 +50,7 @@ def test_a_server_that_never_listens_is_reported(toolkit: E2BToolkit) -> None:
     assert "nothing accepted connections on port 8001 within 1 s" in server["message"]
     assert server["url"]  # should it come up later
     assert toolkit.get_job_status(server["job_id"])["status"] == "running"
-    assert toolkit.kill_job(server["job_id"])["status"] == "success"
+    assert toolkit.kill_job(server["job_id"])["status"] == "cancelled"
 
 
 def test_a_server_that_exits_is_an_error(toolkit: E2BToolkit) -> None:
@@ -64,7 +64,7 @@ def test_killing_the_server_job_stops_the_server(toolkit: E2BToolkit) -> None:
     server = toolkit.run_server("python -m http.server 8000", 8000)
     assert answers(server["url"])
 
-    assert toolkit.kill_job(server["job_id"])["status"] == "success"
+    assert toolkit.kill_job(server["job_id"])["status"] == "cancelled"
 
     wait_for(lambda: not answers(server["url"]), 20, "the server to stop answering")
     assert toolkit.get_job_status(server["job_id"])["status"] == "cancelled"
