@@ -116,7 +116,7 @@ def test_connect_to_a_sandbox_made_elsewhere_and_force_shut_it_down(
 
     connected = toolkit.connect_to_sandbox(elsewhere, set_as_default=True)
 
-    assert (connected["status"], connected["sandbox_id"], connected["is_default"]) == ("success", elsewhere, True)
+    assert connected == {"status": "success", "sandbox_id": elsewhere, "is_default": True}
     assert toolkit.run_python_code("21 * 2")["results"][0]["text"] == "42"
     forced = toolkit.force_shutdown(elsewhere)
     assert (forced["status"], forced["sandbox_id"], forced["result"]) == ("success", elsewhere, True)
