@@ -181,7 +181,9 @@ def _attach_image(agent: Any, path: Path, content: bytes) -> bool:
     try:
         from agno.media import Image
 
-        agent.add_image(Image(content=content, filepath=str(path)))
+        # agno's Image takes one source (content, filepath or url); the bytes stay valid if the
+        # file is moved or deleted.
+        agent.add_image(Image(content=content, format="png", mime_type="image/png"))
     except ImportError:
         agent.add_image({"filepath": str(path), "content": content})
     return True
