@@ -197,7 +197,9 @@ def _attach_image(agent: Any, path: Path, content: bytes, image_id: str) -> bool
     try:
         from agno.media import Image
 
-        agent.add_image(Image(id=image_id, content=content, filepath=str(path)))
+        # agno's Image takes one source (content, filepath or url); the bytes stay valid if the
+        # file is moved or deleted.
+        agent.add_image(Image(id=image_id, content=content, format="png", mime_type="image/png"))
     except ImportError:
         agent.add_image({"id": image_id, "filepath": str(path), "content": content})
     return True
