@@ -45,6 +45,7 @@ from .keys import (
     job_cancel_key,
     job_key,
     job_output_key,
+    namespace_jobs_key,
 )
 from .nodes import NodeStore, lost_message
 
@@ -123,7 +124,7 @@ class JobStore:
         kept = json.dumps(dict(args)) if args is not None else ""
         fields = _encode({**record, **(notify or {})})
         created = self._create(
-            keys=[job_key(job_id), EVENTS, job_args_key(job_id)],
+            keys=[job_key(job_id), EVENTS, job_args_key(job_id), namespace_jobs_key(namespace)],
             args=[self.settings.job_ttl, self.settings.events_max, kept, *fields],
         )
         if not created:

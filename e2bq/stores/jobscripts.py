@@ -23,9 +23,11 @@ redis.call('HSET', KEYS[1], unpack(ARGV, 2))
 return 1
 """
 
-# A new job's record, its task's arguments and its event, in one round trip: KEYS = job hash, event
-# stream, args key; ARGV[1] = ttl; ARGV[2] = events kept; ARGV[3] = the arguments' JSON ('' for
-# none); ARGV[4..] = field, value. Returns 0, writing nothing, when the id is taken.
+# A new job's record, its task's arguments, its event and its place in its namespace's index, in
+# one round trip: KEYS = job hash, event stream, args key, namespace's jobs; ARGV[1] = ttl; ARGV[2]
+# = events kept; ARGV[3] = the arguments' JSON ('' for none); ARGV[4..] = field, value. Returns 0,
+# writing nothing, when the id is taken. The index drops ids older than the ttl (their records
+# expired) and lives the ttl past its newest job, so it stays bounded without a sweeper.
 CREATE: Final = (
     EMIT_LUA
     + """
@@ -36,6 +38,10 @@ if ARGV[3] ~= '' then redis.call('SET', KEYS[3], ARGV[3], 'EX', ARGV[1]) end
 local f = e2bq_pairs(4)
 f.at = f.created_at
 e2bq_emit(KEYS[2], ARGV[2], e2bq_plain(f.job_id), 'queued', f)
+local created = tonumber(f.created_at)
+redis.call('ZADD', KEYS[4], created, e2bq_plain(f.job_id))
+redis.call('ZREMRANGEBYSCORE', KEYS[4], '-inf', '(' .. (created - tonumber(ARGV[1])))
+redis.call('EXPIRE', KEYS[4], ARGV[1])
 return 1
 """
 )

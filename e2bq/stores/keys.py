@@ -3,6 +3,8 @@
     e2bq:sandbox:<id>                 hash    a managed sandbox (SandboxEntry fields, JSON values)
     e2bq:ns:<ns>:sandboxes            set     ids of the sandboxes a namespace manages
     e2bq:ns:<ns>:default              string  the namespace's default sandbox id
+    e2bq:ns:<ns>:jobs                 zset    ids of the namespace's jobs, scored by created_at; members
+                                              older than E2BQ_JOB_TTL are dropped at each create
     e2bq:job:<id>                     hash    a job (JobRecord fields, JSON values)
     e2bq:job:<id>:output              string  the bounded tail of a job's output
     e2bq:job:<id>:stdout              string  a job's whole stdout, up to the output cap (UTF-8)
@@ -59,6 +61,11 @@ def namespace_sandboxes_key(namespace: str) -> str:
 
 def namespace_default_key(namespace: str) -> str:
     return f"e2bq:ns:{namespace}:default"
+
+
+def namespace_jobs_key(namespace: str) -> str:
+    """The namespace's jobs, newest last by score (see ``e2bq.stores.joblist``)."""
+    return f"e2bq:ns:{namespace}:jobs"
 
 
 def job_key(job_id: str) -> str:

@@ -12,8 +12,12 @@ from pathlib import Path
 
 import click
 
-from .sandboxd.cli import sandboxd
-from .sandboxd.settings import DEFAULT_RUNTIME, HostSettings
+from ..sandboxd.cli import sandboxd
+from ..sandboxd.settings import DEFAULT_RUNTIME, HostSettings
+from .execute import exec_command, run
+from .jobcommands import job, kill, show_jobs
+from .sandboxes import sandboxes
+from .transfers import download, upload
 
 
 @click.group()
@@ -41,8 +45,8 @@ def doctor(runtime: Path | None, fix: bool) -> None:
 
     Exits 1 when anything is missing.
     """
-    from .sandboxd.doctor import examine
-    from .sandboxd.doctor import fix as reclaim
+    from ..sandboxd.doctor import examine
+    from ..sandboxd.doctor import fix as reclaim
 
     if fix:
         done = reclaim()
@@ -87,8 +91,8 @@ def worker(ctx: click.Context, node: str | None, serves: str | None) -> None:
     if serves:
         os.environ["E2BQ_WORKER_SERVES"] = serves
     if node:
-        from .errors import ConfigurationError
-        from .queues import check_node_name
+        from ..errors import ConfigurationError
+        from ..queues import check_node_name
 
         try:
             os.environ["E2BQ_NODE"] = check_node_name(node)  # read when the worker's app is made
@@ -176,8 +180,8 @@ def up(
     With COMMAND (after --), run it with the stack's environment, then stop everything;
     otherwise run until Ctrl-C.
     """
-    from .embedded import embedded
-    from .errors import ConfigurationError
+    from ..embedded import embedded
+    from ..errors import ConfigurationError
 
     try:
         with embedded(
@@ -208,9 +212,9 @@ def nodes(as_json: bool) -> None:
     import json
     import time
 
-    from .config import Settings
-    from .errors import E2BQError
-    from .stores.nodes import NodeStore
+    from ..config import Settings
+    from ..errors import E2BQError
+    from ..stores.nodes import NodeStore
 
     try:
         listed = NodeStore(Settings.from_env()).list()
@@ -232,9 +236,21 @@ def nodes(as_json: bool) -> None:
         )
 
 
-@cli.group()
-def jobs() -> None:
-    """Background jobs: their event stream."""
+@cli.group(invoke_without_command=True)
+@click.option(
+    "--state",
+    type=click.Choice(["running", "done", "error", "cancelled", "queued", "started"]),
+    help="Only jobs with this status (queued and started: running jobs in that state).",
+)
+@click.option(
+    "--limit", type=click.IntRange(1, 1000), default=20, show_default=True, help="Jobs listed at most."
+)
+@click.option("--json", "as_json", is_flag=True, help="The listing as one JSON object.")
+@click.pass_context
+def jobs(ctx: click.Context, state: str | None, limit: int, as_json: bool) -> None:
+    """The namespace's background jobs, newest first (E2BQ_NAMESPACE); `e2bq jobs follow`: their events."""
+    if ctx.invoked_subcommand is None:
+        show_jobs(state, limit, as_json)
 
 
 @jobs.command()
@@ -247,9 +263,9 @@ def follow(job_id: str | None, from_start: bool, as_json: bool) -> None:
     when known."""
     import json
 
-    from .config import Settings
-    from .errors import E2BQError
-    from .stores.events import START, JobEvents, event_line
+    from ..config import Settings
+    from ..errors import E2BQError
+    from ..stores.events import START, JobEvents, event_line
 
     try:
         stream = JobEvents(Settings.from_env())
@@ -269,5 +285,10 @@ def main(argv: list[str] | None = None) -> None:
     cli.main(args=argv, prog_name="e2bq")
 
 
-if __name__ == "__main__":
-    main()
+cli.add_command(sandboxes)
+cli.add_command(job)
+cli.add_command(kill)
+cli.add_command(run)
+cli.add_command(exec_command)
+cli.add_command(upload)
+cli.add_command(download)
