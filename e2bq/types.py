@@ -294,6 +294,34 @@ class JobRecord(TypedDict):
     timed_out: NotRequired[bool]  # wait_job: the wait ended before the job did
 
 
+JobFilter = Literal["running", "done", "error", "cancelled", "queued", "started", "handed_over"]
+"""A job listing's filter: a job status, or (for a running job) its ``state`` detail."""
+
+
+class JobSummary(TypedDict):
+    """A job as a listing shows it: its record without ``result`` and bookkeeping fields."""
+
+    job_id: str
+    status: JobRecordStatus
+    state: JobState
+    kind: JobKind
+    sandbox_id: str
+    node: str | None
+    created_at: float
+    started_at: float | None
+    finished_at: float | None
+    message: str
+
+
+class JobListResult(TypedDict):
+    """list_jobs: the namespace's newest jobs first."""
+
+    status: Literal["success"]
+    namespace: str
+    jobs: list[JobSummary]
+    count: int
+
+
 JobEventName = Literal["queued", "started", "handed_over", "taken_over", "ended", "cancelled"]
 
 
@@ -543,6 +571,7 @@ ToolResult: TypeAlias = (
     | JobRecord
     | JobNotFoundResult
     | JobOutputPage
+    | JobListResult
     | KillResult
     | SandboxResult
     | SandboxListResult

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import click
 from rich.table import Table
@@ -16,21 +16,19 @@ from .session import open_toolkit
 
 if TYPE_CHECKING:
     from ..client.toolkit import E2BToolkit
-    from ..stores.joblist import JobSummary
+    from ..types import JobFilter, JobSummary
 
 
 def show_jobs(state: str | None, limit: int, as_json: bool) -> None:
     """Print the namespace's newest ``limit`` jobs (only those in ``state`` when given)."""
-    from ..stores.joblist import list_jobs
-
     toolkit = open_toolkit()
     namespace = toolkit.manager.namespace
-    try:
-        listed = list_jobs(toolkit.jobs, namespace, state, limit)
-    except E2BQError as exc:
-        failed({"status": "error", "message": str(exc)}, as_json)
+    result = toolkit.list_jobs(cast("JobFilter | None", state), limit)  # the toolkit checks it
+    if result["status"] != "success":
+        failed(result, as_json)
+    listed = result["jobs"]
     if as_json:
-        print_json({"status": "success", "namespace": namespace, "jobs": listed})
+        print_json(result)
         return
     if not listed:
         click.echo(f"no {state + ' ' if state else ''}jobs in namespace {namespace!r}")

@@ -160,6 +160,7 @@ class AsyncE2BToolkit(_Offloaded):
     get_public_url = _offloaded(E2BToolkit.get_public_url)
     run_server = _offloaded(E2BToolkit.run_server)
     get_job_status = _offloaded(E2BToolkit.get_job_status)
+    list_jobs = _offloaded(E2BToolkit.list_jobs)
     get_job_results = _offloaded(E2BToolkit.get_job_results)
     get_job_output = _offloaded(E2BToolkit.get_job_output)
     kill_job = _offloaded(E2BToolkit.kill_job)

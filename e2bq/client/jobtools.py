@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 from ..protocol import CANCEL_JOB, CancelJobArgs
+from ..stores.joblist import DEFAULT_LIMIT, list_jobs
 from ..stores.output import DEFAULT_PAGE_BYTES
 from ..types import (
     ErrorResult,
+    JobFilter,
+    JobListResult,
     JobNotFoundResult,
     JobOutputPage,
     JobRecord,
@@ -30,6 +33,15 @@ class JobTools(ToolkitCore):
         if record is None:
             return {"status": "not_found", "job_id": str(job_id), "message": f"no job {job_id!r}"}
         return self.maps.with_progress(record) if record["kind"] == "map" else job_with_output(record)
+
+    @tool
+    def list_jobs(self, state: JobFilter | None = None, limit: int = DEFAULT_LIMIT) -> JobListResult:
+        """This namespace's background jobs, newest first (at most limit, up to 1000), without
+        their results; state keeps only those with that status (running, done, error,
+        cancelled) or, among running ones, that state (queued, started, handed_over)."""
+        namespace = self.manager.namespace
+        jobs = list_jobs(self.jobs, namespace, state, limit)
+        return {"status": "success", "namespace": namespace, "jobs": jobs, "count": len(jobs)}
 
     @tool
     def get_job_results(self, job_id: str, offset: int = 0, limit: int = 100) -> MapResults | ErrorResult:

@@ -31,6 +31,7 @@ TOOL_NAMES = (
     "get_public_url",
     "run_server",
     "get_job_status",
+    "list_jobs",
     "get_job_results",
     "get_job_output",
     "kill_job",

@@ -13,36 +13,18 @@ a reader of that job, or a reaper, ends it).
 from __future__ import annotations
 
 import json
-from typing import Any, Final, Literal, TypedDict, cast, get_args
+from typing import Any, Final, cast, get_args
 
 from ..errors import InvalidInputError
-from ..types import JobKind, JobRecordStatus, JobState
+from ..types import JobFilter, JobSummary
 from .connection import text, translates_errors
 from .jobs import JobStore
 from .keys import job_key, namespace_jobs_key
-
-JobFilter = Literal["running", "done", "error", "cancelled", "queued", "started", "handed_over"]
-"""A listing's filter: a job status, or (for a running job) its ``state`` detail."""
 
 JOB_FILTERS: Final[tuple[str, ...]] = get_args(JobFilter)
 DEFAULT_LIMIT: Final = 50
 MAX_LIMIT: Final = 1000
 _BATCH = 200  # ids read from the index per round trip
-
-
-class JobSummary(TypedDict):
-    """A job as a listing shows it: its record without ``result`` and bookkeeping fields."""
-
-    job_id: str
-    status: JobRecordStatus
-    state: JobState
-    kind: JobKind
-    sandbox_id: str
-    node: str | None
-    created_at: float
-    started_at: float | None
-    finished_at: float | None
-    message: str
 
 
 _FIELDS: Final = tuple(JobSummary.__annotations__)

@@ -183,3 +183,21 @@ def test_force_shutdown_all_kills_every_sandbox_of_the_provider(
         assert all(entry["status"] == "killed" for entry in forced["results"].values()), forced
         wait_for(lambda: ours.list_account_sandboxes()["count"] == 0, 30, "the host to list none")
         assert ours.list_managed_sandboxes()["count"] == 0
+
+
+def test_list_jobs_newest_first_with_a_state_filter(toolkit: E2BToolkit) -> None:
+    first = toolkit.run_command_background("true")["job_id"]
+    ended(toolkit, first)
+    second = toolkit.run_command_background("sleep 60")["job_id"]
+    try:
+        listing = toolkit.list_jobs()
+        assert listing["status"] == "success" and listing["count"] == len(listing["jobs"])
+        ids = [job["job_id"] for job in listing["jobs"]]
+        assert ids.index(second) < ids.index(first)
+        assert "result" not in listing["jobs"][0]
+        done = {job["job_id"] for job in toolkit.list_jobs(state="done")["jobs"]}
+        assert first in done and second not in done
+        refused = toolkit.list_jobs(state="finished")  # type: ignore[arg-type]
+        assert refused["status"] == "error" and "running" in refused["message"]
+    finally:
+        toolkit.kill_job(second)
