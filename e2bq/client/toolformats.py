@@ -11,46 +11,11 @@ Responses function call (``name``, ``arguments``) or an Anthropic tool-use block
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any, Literal, NotRequired, TypedDict
+from typing import Any, Literal
 
-from ..types import ToolSpec
+from ..types import AnthropicTool, OpenAIChatTool, OpenAIFunction, OpenAIResponsesTool, ToolSpec
 
 OpenAIApi = Literal["chat", "responses"]
-
-
-class OpenAIFunction(TypedDict):
-    """The function of a Chat Completions tool (openai's ``FunctionDefinition``)."""
-
-    name: str
-    description: str
-    parameters: dict[str, Any]
-    strict: NotRequired[bool]
-
-
-class OpenAIChatTool(TypedDict):
-    """A Chat Completions tool (openai's ``ChatCompletionFunctionToolParam``)."""
-
-    type: Literal["function"]
-    function: OpenAIFunction
-
-
-class OpenAIResponsesTool(TypedDict):
-    """A Responses API function tool (openai's ``responses.FunctionToolParam``); ``strict`` is
-    required there, and the API takes a missing one as true."""
-
-    type: Literal["function"]
-    name: str
-    description: str
-    parameters: dict[str, Any]
-    strict: bool
-
-
-class AnthropicTool(TypedDict):
-    """A Messages API tool (anthropic's ``ToolParam``)."""
-
-    name: str
-    description: str
-    input_schema: dict[str, Any]
 
 
 def openai_chat_tool(spec: ToolSpec) -> OpenAIChatTool:

@@ -16,13 +16,10 @@ from typing import Any, Literal, overload
 
 from pydantic import BaseModel
 
-from ..types import ToolSpec
+from ..types import AnthropicTool, OpenAIChatTool, OpenAIResponsesTool, ToolSpec
 from . import toolargs
 from .toolformats import (
-    AnthropicTool,
     OpenAIApi,
-    OpenAIChatTool,
-    OpenAIResponsesTool,
     anthropic_tool,
     openai_chat_tool,
     openai_responses_tool,
