@@ -1,0 +1,1 @@
+"""Adapters that put the toolkit where agent frameworks and tool protocols expect it."""
