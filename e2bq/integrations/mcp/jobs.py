@@ -86,10 +86,12 @@ class JobWatch:
 
     async def subscribe(self, job_id: str, connection: str, session: ServerSession) -> dict[str, Any]:
         """Register ``connection`` (its key; ``session`` reaches it) for job ``job_id``'s end; the
-        job's status as it stands after."""
+        job's status as it stands after (``not_found``: nothing was registered)."""
         self._subscribers.setdefault(job_id, {})[connection] = session
         status = await self.status(job_id)
-        if ended(status):
+        if status.get("status") == "not_found":
+            self.unsubscribe(job_id, connection)
+        elif ended(status):
             await self._tell(job_id)
         return status
 

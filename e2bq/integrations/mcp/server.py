@@ -118,7 +118,10 @@ class Handlers:
         return types.ReadResourceResult(contents=[text])
 
     async def subscribe(self, ctx: Context, params: types.SubscribeRequestParams) -> types.EmptyResult:
-        await self.watch.subscribe(_job_id(params.uri), _connection(ctx), ctx.session)
+        job_id = _job_id(params.uri)
+        status = await self.watch.subscribe(job_id, _connection(ctx), ctx.session)
+        if status.get("status") == "not_found":
+            raise MCPError(INVALID_PARAMS, f"no job {job_id!r}", {"uri": params.uri})
         return types.EmptyResult()
 
     async def unsubscribe(self, ctx: Context, params: types.UnsubscribeRequestParams) -> types.EmptyResult:

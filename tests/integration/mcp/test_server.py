@@ -10,7 +10,7 @@ from typing import Any
 import anyio
 import mcp_types as types
 import pytest
-from mcp import ClientSession
+from mcp import ClientSession, MCPError
 from mcp.shared.subscriptions import ResourceUpdated
 
 from tests.integration.mcp.conftest import Connector, HttpServer, Notifications
@@ -142,10 +142,15 @@ async def test_subscribing_to_a_job_that_already_ended_tells_at_once(connect: Co
         await notifications.resource_updated(started["resource_uri"], timeout=30)
 
 
-async def test_reading_an_unknown_job_is_an_error(connect: Connector) -> None:
+@pytest.mark.filterwarnings("ignore:resources/.*subscribe:mcp.MCPDeprecationWarning")
+async def test_reading_or_subscribing_to_an_unknown_job_is_an_error(connect: Connector) -> None:
     async with connect.session() as session:
-        with pytest.raises(Exception, match="no job 'nope'"):
+        with pytest.raises(MCPError, match="no job 'nope'"):
             await session.read_resource("e2bq://jobs/nope")
+        with pytest.raises(MCPError, match="no job 'nope'"):
+            await session.subscribe_resource("e2bq://jobs/nope")
+        with pytest.raises(MCPError, match="unknown resource"):
+            await session.read_resource("e2bq://sandboxes/x")
 
 
 async def test_a_2026_client_listening_to_its_job_hears_when_it_ends(connect: Connector) -> None:
@@ -174,3 +179,19 @@ async def test_a_2026_client_listening_to_its_job_hears_when_it_ends(connect: Co
         [contents] = (await client.read_resource(uri)).contents
         assert isinstance(contents, types.TextResourceContents)
         assert json.loads(contents.text)["status"] == "done"
+
+
+async def test_concurrent_calls_each_get_their_own_result(connect: Connector) -> None:
+    results: dict[int, types.CallToolResult] = {}
+    async with connect.session() as session:
+
+        async def call(i: int) -> None:
+            results[i] = await session.call_tool("run_command", {"command": f"echo call-{i}"})
+
+        async with anyio.create_task_group() as group:
+            for i in range(8):
+                group.start_soon(call, i)
+
+    assert sorted(results) == list(range(8))
+    for i, result in results.items():
+        assert payload(result)["stdout"] == f"call-{i}\n"
