@@ -12,6 +12,7 @@ from pathlib import Path
 
 import click
 
+from ..integrations.mcp.command import mcp_command
 from ..sandboxd.cli import sandboxd
 from ..sandboxd.settings import DEFAULT_RUNTIME, HostSettings
 from .execute import exec_command, run
@@ -279,6 +280,9 @@ def follow(job_id: str | None, from_start: bool, as_json: bool) -> None:
         raise click.ClickException(str(exc)) from exc
     except KeyboardInterrupt:
         return
+
+
+cli.add_command(mcp_command)
 
 
 def main(argv: list[str] | None = None) -> None:
