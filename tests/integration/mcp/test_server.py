@@ -79,7 +79,7 @@ async def test_run_python_code_returns_the_value(connect: Connector) -> None:
         ("run_python_code", {"code": "1 / 0"}, "ZeroDivisionError"),
         ("no_such_tool", {}, "unknown tool 'no_such_tool'"),
         ("run_python_code", {}, "'code'"),
-        ("run_python_code", {"code": 123}, "code must be a string"),
+        ("run_python_code", {"code": 123}, "argument 'code' must be string"),
     ],
     ids=["code-raises", "unknown-tool", "missing-argument", "wrong-type"],
 )
