@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 
 import click
 
+from ..client.waiting import next_event_of
 from ..types import OUTPUT_STREAMS, OutputStream
 
 if TYPE_CHECKING:
@@ -56,7 +57,8 @@ def follow_output(toolkit: E2BToolkit, job_id: str) -> str | None:
             complete = complete and page_complete
         if complete:
             return None
-        cursor = _wait_for_event(toolkit, job_id, cursor)
+        # an event of the job, or OUTPUT_WAIT, whichever comes first (other jobs' are read past)
+        cursor = next_event_of(toolkit.events, job_id, cursor, time.monotonic() + OUTPUT_WAIT)
 
 
 def _print_pages(toolkit: E2BToolkit, job_id: str, stream: OutputStream, offset: int) -> tuple[bool, int]:
@@ -71,20 +73,6 @@ def _print_pages(toolkit: E2BToolkit, job_id: str, stream: OutputStream, offset:
         offset = page["next_offset"]
         if offset >= page["size"]:
             return page["complete"], offset
-
-
-def _wait_for_event(toolkit: E2BToolkit, job_id: str, cursor: str) -> str:
-    """Block until an event of the job comes, or ``OUTPUT_WAIT`` passed: the id of the last entry
-    read (other jobs' events are read past, not woken for)."""
-    deadline = time.monotonic() + OUTPUT_WAIT
-    while (left := deadline - time.monotonic()) > 0:
-        batch = toolkit.events.read(cursor, block=left)
-        if not batch:
-            break
-        cursor = batch[-1]["id"]
-        if any(event["job_id"] == job_id for event in batch):
-            break
-    return cursor
 
 
 def _why(toolkit: E2BToolkit, job_id: str) -> str:

@@ -37,10 +37,10 @@ def wait_for_end(
         if deadline is not None and now >= deadline:
             return record, True
         look_until = now + LOST_CHECK_EVERY if deadline is None else min(deadline, now + LOST_CHECK_EVERY)
-        cursor = _next_event_of(events, job_id, cursor, look_until)
+        cursor = next_event_of(events, job_id, cursor, look_until)
 
 
-def _next_event_of(events: JobEvents, job_id: str, cursor: str, until: float) -> str:
+def next_event_of(events: JobEvents, job_id: str, cursor: str, until: float) -> str:
     """Block until the stream has an event of ``job_id`` after ``cursor``, or ``until`` (monotonic);
     the id of the last entry read."""
     while (left := until - time.monotonic()) > 0:
