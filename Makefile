@@ -98,6 +98,7 @@ bench: install
 	$(PY) bench/map_bench.py
 	$(PY) bench/notify_bench.py
 	$(PY) bench/output_bench.py
+	$(PY) bench/frameworks_bench.py
 	$(PY) bench/failover_bench.py
 	$(PY) bench/soak.py
 	$(PY) bench/targets.py $(BENCH_FIGURES)
