@@ -99,6 +99,7 @@ bench: install
 	$(PY) bench/notify_bench.py
 	$(PY) bench/output_bench.py
 	$(PY) bench/frameworks_bench.py
+	$(PY) bench/follow_bench.py
 	$(PY) bench/failover_bench.py
 	$(PY) bench/soak.py
 	$(PY) bench/targets.py $(BENCH_FIGURES)
