@@ -16,12 +16,13 @@ import asyncio
 import functools
 from collections.abc import Callable, Coroutine
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, Concatenate, ParamSpec, Self, TypeVar
+from typing import Any, Concatenate, Literal, ParamSpec, Self, TypeVar, overload
 
 from ..config import Settings
 from ..errors import InvalidInputError
-from ..types import ToolSpec
+from ..types import AnthropicTool, OpenAIChatTool, OpenAIResponsesTool, ToolSpec
 from .manager import SandboxManager
+from .toolformats import OpenAIApi
 from .toolkit import E2BToolkit
 
 P = ParamSpec("P")
@@ -138,6 +139,18 @@ class AsyncE2BToolkit(_Offloaded):
     def tools(self) -> list[ToolSpec]:
         return self._sync.tools
 
+    @overload
+    def openai_tools(self, api: Literal["chat"] = ...) -> list[OpenAIChatTool]: ...
+    @overload
+    def openai_tools(self, api: Literal["responses"]) -> list[OpenAIResponsesTool]: ...
+    def openai_tools(self, api: OpenAIApi = "chat") -> list[OpenAIChatTool] | list[OpenAIResponsesTool]:
+        """As :meth:`E2BToolkit.openai_tools` (no I/O: a plain method)."""
+        return self._sync.openai_tools(api) if api == "responses" else self._sync.openai_tools("chat")
+
+    def anthropic_tools(self) -> list[AnthropicTool]:
+        """As :meth:`E2BToolkit.anthropic_tools` (no I/O: a plain method)."""
+        return self._sync.anthropic_tools()
+
     async def _ready(self) -> E2BToolkit:
         if self._pending_default:
             async with self._default_lock:
@@ -147,6 +160,7 @@ class AsyncE2BToolkit(_Offloaded):
         return self._sync
 
     call = _offloaded(E2BToolkit.call)
+    call_tool_call = _offloaded(E2BToolkit.call_tool_call)
     run_python_code = _offloaded(E2BToolkit.run_python_code)
     run_python_code_background = _offloaded(E2BToolkit.run_python_code_background)
     run_in_all_sandboxes = _offloaded(E2BToolkit.run_in_all_sandboxes)

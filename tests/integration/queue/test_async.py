@@ -17,7 +17,7 @@ GATE = "/tmp/async-gate"
 
 
 def test_every_tool_is_a_coroutine_with_the_same_signature() -> None:
-    for name in (*TOOL_NAMES, "call"):
+    for name in (*TOOL_NAMES, "call", "call_tool_call"):
         twin = getattr(AsyncE2BToolkit, name)
         assert inspect.iscoroutinefunction(twin), name
         assert inspect.signature(twin) == inspect.signature(getattr(E2BToolkit, name)), name
@@ -29,6 +29,8 @@ def test_construction_does_no_io_and_refuses_bad_concurrency(client_env: dict[st
     # No worker serves this module's queue yet in this test: a blocking create would hang here.
     kit = AsyncE2BToolkit(AsyncSandboxManager(), auto_create_default=True)
     assert [tool["name"] for tool in kit.tools] == list(TOOL_NAMES)
+    assert kit.openai_tools() == kit.sync.openai_tools()
+    assert kit.anthropic_tools() == kit.sync.anthropic_tools()
     with pytest.raises(Exception, match="concurrency"):
         AsyncE2BToolkit(SandboxManager(), concurrency=0)
 
