@@ -47,9 +47,9 @@ class E2BTools(Toolkit):
     def __init__(
         self,
         sandbox_manager: SandboxManager | None = None,
-        *,
         auto_create_default: bool = True,
         global_workers: int = 10,
+        *,
         toolkit: E2BToolkit | None = None,
         **kwargs: Any,
     ) -> None:

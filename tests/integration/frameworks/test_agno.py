@@ -163,6 +163,10 @@ def test_it_makes_its_own_toolkit(client_env: dict[str, str], queue_worker: Any)
 
     assert tools.global_workers == 2
     assert tools.list_managed_sandboxes()["default_sandbox_id"] is None
+    # the original E2BToolkit's arguments, by position
+    from e2bq import SandboxManager
+
+    assert E2BTools(SandboxManager(), False, 3).global_workers == 3
 
 
 def test_without_agno_the_import_says_how_to_install_it() -> None:
