@@ -40,7 +40,7 @@ REFUSED: dict[str, tuple[Callable[[E2BToolkit, str], Any], str]] = {
     ),
     "surrogate code": (lambda kit, sid: kit.run_python_code("'\ud800'", sandbox_id=sid), "code"),
     "surrogate metadata": (lambda kit, sid: kit.create_sandbox(metadata={"k": "\udfff"}), "metadata"),
-    "set_as_default 1": (lambda kit, sid: kit.create_sandbox(set_as_default=1), "set_default"),
+    "set_as_default 1": (lambda kit, sid: kit.create_sandbox(set_as_default=1), "set_as_default"),
     "upload name too long": (lambda kit, sid: kit.upload_file("a" * 5000, sandbox_id=sid), "local file"),
     "upload NUL path": (lambda kit, sid: kit.upload_file("a\x00b", sandbox_id=sid), "NUL"),
     "upload non-path": (lambda kit, sid: kit.upload_file(3, sandbox_id=sid), "local_path"),
