@@ -12,11 +12,19 @@ import logging
 import os
 from pathlib import Path
 
+from .freezer import Freezer
 from .limits import Limits
 
 log = logging.getLogger("e2bq.sandboxd")
 ROOT = Path("/sys/fs/cgroup")
 _V1_CONTROLLERS = ("memory", "pids", "cpu")
+# Optional on v1: without it sandboxes cannot be paused with their memory, but still run.
+_V1_FREEZER = "freezer"
+
+
+def _v1_controllers() -> tuple[str, ...]:
+    present = (ROOT / _V1_FREEZER).is_dir()
+    return (*_V1_CONTROLLERS, _V1_FREEZER) if present else _V1_CONTROLLERS
 
 
 def _write(path: Path, value: str) -> None:
@@ -34,7 +42,7 @@ class Cgroups:
     def _bases(self) -> list[Path]:
         if self.v2:
             return [ROOT / self.name]
-        return [ROOT / ctrl / self.name for ctrl in _V1_CONTROLLERS]
+        return [ROOT / ctrl / self.name for ctrl in _v1_controllers()]
 
     def _prepare(self) -> bool:
         try:
@@ -71,7 +79,7 @@ class Cgroups:
             _write(group / "pids.max", str(limits.pids))
             _write(group / "cpu.weight", str(max(1, min(10_000, round(100 * limits.cpu)))))
         else:
-            mem, pids, cpu = self.paths(sandbox_id)
+            mem, pids, cpu = self.paths(sandbox_id)[:3]
             _write(mem / "memory.limit_in_bytes", str(memory))
             with contextlib.suppress(OSError):  # present only when swap accounting is on
                 _write(mem / "memory.memsw.limit_in_bytes", str(memory))
@@ -91,6 +99,16 @@ class Cgroups:
                 if key == "oom_kill":
                     return int(value)
         return 0
+
+    def freezer(self, sandbox_id: str) -> Freezer | None:
+        """The freezer of the sandbox's cgroup; None where sandboxes cannot be frozen."""
+        if not self.available:
+            return None
+        if self.v2:
+            return Freezer(self.paths(sandbox_id)[0], v2=True)
+        if _V1_FREEZER not in _v1_controllers():
+            return None
+        return Freezer(ROOT / _V1_FREEZER / self.name / sandbox_id, v2=False)
 
     def remove(self, sandbox_id: str) -> None:
         for path in self.paths(sandbox_id):
@@ -112,7 +130,7 @@ def sweep_dead() -> list[str]:
     the folders removed. A group that still holds a process stays (rmdir refuses it)."""
     v2 = (ROOT / "cgroup.controllers").exists()
     removed = []
-    for root in [ROOT] if v2 else [ROOT / ctrl for ctrl in _V1_CONTROLLERS]:
+    for root in [ROOT] if v2 else [ROOT / ctrl for ctrl in _v1_controllers()]:
         for base in root.glob("e2bq-*"):
             owner = base.name.removeprefix("e2bq-")
             if owner.isdigit() and not Path(f"/proc/{owner}").exists():
