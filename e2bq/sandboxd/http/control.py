@@ -25,6 +25,7 @@ from ..lifecycle.sandboxes import Sandbox, SandboxHost
 from .listing import ListQuery
 
 Endpoint = Callable[[Request], Awaitable[Response]]
+V1_LIST_LIMIT = 1000  # GET /sandboxes (v1) has no pages in E2B's API: this many at most
 
 
 def error(status: int, message: str, headers: dict[str, str] | None = None) -> JSONResponse:
@@ -134,11 +135,14 @@ class ControlPlane:
         return JSONResponse(sandbox.created(), status_code=201)
 
     async def list(self, request: Request) -> Response:
-        """E2B's list, filtered and paged (see ``listing``); ``GET /sandboxes`` (v1) is the same
-        list, which E2B's v1 limits to running sandboxes unless asked."""
-        query = ListQuery.parse(request.query_params)
-        if request.url.path == "/sandboxes" and "state" not in request.query_params:
-            query = dataclasses.replace(query, states=frozenset({"running"}))
+        """E2B's list, filtered and paged (see ``listing``). ``GET /sandboxes`` (v1) is the same
+        list, of running sandboxes unless asked, unpaged as E2B's v1 is (up to 1,000)."""
+        if request.url.path == "/sandboxes":
+            query = ListQuery.parse(request.query_params, max_limit=V1_LIST_LIMIT)
+            if "state" not in request.query_params:
+                query = dataclasses.replace(query, states=frozenset({"running"}))
+        else:
+            query = ListQuery.parse(request.query_params)
         page, token = query.page(self.host.sandboxes.values())
         headers = {"x-next-token": token} if token else {}
         return JSONResponse([s.summary() for s in page], headers=headers)

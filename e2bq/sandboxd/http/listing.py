@@ -31,8 +31,8 @@ class ListQuery:
     metadata: dict[str, str]
     states: frozenset[str]
     template: str | None
-    started_after: float | None
-    started_before: float | None
+    started_after: datetime | None
+    started_before: datetime | None
     descending: bool
     limit: int
     cursor: tuple[float, str] | None
@@ -67,12 +67,14 @@ class ListQuery:
         )
 
     def matches(self, sandbox: Sandbox) -> bool:
+        # to the microsecond, as startedAt is shown: the instant a client read matches itself
+        started = datetime.fromtimestamp(sandbox.started_at, UTC)
         return (
             sandbox.state in self.states
             and sandbox.alive()
             and (self.template is None or self.template == sandbox.template_id)
-            and (self.started_after is None or sandbox.started_at >= self.started_after)
-            and (self.started_before is None or sandbox.started_at <= self.started_before)
+            and (self.started_after is None or started >= self.started_after)
+            and (self.started_before is None or started <= self.started_before)
             and all(sandbox.metadata.get(k) == v for k, v in self.metadata.items())
         )
 
@@ -91,7 +93,7 @@ class ListQuery:
         return page, (_token(key(page[-1])) if more else None)
 
 
-def _instant(query: Mapping[str, str], name: str) -> float | None:
+def _instant(query: Mapping[str, str], name: str) -> datetime | None:
     raw = query.get(name)
     if not raw:
         return None
@@ -102,7 +104,7 @@ def _instant(query: Mapping[str, str], name: str) -> float | None:
         raise HostError(400, f"{name} must be an ISO 8601 date and time, not {raw!r}") from exc
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=UTC)
-    return moment.timestamp()
+    return moment
 
 
 def _token(key: tuple[float, str]) -> str:

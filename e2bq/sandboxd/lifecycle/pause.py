@@ -84,6 +84,8 @@ async def pause(host: SandboxHost, sandbox: Sandbox) -> None:
             await asyncio.to_thread(freezer.freeze)
         except FreezeError as exc:
             raise HostError(500, f"the sandbox could not be paused: {exc}") from exc
+        if sandbox.state != "running":  # killed while it froze: its destroy thaws and ends it
+            raise HostError(404, f"sandbox {sandbox.sandbox_id} not found")
         sandbox.state = "paused"
         sandbox.paused_at = time.time()
         log.info("sandbox %s paused in %.1f ms", sandbox.sandbox_id, 1000 * (time.perf_counter() - started))

@@ -278,6 +278,7 @@ class SandboxHost:
             oom_kills = self.launcher.oom_kills(sandbox.jail)
             if oom_kills:
                 self.metrics.limits_hit.labels("memory").inc(oom_kills)
-            await asyncio.to_thread(self.launcher.destroy, sandbox.jail)
+            async with sandbox.transition:  # not while a pause is half-way: destroy sees it frozen
+                await asyncio.to_thread(self.launcher.destroy, sandbox.jail)
         log.info("sandbox %s killed", sandbox_id)
         return True

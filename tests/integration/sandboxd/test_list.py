@@ -89,6 +89,11 @@ def test_template_and_started_after_filters(three: list[Sandbox], tag: str) -> N
     since = Sandbox.get_info(second).started_at
     assert ids(SandboxQuery(metadata=metadata, started_after=since), order="asc") == [[second, third]]
     assert ids(SandboxQuery(metadata=metadata, started_after=datetime.now(UTC))) == [[]]
+    # startedBefore: E2B's API takes it, the SDK does not send it
+    url, key = os.environ["E2B_API_URL"], os.environ["E2B_API_KEY"]
+    params = {"metadata": f"suite={tag}", "startedBefore": since.isoformat()}
+    answer = httpx.get(f"{url}/v2/sandboxes", params=params, headers={"X-API-KEY": key})
+    assert [s["sandboxID"] for s in answer.json()] == [second, first]
 
 
 def test_bad_list_parameters_are_clear_errors(sdk_env: SandboxHostProcess) -> None:

@@ -213,11 +213,17 @@ def test_a_resumed_sandbox_is_as_confined_as_a_new_one(sandbox: Sandbox) -> None
     outcomes = json.loads(run(sandbox, "python /tmp/syscalls.py").stdout)
     assert {name: o for name, o in outcomes.items() if o[0] != -1} == {}
     # nothing inside can thaw or freeze itself: the cgroup files are not in its view
-    assert run(sandbox, "ls /sys/fs/cgroup/freezer 2>&1; cat /proc/1/cgroup").exit_code is not None
     assert run(sandbox, "echo THAWED > /sys/fs/cgroup/freezer/freezer.state").exit_code != 0
-    # every process of the jail still runs as an unprivileged host uid
+    assert run(sandbox, "echo 0 > /sys/fs/cgroup/cgroup.freeze").exit_code != 0
     pids = jail_pids(sandbox.sandbox_id)
-    assert pids and all(0 not in real_and_effective_uids(pid) for pid in pids[1:])
+    assert pids
+    for pid in pids:
+        # every process of the jail is still in the sandbox's own cgroups (the next pause
+        # freezes them all, and its limits hold), and runs as an unprivileged host uid
+        groups = Path(f"/proc/{pid}/cgroup").read_text().splitlines()
+        frozen_by = [line for line in groups if ":freezer:" in line or line.startswith("0::")]
+        assert any(line.endswith("/" + sandbox.sandbox_id) for line in frozen_by), (pid, groups)
+        assert 0 not in real_and_effective_uids(pid)
 
 
 def test_async_pause_connect_and_list(sdk_env: SandboxHostProcess) -> None:
