@@ -1,4 +1,4 @@
-"""A cgroup per sandbox: memory, process count and CPU share, on cgroup v1 or v2.
+"""A cgroup per sandbox: memory, process count and CPU share (and the freezer that pauses it), on v1 or v2.
 
 sandboxd (as root) makes ``e2bq-<pid>/<sandbox>`` under each controller's root and starts the jail
 inside it, so every process of the sandbox — and anything they fork — is counted and capped there.
@@ -37,12 +37,13 @@ class Cgroups:
     def __init__(self, name: str) -> None:
         self.v2 = (ROOT / "cgroup.controllers").exists()
         self.name = name
+        self.v1_controllers = _v1_controllers()
         self.available = os.geteuid() == 0 and self._prepare()
 
     def _bases(self) -> list[Path]:
         if self.v2:
             return [ROOT / self.name]
-        return [ROOT / ctrl / self.name for ctrl in _v1_controllers()]
+        return [ROOT / ctrl / self.name for ctrl in self.v1_controllers]
 
     def _prepare(self) -> bool:
         try:
@@ -52,6 +53,12 @@ class Cgroups:
                 if not wanted <= present:
                     raise OSError(f"cgroup v2 lacks controllers {sorted(wanted - present)}")
                 _write(ROOT / "cgroup.subtree_control", "+memory +pids +cpu")
+            if not self.v2 and _V1_FREEZER in self.v1_controllers:
+                try:
+                    (ROOT / _V1_FREEZER / self.name).mkdir(exist_ok=True)
+                except OSError as exc:  # e.g. mounted read-only: sandboxes run, but cannot pause
+                    log.warning("cgroup v1 freezer unavailable, sandboxes cannot be paused: %s", exc)
+                    self.v1_controllers = _V1_CONTROLLERS
             for base in self._bases():
                 base.mkdir(exist_ok=True)
             if self.v2:
@@ -106,7 +113,7 @@ class Cgroups:
             return None
         if self.v2:
             return Freezer(self.paths(sandbox_id)[0], v2=True)
-        if _V1_FREEZER not in _v1_controllers():
+        if _V1_FREEZER not in self.v1_controllers:
             return None
         return Freezer(ROOT / _V1_FREEZER / self.name / sandbox_id, v2=False)
 
