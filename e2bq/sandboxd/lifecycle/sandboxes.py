@@ -63,8 +63,11 @@ class Sandbox:
     transition: asyncio.Lock = field(default_factory=asyncio.Lock)
 
     def alive(self, now: float | None = None) -> bool:
-        """Not past its timeout; a paused sandbox's clock is stopped, so it is alive until killed."""
-        return self.state == "paused" or self.end_at > (time.time() if now is None else now)
+        """Not past its timeout; a paused sandbox's clock is stopped, so it is alive until killed,
+        and one that pauses at its timeout is alive in the moment before the sweeper pauses it."""
+        if self.state == "paused" or self.lifecycle.on_timeout == "pause":
+            return self.state != "killed"
+        return self.end_at > (time.time() if now is None else now)
 
     def summary(self) -> dict[str, Any]:
         return {

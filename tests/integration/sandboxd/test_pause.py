@@ -20,6 +20,7 @@ import pytest
 from e2b import (
     RateLimitException,
     SandboxException,
+    SandboxNotFoundException,
     SandboxNotRunningException,
     SandboxQuery,
     SandboxState,
@@ -85,7 +86,7 @@ def test_pausing_twice_answers_already_paused_and_unknown_ids_not_found(sandbox:
     assert sandbox.pause() is True
     assert sandbox.pause() is False  # the SDK's reading of 409
     assert Sandbox.pause(sandbox.sandbox_id) is False
-    with pytest.raises(SandboxException):  # SandboxNotFoundException
+    with pytest.raises(SandboxNotFoundException):
         Sandbox.pause("i" + "0" * 19)
 
 
@@ -242,6 +243,38 @@ def test_async_pause_connect_and_list(sdk_env: SandboxHostProcess) -> None:
                 await sandbox.files.list("/", request_timeout=10)
             resumed = await AsyncSandbox.connect(sandbox.sandbox_id)
             assert (await resumed.run_code("n * 2")).text == "10"
+            assert (await AsyncSandbox.get_info(sandbox.sandbox_id)).state.value == "running"
+        finally:
+            await sandbox.kill()
+
+    asyncio.run(scenario())
+
+
+def test_only_a_caller_with_the_sandboxs_token_wakes_it(sdk_env: SandboxHostProcess) -> None:
+    sandbox = Sandbox.create(timeout=120, lifecycle={"on_timeout": "pause", "auto_resume": True})
+    try:
+        sandbox.pause()
+        answer = httpx.get(
+            f"{sdk_env.env['E2B_SANDBOX_URL']}/files",
+            params={"path": "/etc/hostname"},
+            headers={"E2b-Sandbox-Id": sandbox.sandbox_id, "X-Access-Token": "not-its-token"},
+        )
+        assert answer.status_code == 401
+        assert state_of(sandbox.sandbox_id) == "paused"
+    finally:
+        sandbox.kill()
+
+
+def test_async_on_timeout_pause_and_auto_resume(sdk_env: SandboxHostProcess) -> None:
+    async def scenario() -> None:
+        sandbox = await AsyncSandbox.create(timeout=2, lifecycle={"on_timeout": "pause", "auto_resume": True})
+        try:
+            await sandbox.run_code("word = 'still here'")
+            deadline = time.monotonic() + 15
+            while (await AsyncSandbox.get_info(sandbox.sandbox_id)).state.value != "paused":
+                assert time.monotonic() < deadline, "not paused at its timeout"
+                await asyncio.sleep(0.1)
+            assert (await sandbox.run_code("word.upper()")).text == "STILL HERE"
             assert (await AsyncSandbox.get_info(sandbox.sandbox_id)).state.value == "running"
         finally:
             await sandbox.kill()
