@@ -93,6 +93,7 @@ bench: install
 	rm -f $(BENCH_FIGURES)
 	$(PY) bench/layers_bench.py --json $(BENCH_FIGURES)
 	$(PY) bench/sandboxd_bench.py --json $(BENCH_FIGURES)
+	$(PY) bench/pause_bench.py --json $(BENCH_FIGURES)
 	$(PY) bench/queue_bench.py --json $(BENCH_FIGURES)
 	$(PY) bench/nodes_bench.py
 	$(PY) bench/map_bench.py

@@ -6,12 +6,12 @@ which a server listening on that port inside the sandbox answers.
 
 from __future__ import annotations
 
+import dataclasses
 import hmac
 import json
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any
-from urllib.parse import parse_qsl, unquote_plus
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -19,9 +19,13 @@ from starlette.routing import BaseRoute, Route
 
 from ..errors import HostError
 from ..jail.limits import asked_limits
+from ..lifecycle import pause
+from ..lifecycle.pause import Lifecycle
 from ..lifecycle.sandboxes import Sandbox, SandboxHost
+from .listing import ListQuery
 
 Endpoint = Callable[[Request], Awaitable[Response]]
+V1_LIST_LIMIT = 1000  # GET /sandboxes (v1) has no pages in E2B's API: this many at most
 
 
 def error(status: int, message: str, headers: dict[str, str] | None = None) -> JSONResponse:
@@ -68,7 +72,7 @@ class ControlPlane:
             Route("/sandboxes/{sandbox_id}/refreshes", guard(self.refresh), methods=["POST"]),
             Route("/sandboxes/{sandbox_id}/connect", guard(self.connect), methods=["POST"]),
             Route("/v2/sandboxes/{sandbox_id}/connect", guard(self.connect), methods=["POST"]),
-            Route("/sandboxes/{sandbox_id}/resume", guard(self.connect), methods=["POST"]),
+            Route("/sandboxes/{sandbox_id}/resume", guard(self.resume), methods=["POST"]),
             Route("/sandboxes/{sandbox_id}/pause", guard(self.pause), methods=["POST"]),
             Route("/sandboxes/{sandbox_id}/ports/{port:int}", guard(self.port), methods=["GET"]),
         ]
@@ -118,36 +122,29 @@ class ControlPlane:
         internet = body.get("allow_internet_access", body.get("allowInternetAccess", True))
         if not isinstance(internet, bool):
             raise HostError(400, "allow_internet_access must be true or false")
+        lifecycle = Lifecycle.from_create(body)
         sandbox = await self.host.create(
-            str(template), timeout, metadata, envs, limits=self.host.limits(asked), internet=internet
+            str(template),
+            timeout,
+            metadata,
+            envs,
+            limits=self.host.limits(asked),
+            internet=internet,
+            lifecycle=lifecycle,
         )
         return JSONResponse(sandbox.created(), status_code=201)
 
     async def list(self, request: Request) -> Response:
-        query = request.query_params
-        # E2B's API unescapes the filter once more before splitting it into pairs, and the SDK
-        # escapes keys and values once more to match: "k%3Dv" arrives as "k%253Dv"
-        raw_metadata = unquote_plus(query.get("metadata", ""))
-        wanted_metadata = dict(parse_qsl(raw_metadata, keep_blank_values=True))
-        states = {s for s in query.get("state", "").split(",") if s} or {"running", "paused"}
-        try:
-            limit = int(query.get("limit") or 1000)
-        except ValueError as exc:
-            raise HostError(400, "limit must be a whole number") from exc
-        sandboxes = sorted(self.host.sandboxes.values(), key=lambda s: (s.started_at, s.sandbox_id))
-        matching = [
-            s
-            for s in sandboxes
-            if s.state in states
-            and s.end_at > time.time()
-            and all(s.metadata.get(k) == v for k, v in wanted_metadata.items())
-        ]
-        token = query.get("nextToken")
-        if token:
-            ids = [s.sandbox_id for s in matching]
-            matching = matching[ids.index(token) :] if token in ids else []
-        page, rest = matching[:limit], matching[limit:]
-        headers = {"x-next-token": rest[0].sandbox_id} if rest else {}
+        """E2B's list, filtered and paged (see ``listing``). ``GET /sandboxes`` (v1) is the same
+        list, of running sandboxes unless asked, unpaged as E2B's v1 is (up to 1,000)."""
+        if request.url.path == "/sandboxes":
+            query = ListQuery.parse(request.query_params, max_limit=V1_LIST_LIMIT)
+            if "state" not in request.query_params:
+                query = dataclasses.replace(query, states=frozenset({"running"}))
+        else:
+            query = ListQuery.parse(request.query_params)
+        page, token = query.page(self.host.sandboxes.values())
+        headers = {"x-next-token": token} if token else {}
         return JSONResponse([s.summary() for s in page], headers=headers)
 
     def _sandbox(self, request: Request) -> Sandbox:
@@ -180,16 +177,40 @@ class ControlPlane:
         return Response(status_code=204)
 
     async def connect(self, request: Request) -> Response:
+        """Connect: 200 for a running sandbox (its timeout extended, never shortened); a paused
+        one is resumed with the timeout given (the host's default if none) and answers 201."""
         body = await _json_body(request)
         sandbox = self._sandbox(request)
+        if sandbox.state == "paused":
+            return await self._resume(sandbox, body)
         if body.get("timeout") is not None:
             extended = time.time() + self.host.clamp_timeout(body["timeout"])
             sandbox.end_at = max(sandbox.end_at, extended)
         return JSONResponse(sandbox.created(), status_code=200)
 
+    async def resume(self, request: Request) -> Response:
+        """E2B's older resume: 201 for a paused sandbox, 409 for one already running."""
+        body = await _json_body(request)
+        sandbox = self._sandbox(request)
+        if sandbox.state != "paused":
+            raise HostError(409, f"sandbox {sandbox.sandbox_id} is already running")
+        return await self._resume(sandbox, body)
+
+    async def _resume(self, sandbox: Sandbox, body: dict[str, Any]) -> Response:
+        if body.get("memory") is False:  # on_resume="reboot": a cold boot from the disk
+            raise HostError(501, "resuming with a reboot (on_resume='reboot') is not supported by this host")
+        timeout = self.host.clamp_timeout(body.get("timeout"))
+        resumed = await pause.resume(self.host, sandbox, timeout)
+        return JSONResponse(sandbox.created(), status_code=201 if resumed else 200)
+
     async def pause(self, request: Request) -> Response:
-        self._sandbox(request)
-        raise HostError(501, "pausing sandboxes is not supported by the local host")
+        """Pause with memory kept (204); 409 if it is paused already."""
+        body = await _json_body(request)
+        sandbox = self._sandbox(request)
+        if body.get("memory") is False:
+            raise HostError(501, pause.FILESYSTEM_ONLY)
+        await pause.pause(self.host, sandbox)
+        return Response(status_code=204)
 
     async def port(self, request: Request) -> Response:
         sandbox = self._sandbox(request)
@@ -197,4 +218,6 @@ class ControlPlane:
         if not 0 < port < 65536:
             raise HostError(400, f"port must be between 1 and 65535, not {port}")
         url = await sandbox.ports.publish(port)
-        return JSONResponse({"url": url, "port": port, "open": await sandbox.ports.is_open(port)})
+        # a paused sandbox's agent cannot answer whether the port is open: not open, as E2B says
+        is_open = sandbox.state == "running" and await sandbox.ports.is_open(port)
+        return JSONResponse({"url": url, "port": port, "open": is_open})

@@ -20,6 +20,8 @@ from urllib.parse import parse_qs
 
 from starlette.types import Message, Receive, Scope, Send
 
+from ..errors import HostError
+from ..lifecycle import pause
 from ..lifecycle.sandboxes import Sandbox, SandboxHost
 from .upstream import AgentConnections, Answer, Connection, UpstreamClosed, read_answer, request_head
 
@@ -92,7 +94,7 @@ class DataPlane:
                 return
         else:
             found = self.host.sandboxes.get(sandbox_id)
-            if found is None or found.end_at <= time.time():
+            if found is None or not found.alive():
                 await _answer(send, 502, f"The sandbox {sandbox_id} was not found")
                 return
             sandbox = found
@@ -103,7 +105,22 @@ class DataPlane:
             if not self._authorized(scope, sandbox, int(port)):
                 await _answer(send, 401, "invalid access token for this sandbox", "unauthenticated")
                 return
+        if sandbox.state == "paused" and not await self._wake(sandbox, send):
+            return
         await self._forward(sandbox, scope, receive, send)
+
+    async def _wake(self, sandbox: Sandbox, send: Send) -> bool:
+        """A paused sandbox: resumed if it has auto-resume, else answered as E2B's proxy answers
+        for a paused sandbox (502 "was not found", which the SDK raises as not running)."""
+        try:
+            if await pause.wake(self.host, sandbox):
+                return True
+        except HostError as exc:
+            await _answer(send, exc.status, exc.message)
+            return False
+        message = f"The sandbox {sandbox.sandbox_id} was not found: it is paused; resume it with connect()"
+        await _answer(send, 502, message)
+        return False
 
     def _authorized(self, scope: Scope, sandbox: Sandbox, port: int) -> bool:
         token = header(scope, b"x-access-token")
@@ -127,7 +144,7 @@ class DataPlane:
         user = (query.get("username") or [""])[0]
         for sandbox in self.host.sandboxes.values():
             expected = signature(path, operation, user, sandbox.access_token, expiration)
-            if hmac.compare_digest(given, expected) and sandbox.end_at > time.time():
+            if hmac.compare_digest(given, expected) and sandbox.alive():
                 return sandbox
         return None
 

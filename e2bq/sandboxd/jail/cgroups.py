@@ -1,4 +1,4 @@
-"""A cgroup per sandbox: memory, process count and CPU share, on cgroup v1 or v2.
+"""A cgroup per sandbox: memory, process count and CPU share (and the freezer that pauses it), on v1 or v2.
 
 sandboxd (as root) makes ``e2bq-<pid>/<sandbox>`` under each controller's root and starts the jail
 inside it, so every process of the sandbox — and anything they fork — is counted and capped there.
@@ -12,11 +12,19 @@ import logging
 import os
 from pathlib import Path
 
+from .freezer import Freezer
 from .limits import Limits
 
 log = logging.getLogger("e2bq.sandboxd")
 ROOT = Path("/sys/fs/cgroup")
 _V1_CONTROLLERS = ("memory", "pids", "cpu")
+# Optional on v1: without it sandboxes cannot be paused with their memory, but still run.
+_V1_FREEZER = "freezer"
+
+
+def _v1_controllers() -> tuple[str, ...]:
+    present = (ROOT / _V1_FREEZER).is_dir()
+    return (*_V1_CONTROLLERS, _V1_FREEZER) if present else _V1_CONTROLLERS
 
 
 def _write(path: Path, value: str) -> None:
@@ -29,12 +37,13 @@ class Cgroups:
     def __init__(self, name: str) -> None:
         self.v2 = (ROOT / "cgroup.controllers").exists()
         self.name = name
+        self.v1_controllers = _v1_controllers()
         self.available = os.geteuid() == 0 and self._prepare()
 
     def _bases(self) -> list[Path]:
         if self.v2:
             return [ROOT / self.name]
-        return [ROOT / ctrl / self.name for ctrl in _V1_CONTROLLERS]
+        return [ROOT / ctrl / self.name for ctrl in self.v1_controllers]
 
     def _prepare(self) -> bool:
         try:
@@ -44,6 +53,12 @@ class Cgroups:
                 if not wanted <= present:
                     raise OSError(f"cgroup v2 lacks controllers {sorted(wanted - present)}")
                 _write(ROOT / "cgroup.subtree_control", "+memory +pids +cpu")
+            if not self.v2 and _V1_FREEZER in self.v1_controllers:
+                try:
+                    (ROOT / _V1_FREEZER / self.name).mkdir(exist_ok=True)
+                except OSError as exc:  # e.g. mounted read-only: sandboxes run, but cannot pause
+                    log.warning("cgroup v1 freezer unavailable, sandboxes cannot be paused: %s", exc)
+                    self.v1_controllers = _V1_CONTROLLERS
             for base in self._bases():
                 base.mkdir(exist_ok=True)
             if self.v2:
@@ -71,7 +86,7 @@ class Cgroups:
             _write(group / "pids.max", str(limits.pids))
             _write(group / "cpu.weight", str(max(1, min(10_000, round(100 * limits.cpu)))))
         else:
-            mem, pids, cpu = self.paths(sandbox_id)
+            mem, pids, cpu = self.paths(sandbox_id)[:3]
             _write(mem / "memory.limit_in_bytes", str(memory))
             with contextlib.suppress(OSError):  # present only when swap accounting is on
                 _write(mem / "memory.memsw.limit_in_bytes", str(memory))
@@ -91,6 +106,16 @@ class Cgroups:
                 if key == "oom_kill":
                     return int(value)
         return 0
+
+    def freezer(self, sandbox_id: str) -> Freezer | None:
+        """The freezer of the sandbox's cgroup; None where sandboxes cannot be frozen."""
+        if not self.available:
+            return None
+        if self.v2:
+            return Freezer(self.paths(sandbox_id)[0], v2=True)
+        if _V1_FREEZER not in self.v1_controllers:
+            return None
+        return Freezer(ROOT / _V1_FREEZER / self.name / sandbox_id, v2=False)
 
     def remove(self, sandbox_id: str) -> None:
         for path in self.paths(sandbox_id):
@@ -112,7 +137,7 @@ def sweep_dead() -> list[str]:
     the folders removed. A group that still holds a process stays (rmdir refuses it)."""
     v2 = (ROOT / "cgroup.controllers").exists()
     removed = []
-    for root in [ROOT] if v2 else [ROOT / ctrl for ctrl in _V1_CONTROLLERS]:
+    for root in [ROOT] if v2 else [ROOT / ctrl for ctrl in _v1_controllers()]:
         for base in root.glob("e2bq-*"):
             owner = base.name.removeprefix("e2bq-")
             if owner.isdigit() and not Path(f"/proc/{owner}").exists():

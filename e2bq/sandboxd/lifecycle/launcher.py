@@ -258,6 +258,15 @@ class Launcher:
 
     def destroy(self, handle: Jail) -> None:
         """End every process of the jail and remove all it had. Blocks: call from a thread."""
+        freezer = self.cgroups.freezer(handle.sandbox_id)
+        if handle.proc is not None and freezer is not None and freezer.frozen():
+            # A paused jail: the kill waits in its frozen tasks and takes them as they thaw, so
+            # none of the sandbox's code runs again; its init's exit then lets bwrap exit.
+            for pid in _children(handle.proc.pid):
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGKILL)
+            with contextlib.suppress(OSError):
+                freezer.thaw()
         if handle.proc is not None:
             _kill_jail(handle.proc)
         self.network.disconnect(handle.uplink)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 from ..agent.forward import splice
@@ -22,6 +23,9 @@ class PortPublisher:
         self.public_host = public_host
         self.servers: dict[int, asyncio.Server] = {}
         self._lock = asyncio.Lock()
+        # Asked before each connection is carried in: whether the sandbox runs (a paused one with
+        # auto-resume is resumed by it). Unset, every connection is carried.
+        self.wake: Callable[[], Awaitable[bool]] | None = None
 
     async def publish(self, port: int) -> str:
         """The URL at which the sandbox's ``port`` answers (created on first use)."""
@@ -57,6 +61,13 @@ class PortPublisher:
     async def _forward(
         self, port: int, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
     ) -> None:
+        try:
+            if self.wake is not None and not await self.wake():
+                writer.close()  # paused: refused as E2B refuses a paused sandbox's port
+                return
+        except Exception:  # e.g. a host too full to resume it: the connection is refused
+            writer.close()
+            return
         try:
             inner = await asyncio.open_unix_connection(str(self.forward_socket))
             inner[1].write(f"{port}\n".encode())

@@ -21,7 +21,9 @@ from ..errors import HostError, LaunchError, SetupError
 from ..jail.limits import Limits
 from ..metrics import HostMetrics
 from ..settings import HostSettings
+from . import pause
 from .launcher import Jail, Launcher
+from .pause import Lifecycle
 from .pool import WarmPool
 from .ports import PortPublisher
 
@@ -54,6 +56,18 @@ class Sandbox:
     ports: PortPublisher
     state: str = "running"
     killed: asyncio.Event = field(default_factory=asyncio.Event)
+    # What happens at the timeout, and whether a request wakes it when paused (see lifecycle.pause).
+    lifecycle: Lifecycle = field(default_factory=Lifecycle)
+    timeout: int = 300  # seconds it was created with: the lifetime an auto-resume gives it again
+    paused_at: float | None = None
+    transition: asyncio.Lock = field(default_factory=asyncio.Lock)
+
+    def alive(self, now: float | None = None) -> bool:
+        """Not past its timeout; a paused sandbox's clock is stopped, so it is alive until killed,
+        and one that pauses at its timeout is alive in the moment before the sweeper pauses it."""
+        if self.state == "paused" or self.lifecycle.on_timeout == "pause":
+            return self.state != "killed"
+        return self.end_at > (time.time() if now is None else now)
 
     def summary(self) -> dict[str, Any]:
         return {
@@ -77,6 +91,7 @@ class Sandbox:
             "envdAccessToken": self.access_token,
             "domain": None,
             "allow_internet_access": self.jail.internet,
+            "lifecycle": self.lifecycle.detail(),
         }
 
     def created(self) -> dict[str, Any]:
@@ -146,9 +161,12 @@ class SandboxHost:
             await asyncio.sleep(0.25)
             now = time.time()
             for sandbox in list(self.sandboxes.values()):
+                if sandbox.state == "paused":
+                    continue  # its clock is stopped: it waits for a resume or a kill
                 if sandbox.end_at <= now:
                     log.info("sandbox %s expired", sandbox.sandbox_id)
-                    await self.kill(sandbox.sandbox_id, reason="expired")
+                    if not await pause.on_timeout(self, sandbox):
+                        await self.kill(sandbox.sandbox_id, reason="expired")
                 elif sandbox.jail.proc is not None and sandbox.jail.proc.poll() is not None:
                     log.warning("sandbox %s's jail exited unexpectedly", sandbox.sandbox_id)
                     await self.kill(sandbox.sandbox_id, reason="crashed")
@@ -157,8 +175,10 @@ class SandboxHost:
 
     @property
     def load(self) -> int:
-        """Sandboxes running or being created: what counts against ``max_sandboxes``."""
-        return len(self.sandboxes) + self._creating
+        """Sandboxes running or being created: what counts against ``max_sandboxes``. A paused
+        sandbox uses no CPU, so it does not count (its memory is still held: see the README)."""
+        running = sum(1 for sandbox in self.sandboxes.values() if sandbox.state != "paused")
+        return running + self._creating
 
     def clamp_timeout(self, timeout: Any) -> int:
         if timeout is None:
@@ -187,6 +207,7 @@ class SandboxHost:
         *,
         limits: Limits | None = None,
         internet: bool = True,
+        lifecycle: Lifecycle | None = None,
     ) -> Sandbox:
         if template_id not in TEMPLATES:
             raise HostError(404, f"template '{template_id}' not found; this host serves {TEMPLATES}")
@@ -229,7 +250,10 @@ class SandboxHost:
             ports=PortPublisher(
                 handle.paths.forward_socket, self.settings.host, self.settings.advertised_host
             ),
+            lifecycle=lifecycle or Lifecycle(),
+            timeout=timeout,
         )
+        sandbox.ports.wake = lambda: pause.wake(self, sandbox)
         self.sandboxes[sandbox_id] = sandbox
         self.metrics.live.set(len(self.sandboxes))
         log.info("sandbox %s created (template %s, %ss)", sandbox_id, template_id, timeout)
@@ -237,7 +261,7 @@ class SandboxHost:
 
     def get(self, sandbox_id: str) -> Sandbox:
         sandbox = self.sandboxes.get(sandbox_id)
-        if sandbox is None or sandbox.end_at <= time.time():
+        if sandbox is None or not sandbox.alive():
             raise HostError(404, f"sandbox {sandbox_id} not found")
         return sandbox
 
@@ -257,6 +281,7 @@ class SandboxHost:
             oom_kills = self.launcher.oom_kills(sandbox.jail)
             if oom_kills:
                 self.metrics.limits_hit.labels("memory").inc(oom_kills)
-            await asyncio.to_thread(self.launcher.destroy, sandbox.jail)
+            async with sandbox.transition:  # not while a pause is half-way: destroy sees it frozen
+                await asyncio.to_thread(self.launcher.destroy, sandbox.jail)
         log.info("sandbox %s killed", sandbox_id)
         return True
