@@ -4,8 +4,9 @@ and the command line, each beside a plain toolkit call and a Celery no-op round 
 Against the embedded default (private Redis, sandboxd, one threads-pool worker):
 - ``toolkit.call`` with a JSON string, as a model sends it (parsed and checked by pydantic), beside
   the same ``run_python_code`` called directly;
-- the asyncio client: 20 ``run_python_code`` calls awaited together, beside the same 20 made one
-  after another by the synchronous toolkit;
+- the asyncio client: 20 ``run_command("sleep 0.2")`` calls awaited together, beside the same 20
+  made one after another by the synchronous toolkit (a sandbox runs commands side by side, where
+  its kernel runs code cells one at a time);
 - ``e2bq mcp`` over stdio: a ``tools/call`` from the SDK's client session, and a job's end until the
   subscribed client hears of it;
 - ``e2bq run '1 + 1'`` as a new process, beside ``python -c pass`` (fork-exec and interpreter start).
@@ -25,6 +26,7 @@ from collections.abc import Callable
 from common import header, row, summary, toolkit_stack
 
 CODE = "1 + 1"
+SLEEP = "sleep 0.2"
 
 
 def timed(call: Callable[[], object], n: int) -> list[float]:
@@ -57,7 +59,7 @@ def main() -> None:
 
         sequential, together = _asyncio(toolkit)
         row(
-            "20 calls awaited together (AsyncE2BToolkit)",
+            "20 × run_command('sleep 0.2') awaited together (AsyncE2BToolkit)",
             f"{together * 1000:.0f} ms",
             f"20 one after another (E2BToolkit): {sequential * 1000:.0f} ms",
         )
@@ -78,14 +80,14 @@ def _asyncio(toolkit: object) -> tuple[float, float]:
     assert isinstance(toolkit, E2BToolkit)
     start = time.perf_counter()
     for _ in range(20):
-        toolkit.run_python_code(CODE)
+        toolkit.run_command(SLEEP)
     sequential = time.perf_counter() - start
 
     async def together() -> float:
         async with AsyncE2BToolkit(toolkit.manager, auto_create_default=False) as kit:
-            await kit.run_python_code(CODE)
+            await kit.run_command(SLEEP)
             began = time.perf_counter()
-            outcomes = await asyncio.gather(*(kit.run_python_code(CODE) for _ in range(20)))
+            outcomes = await asyncio.gather(*(kit.run_command(SLEEP) for _ in range(20)))
             assert all(outcome["status"] == "success" for outcome in outcomes)
             return time.perf_counter() - began
 
