@@ -59,7 +59,7 @@ def main() -> None:
 
         sequential, together = _asyncio(toolkit)
         row(
-            "20 × run_command('sleep 0.2') awaited together (AsyncE2BToolkit)",
+            "20 run_command('sleep 0.2') awaited together (AsyncE2BToolkit)",
             f"{together * 1000:.0f} ms",
             f"20 one after another (E2BToolkit): {sequential * 1000:.0f} ms",
         )
