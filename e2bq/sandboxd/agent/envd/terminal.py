@@ -79,27 +79,44 @@ async def spawn(
 
 
 async def output(master: int) -> AsyncIterator[bytes]:
-    """What the terminal's processes write, until the last of them closes the slave (EIO)."""
+    """What the terminal's processes write, until the last of them closes the slave (EIO).
+
+    A read of a master returns at most what one flip of the tty's buffer holds (about 4 KB):
+    what is there already is gathered, up to ``_READ_CHUNK``, into one event.
+    """
     loop = asyncio.get_running_loop()
     readable = asyncio.Event()
     loop.add_reader(master, readable.set)
     try:
         while True:
-            try:
-                chunk = os.read(master, _READ_CHUNK)
-            except BlockingIOError:
+            chunk, ended = _gather(master)
+            if chunk:
+                yield chunk
+            if ended:
+                return
+            if not chunk:
                 readable.clear()
                 await readable.wait()
-                continue
-            except OSError as exc:
-                if exc.errno == errno.EIO:  # Linux's answer on a master whose slave is closed
-                    return
-                raise
-            if not chunk:
-                return
-            yield chunk
     finally:
         loop.remove_reader(master)
+
+
+def _gather(master: int) -> tuple[bytes, bool]:
+    """What the master has to read now, and whether the terminal has closed."""
+    gathered = bytearray()
+    while len(gathered) < _READ_CHUNK:
+        try:
+            chunk = os.read(master, _READ_CHUNK - len(gathered))
+        except BlockingIOError:
+            return bytes(gathered), False
+        except OSError as exc:
+            if exc.errno == errno.EIO:  # Linux's answer on a master whose slave is closed
+                return bytes(gathered), True
+            raise
+        if not chunk:
+            return bytes(gathered), True
+        gathered += chunk
+    return bytes(gathered), False
 
 
 async def write(master: int, data: bytes) -> None:
