@@ -17,6 +17,7 @@ from e2b import (
     InvalidArgumentException,
     NotFoundException,
     PtySize,
+    TimeoutException,
 )
 from e2b.sandbox_sync.commands.command_handle import CommandHandle
 from e2b_code_interpreter import Sandbox
@@ -66,7 +67,7 @@ def lines(screen: bytes | bytearray) -> list[str]:
     """The screen's lines as a reader sees them: terminal control sequences and carriage returns
     left out (bash's bracketed-paste switches surround each command's output)."""
     text = CONTROL.sub("", bytes(screen).decode(errors="replace"))
-    return [line.rsplit("\r", 1)[-1] for line in text.split("\r\n")]
+    return [line.rstrip("\r").rsplit("\r", 1)[-1] for line in text.split("\n")]
 
 
 def start(sandbox: Sandbox, cwd: str | None = None, envs: dict[str, str] | None = None) -> Screen:
@@ -207,3 +208,14 @@ def test_the_async_sdk_drives_a_session(sdk_env: SandboxHostProcess) -> None:
             await sandbox.kill()
 
     asyncio.run(scenario())
+
+
+def test_input_to_a_terminal_that_does_not_read_times_out(sandbox: Sandbox, screen: Screen) -> None:
+    sandbox.pty.send_stdin(screen.handle.pid, b"stty raw -echo; echo READY$((1 + 1)); sleep 600\n")
+    screen.wait_for("READY2")
+    started = time.monotonic()
+    with pytest.raises(TimeoutException):
+        for _ in range(64):  # 4 MiB in all: far past what a terminal buffers
+            sandbox.pty.send_stdin(screen.handle.pid, b"x" * 65536)
+    assert time.monotonic() - started < WAIT
+    sandbox.pty.kill(screen.handle.pid)  # still answers

@@ -121,7 +121,7 @@ def _gather(master: int) -> tuple[bytes, bool]:
 
 async def write(master: int, data: bytes) -> None:
     """Type ``data`` into the terminal, waiting while its input buffer is full (a process that does
-    not read); ``resource_exhausted`` if it stays full."""
+    not read); ``deadline_exceeded`` (the SDK's TimeoutException) if it stays full."""
     loop = asyncio.get_running_loop()
     deadline = loop.time() + _WRITE_PATIENCE
     view = memoryview(data)
@@ -130,7 +130,8 @@ async def write(master: int, data: bytes) -> None:
             view = view[os.write(master, view) :]
         except BlockingIOError:
             if loop.time() > deadline:
-                raise ConnectError("resource_exhausted", "the terminal does not read its input") from None
+                message = f"the terminal has not read its input for {_WRITE_PATIENCE:.0f} s"
+                raise ConnectError("deadline_exceeded", message) from None
             await asyncio.sleep(0.01)
         except OSError as exc:
             raise ConnectError("failed_precondition", f"the terminal is closed: {exc.strerror}") from exc
