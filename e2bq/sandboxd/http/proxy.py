@@ -23,6 +23,7 @@ from starlette.types import Message, Receive, Scope, Send
 from ..errors import HostError
 from ..lifecycle import pause
 from ..lifecycle.sandboxes import Sandbox, SandboxHost
+from .streamcut import Envelopes, cut_off, is_connect_stream
 from .upstream import AgentConnections, Answer, Connection, UpstreamClosed, read_answer, request_head
 
 log = logging.getLogger("e2bq.sandboxd")
@@ -168,7 +169,7 @@ class DataPlane:
             return
         self._count(scope, answer.status)
         try:
-            await _relay(answer, send, receive)
+            await _relay(answer, send, receive, sandbox.sandbox_id)
         finally:
             if answer.complete and answer.keep_alive:
                 self.agents.release(sandbox.sandbox_id, answer.connection)
@@ -247,22 +248,29 @@ async def _stream_body(
     return True
 
 
-async def _relay(answer: Answer, send: Send, receive: Receive) -> None:
+async def _relay(answer: Answer, send: Send, receive: Receive, sandbox_id: str) -> None:
     """Stream the agent's answer to the caller; if the caller leaves, drop the agent's connection,
-    which the agent sees (and, for a running cell, interrupts it)."""
+    which the agent sees (and, for a running cell, interrupts it). A Connect stream the agent
+    breaks off between two messages ends as E2B's edge ends it (see streamcut.py)."""
     await send({"type": "http.response.start", "status": answer.status, "headers": answer.headers})
     if answer.complete:
         await send({"type": "http.response.body", "body": b""})
         return
     watcher = asyncio.create_task(_drop_on_disconnect(receive, answer.connection))
+    envelopes = Envelopes() if is_connect_stream(answer.headers) else None
     try:
         async for data, last in answer.pieces():
+            if envelopes is not None:
+                envelopes.feed(data)
             if last:
                 watcher.cancel()  # before the last send: that one wakes receive() with a disconnect
             await send({"type": "http.response.body", "body": data, "more_body": not last})
     except UpstreamClosed as exc:
-        # An unfinished answer: uvicorn closes the caller's connection, who sees it cut.
+        # An unfinished answer: uvicorn closes the caller's connection, who sees it cut; a Connect
+        # stream cut between two messages is ended with E2B's message instead.
         log.info("sandbox answer broke off: %r", exc)
+        if envelopes is not None and envelopes.can_end() and not watcher.done():
+            await send({"type": "http.response.body", "body": cut_off(sandbox_id), "more_body": False})
     finally:
         watcher.cancel()
 

@@ -32,6 +32,7 @@ END_STREAM = 0x02
 STREAM_CONTENT_TYPE = "application/connect+json"
 BATCH_BYTES = 256 * 1024  # most bytes of queued messages sent in one piece
 
+
 def error_response(err: ConnectError) -> Response:
     return JSONResponse(err.to_json(), status_code=err.http_status)
 

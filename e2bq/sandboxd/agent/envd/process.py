@@ -22,6 +22,7 @@ import signal
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from starlette.requests import Request
@@ -31,6 +32,7 @@ from ..config import AgentConfig
 from ..errors import ConnectError
 from ..oom import prefer_for_oom
 from ..paths import resolve
+from . import terminal
 from .connect import Message, server_stream, unary
 
 _SIGNALS = {"SIGNAL_SIGKILL": signal.SIGKILL, "SIGNAL_SIGTERM": signal.SIGTERM}
@@ -55,6 +57,7 @@ class _Process:
     done: asyncio.Event = field(default_factory=asyncio.Event)
     job: str | None = None  # its E2BQ_JOB_ID
     ended_at: float | None = None
+    terminal: int | None = None  # a PTY session's master fd (see terminal.py)
 
     def info(self) -> Message:
         info: Message = {"config": self.config, "pid": self.pid}
@@ -66,10 +69,11 @@ class _Process:
         for queue in list(self.subscribers):
             await queue.put(event)
 
-    async def read(self, stream: asyncio.StreamReader, kind: str) -> None:
+    async def read(self, stream: asyncio.StreamReader | AsyncIterator[bytes], kind: str) -> None:
         """Forward a stream's output; past ``max_output`` bytes of it, mark the cut and drop the rest."""
         sent, cut = 0, False
-        while chunk := await stream.read(_READ_CHUNK):
+        chunks = _chunks(stream) if isinstance(stream, asyncio.StreamReader) else stream
+        async for chunk in chunks:
             if self.max_output:
                 if cut:
                     continue  # keep draining so the process never blocks on a full pipe
@@ -79,6 +83,11 @@ class _Process:
                 sent += len(chunk)
             self.output_bytes += len(chunk)
             await self.publish({"event": {"data": {kind: base64.b64encode(chunk).decode()}}})
+
+
+async def _chunks(stream: asyncio.StreamReader) -> AsyncIterator[bytes]:
+    while chunk := await stream.read(_READ_CHUNK):
+        yield chunk
 
 
 def _subscribe(process: _Process) -> asyncio.Queue[Message]:
@@ -114,6 +123,35 @@ def _end_event(returncode: int) -> Message:
     return {"event": {"end": end}}
 
 
+async def _exec(
+    message: Message, cmd: str, args: list[str], *, envs: dict[str, str], cwd: str
+) -> tuple[asyncio.subprocess.Process, int | None]:
+    """The started process, and its terminal's master fd when the request asks for a PTY."""
+    if message.get("pty"):
+        rows, cols = terminal.size_of(message["pty"])
+        return await terminal.spawn(cmd, args, env=envs, cwd=Path(cwd), rows=rows, cols=cols)
+    proc = await asyncio.create_subprocess_exec(
+        cmd,
+        *args,
+        stdin=asyncio.subprocess.PIPE if message.get("stdin") else asyncio.subprocess.DEVNULL,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+        cwd=cwd,
+        env=envs,
+        start_new_session=True,
+    )
+    return proc, None
+
+
+def _signal(process: _Process, sig: int) -> None:
+    """``sig`` to the process's group; to its whole session if it is a PTY's shell."""
+    if process.terminal is not None:
+        terminal.signal_session(process.pid, sig)
+        return
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(process.pid, sig)
+
+
 class ProcessService:
     """Processes of one sandbox, by pid (the pid inside the sandbox) and by optional tag."""
 
@@ -133,18 +171,16 @@ class ProcessService:
             Route(prefix + "SendInput", unary(self.send_input), methods=["POST"]),
             Route(prefix + "CloseStdin", unary(self.close_stdin), methods=["POST"]),
             Route(prefix + "SendSignal", unary(self.send_signal), methods=["POST"]),
+            Route(prefix + "Update", unary(self.update), methods=["POST"]),
         ]
 
     async def close(self) -> None:
         for process in list(self.processes.values()):
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(process.pid, signal.SIGKILL)
+            _signal(process, signal.SIGKILL)
 
     # -- streams -------------------------------------------------------------------------------
 
     async def start(self, message: Message, _: Request) -> AsyncIterator[Message]:
-        if message.get("pty"):
-            raise ConnectError("unimplemented", "PTY sessions are not supported by this host")
         # Shielded: a client that goes away while its process starts (a worker killed mid-call)
         # must not leave a process that runs unregistered, which no Connect, List or a second
         # Start of its job could find.
@@ -205,36 +241,35 @@ class ProcessService:
         if not cwd.is_dir():
             raise ConnectError("invalid_argument", f"working directory {cwd} does not exist")
         try:
-            proc = await asyncio.create_subprocess_exec(
-                cmd,
-                *args,
-                stdin=asyncio.subprocess.PIPE if message.get("stdin") else asyncio.subprocess.DEVNULL,
-                stdout=asyncio.subprocess.PIPE,
-                stderr=asyncio.subprocess.PIPE,
-                cwd=cwd,
-                env=envs,
-                start_new_session=True,
-            )
+            proc, master = await _exec(message, cmd, args, envs=envs, cwd=str(cwd))
         except OSError as exc:
             raise ConnectError("invalid_argument", f"cannot start {cmd}: {exc.strerror}") from exc
         prefer_for_oom(proc.pid)
         config: Message = {"cmd": cmd, "args": args, "envs": spec.get("envs", {}), "cwd": str(cwd)}
         process = _Process(proc.pid, proc, config, message.get("tag"), self.config.max_output_bytes)
+        process.terminal = master
         self.processes[proc.pid] = process
         asyncio.get_running_loop().create_task(self._supervise(process))
         return process
 
     async def _supervise(self, process: _Process) -> None:
         proc = process.proc
-        assert proc.stdout is not None and proc.stderr is not None
-        readers = [
-            asyncio.create_task(process.read(proc.stdout, "stdout")),
-            asyncio.create_task(process.read(proc.stderr, "stderr")),
-        ]
+        if process.terminal is not None:
+            readers = [asyncio.create_task(process.read(terminal.output(process.terminal), "pty"))]
+        else:
+            assert proc.stdout is not None and proc.stderr is not None
+            readers = [
+                asyncio.create_task(process.read(proc.stdout, "stdout")),
+                asyncio.create_task(process.read(proc.stderr, "stderr")),
+            ]
         returncode = await proc.wait()
         _, pending = await asyncio.wait(readers, timeout=_DRAIN_AFTER_EXIT)
         for task in pending:  # orphans that keep the pipe open must not hold the end back
             task.cancel()
+        if pending:
+            await asyncio.wait(pending)  # a terminal's reader lets go of its fd before it closes
+        if process.terminal is not None:
+            terminal.close(process.terminal)
         process.end = _end_event(returncode)
         process.ended_at = time.monotonic()
         self.processes.pop(process.pid, None)
@@ -274,9 +309,15 @@ class ProcessService:
 
     async def send_input(self, message: Message) -> Message:
         process = self._select(message)
-        data = (message.get("input") or {}).get("stdin")
+        given = message.get("input") or {}
+        if given.get("pty") is not None:
+            if process.terminal is None or process.end is not None:
+                raise ConnectError("failed_precondition", "the process has no open PTY")
+            await terminal.write(process.terminal, base64.b64decode(given["pty"]))
+            return {}
+        data = given.get("stdin")
         if data is None:
-            raise ConnectError("invalid_argument", "input.stdin is required")
+            raise ConnectError("invalid_argument", "input.stdin or input.pty is required")
         stdin = process.proc.stdin
         if stdin is None or stdin.is_closing():
             raise ConnectError("failed_precondition", "the process was not started with stdin open")
@@ -295,6 +336,16 @@ class ProcessService:
         sig = _SIGNALS.get(str(message.get("signal")))
         if sig is None:
             raise ConnectError("invalid_argument", f"unsupported signal {message.get('signal')!r}")
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(process.pid, sig)
+        _signal(process, sig)
+        return {}
+
+    async def update(self, message: Message) -> Message:
+        """A PTY's new size (the SDK's ``pty.resize``)."""
+        process = self._select(message)
+        if not message.get("pty"):
+            return {}
+        rows, cols = terminal.size_of(message["pty"])
+        if process.terminal is None or process.end is not None:
+            raise ConnectError("failed_precondition", "the process has no PTY to resize")
+        terminal.resize(process.terminal, rows, cols)
         return {}
