@@ -32,6 +32,7 @@ from .errors import (
     ProviderError,
     QueueError,
     SandboxNotFoundError,
+    SandboxPausedError,
 )
 
 # The documented API
@@ -72,6 +73,7 @@ __all__ = [
     "ProviderError",
     "QueueError",
     "SandboxNotFoundError",
+    "SandboxPausedError",
     # Job events and callbacks
     "JobEvents",
     "verify_callback",

@@ -8,6 +8,7 @@
     │   ├── JobNotFoundError     a job id with no record (get_job_status reports it as not_found)
     │   └── FileNotFoundInSandboxError / LocalFileNotFoundError
     ├── ProviderError            the sandbox provider (E2B cloud or sandboxd) failed or refused
+    │   ├── SandboxPausedError   a sandbox paused (with the SDK's pause()): it answers once resumed
     │   ├── NodeLostError        the sandbox's node stopped beating: its host or workers are gone
     │   └── CapacityError        no room for a sandbox within the create wait (every node full, or
     │                            the provider's concurrency limit)
@@ -59,6 +60,10 @@ class LocalFileNotFoundError(NotFoundError):
 
 
 class ProviderError(E2BQError):
+    pass
+
+
+class SandboxPausedError(ProviderError):
     pass
 
 

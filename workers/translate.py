@@ -23,9 +23,11 @@ from e2bq.errors import (
     InvalidInputError,
     ProviderError,
     SandboxNotFoundError,
+    SandboxPausedError,
 )
 
 _GONE = "was not found"  # what E2B's proxy (and sandboxd) answer for a sandbox that is not running
+_PAUSED = "it is paused"  # sandboxd's addition to that answer when the sandbox is paused, not gone
 _KILLED = "sandbox was killed"  # the code interpreter's word for a stream the sandbox's end cut off
 
 
@@ -34,6 +36,10 @@ def translate(exc: BaseException, sandbox_id: str | None = None) -> E2BQError:
     where = f"sandbox {sandbox_id}" if sandbox_id else "the sandbox"
     if isinstance(exc, E2BQError):
         return exc
+    if _PAUSED in str(exc):  # still there, memory and all: the registry keeps it
+        return SandboxPausedError(
+            f"{where} is paused: resume it (the SDK's Sandbox.connect) before calling it again"
+        )
     if isinstance(exc, SandboxNotRunningException | SandboxNotFoundException) or (
         # The code interpreter reports the proxy's 502 "The sandbox <id> was not found" as a timeout,
         # and so a sandbox that died while a cell ran ("The sandbox was killed while ...").

@@ -29,6 +29,7 @@ EXPORTED = [
     "ProviderError",
     "QueueError",
     "SandboxNotFoundError",
+    "SandboxPausedError",
     # Job events and callbacks
     "JobEvents",
     "verify_callback",
