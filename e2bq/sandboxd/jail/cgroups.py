@@ -17,6 +17,8 @@ from .limits import Limits
 log = logging.getLogger("e2bq.sandboxd")
 ROOT = Path("/sys/fs/cgroup")
 _V1_CONTROLLERS = ("memory", "pids", "cpu")
+# Joined too where the host has it, so that a sandbox's CPU time can be read (jail/usage.py).
+_V1_ACCOUNTING = "cpuacct"
 
 
 def _write(path: Path, value: str) -> None:
@@ -34,7 +36,8 @@ class Cgroups:
     def _bases(self) -> list[Path]:
         if self.v2:
             return [ROOT / self.name]
-        return [ROOT / ctrl / self.name for ctrl in _V1_CONTROLLERS]
+        accounting = (_V1_ACCOUNTING,) if (ROOT / _V1_ACCOUNTING).is_dir() else ()
+        return [ROOT / ctrl / self.name for ctrl in (*_V1_CONTROLLERS, *accounting)]
 
     def _prepare(self) -> bool:
         try:
@@ -71,7 +74,7 @@ class Cgroups:
             _write(group / "pids.max", str(limits.pids))
             _write(group / "cpu.weight", str(max(1, min(10_000, round(100 * limits.cpu)))))
         else:
-            mem, pids, cpu = self.paths(sandbox_id)
+            mem, pids, cpu = self.paths(sandbox_id)[:3]
             _write(mem / "memory.limit_in_bytes", str(memory))
             with contextlib.suppress(OSError):  # present only when swap accounting is on
                 _write(mem / "memory.memsw.limit_in_bytes", str(memory))
@@ -112,7 +115,7 @@ def sweep_dead() -> list[str]:
     the folders removed. A group that still holds a process stays (rmdir refuses it)."""
     v2 = (ROOT / "cgroup.controllers").exists()
     removed = []
-    for root in [ROOT] if v2 else [ROOT / ctrl for ctrl in _V1_CONTROLLERS]:
+    for root in [ROOT] if v2 else [ROOT / ctrl for ctrl in (*_V1_CONTROLLERS, _V1_ACCOUNTING)]:
         for base in root.glob("e2bq-*"):
             owner = base.name.removeprefix("e2bq-")
             if owner.isdigit() and not Path(f"/proc/{owner}").exists():
