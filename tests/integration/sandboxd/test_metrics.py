@@ -87,3 +87,14 @@ def test_async_sdk_gets_metrics(sdk_env: SandboxHostProcess) -> None:
     own, by_id = asyncio.run(scenario())
     assert own[0].mem_total == 1024 * MIB
     assert by_id[: len(own)] == own
+
+
+def test_the_latest_point_of_several_sandboxes(sandbox: Sandbox, sdk_env: SandboxHostProcess) -> None:
+    points = wait_for_points(sandbox.get_metrics, 1)
+    with sdk_env.control() as control:
+        answer = control.get("/sandboxes/metrics", params={"sandbox_ids": f"{sandbox.sandbox_id},inosuch"})
+        assert answer.status_code == 200
+        latest = answer.json()["sandboxes"]
+        assert list(latest) == [sandbox.sandbox_id]  # an unknown id is left out
+        assert latest[sandbox.sandbox_id]["timestampUnix"] >= int(points[-1].timestamp.timestamp())
+        assert control.get("/sandboxes/metrics").status_code == 400
