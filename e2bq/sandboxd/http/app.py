@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from collections.abc import AsyncIterator
 
@@ -10,6 +11,7 @@ from starlette.types import Receive, Scope, Send
 
 from ..lifecycle.sandboxes import SandboxHost
 from ..settings import HostSettings
+from ..usage import UsageSampler
 from .control import ControlPlane
 from .proxy import DataPlane, is_data_plane
 
@@ -20,17 +22,21 @@ class HostApp:
     def __init__(self, settings: HostSettings) -> None:
         self.host = SandboxHost(settings)
         self.data = DataPlane(self.host)
+        self.usage = UsageSampler(self.host)
 
         @contextlib.asynccontextmanager
         async def lifespan(_: Starlette) -> AsyncIterator[None]:
             await self.host.start()
+            sampling = asyncio.create_task(self.usage.run())
             try:
                 yield
             finally:
+                sampling.cancel()
                 self.data.agents.close()
                 await self.host.close()
 
-        self.control = Starlette(routes=ControlPlane(self.host).routes(), lifespan=lifespan)
+        control = ControlPlane(self.host, self.usage)
+        self.control = Starlette(routes=control.routes(), lifespan=lifespan)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http" and is_data_plane(scope):

@@ -1,5 +1,6 @@
 """E2B's control plane (``X-API-KEY``): create, list, inspect, extend, connect and kill sandboxes.
 
+Sandbox metrics (``/sandboxes/{id}/metrics``, ``/sandboxes/metrics``) are in ``usage.py``.
 Also e2bq's one extension, ``GET /sandboxes/{id}/ports/{port}`` → ``{"url": ...}``: the address at
 which a server listening on that port inside the sandbox answers.
 """
@@ -22,6 +23,8 @@ from ..jail.limits import asked_limits
 from ..lifecycle import pause
 from ..lifecycle.pause import Lifecycle
 from ..lifecycle.sandboxes import Sandbox, SandboxHost
+from ..usage import UsageSampler
+from . import usage as usage_api
 from .listing import ListQuery
 
 Endpoint = Callable[[Request], Awaitable[Response]]
@@ -54,8 +57,9 @@ def _string_map(value: Any, name: str) -> dict[str, str]:
 
 
 class ControlPlane:
-    def __init__(self, host: SandboxHost) -> None:
+    def __init__(self, host: SandboxHost, usage: UsageSampler | None = None) -> None:
         self.host = host
+        self.usage = usage or UsageSampler(host)
 
     def routes(self) -> list[BaseRoute]:
         guard = self._guard
@@ -65,6 +69,7 @@ class ControlPlane:
             Route("/sandboxes", guard(self.create), methods=["POST"]),
             Route("/v2/sandboxes", guard(self.create), methods=["POST"]),
             Route("/sandboxes", guard(self.list), methods=["GET"]),
+            Route("/sandboxes/metrics", guard(self.sandboxes_metrics), methods=["GET"]),
             Route("/v2/sandboxes", guard(self.list), methods=["GET"]),
             Route("/sandboxes/{sandbox_id}", guard(self.info), methods=["GET"]),
             Route("/sandboxes/{sandbox_id}", guard(self.kill), methods=["DELETE"]),
@@ -75,6 +80,7 @@ class ControlPlane:
             Route("/sandboxes/{sandbox_id}/resume", guard(self.resume), methods=["POST"]),
             Route("/sandboxes/{sandbox_id}/pause", guard(self.pause), methods=["POST"]),
             Route("/sandboxes/{sandbox_id}/ports/{port:int}", guard(self.port), methods=["GET"]),
+            Route("/sandboxes/{sandbox_id}/metrics", guard(self.sandbox_metrics), methods=["GET"]),
         ]
 
     def _guard(self, endpoint: Endpoint) -> Endpoint:
@@ -211,6 +217,12 @@ class ControlPlane:
             raise HostError(501, pause.FILESYSTEM_ONLY)
         await pause.pause(self.host, sandbox)
         return Response(status_code=204)
+
+    async def sandbox_metrics(self, request: Request) -> Response:
+        return await usage_api.sandbox_metrics(self.host, self.usage, request)
+
+    async def sandboxes_metrics(self, request: Request) -> Response:
+        return await usage_api.sandboxes_metrics(self.host, self.usage, request)
 
     async def port(self, request: Request) -> Response:
         sandbox = self._sandbox(request)

@@ -18,13 +18,15 @@ from .limits import Limits
 log = logging.getLogger("e2bq.sandboxd")
 ROOT = Path("/sys/fs/cgroup")
 _V1_CONTROLLERS = ("memory", "pids", "cpu")
-# Optional on v1: without it sandboxes cannot be paused with their memory, but still run.
+# Optional on v1, joined where the host has them: the freezer (without it sandboxes cannot be
+# paused with their memory, but still run) and cpuacct (a sandbox's CPU time, jail/usage.py).
 _V1_FREEZER = "freezer"
+_V1_ACCOUNTING = "cpuacct"
 
 
 def _v1_controllers() -> tuple[str, ...]:
-    present = (ROOT / _V1_FREEZER).is_dir()
-    return (*_V1_CONTROLLERS, _V1_FREEZER) if present else _V1_CONTROLLERS
+    optional = tuple(ctrl for ctrl in (_V1_ACCOUNTING, _V1_FREEZER) if (ROOT / ctrl).is_dir())
+    return (*_V1_CONTROLLERS, *optional)
 
 
 def _write(path: Path, value: str) -> None:
@@ -58,7 +60,7 @@ class Cgroups:
                     (ROOT / _V1_FREEZER / self.name).mkdir(exist_ok=True)
                 except OSError as exc:  # e.g. mounted read-only: sandboxes run, but cannot pause
                     log.warning("cgroup v1 freezer unavailable, sandboxes cannot be paused: %s", exc)
-                    self.v1_controllers = _V1_CONTROLLERS
+                    self.v1_controllers = tuple(c for c in self.v1_controllers if c != _V1_FREEZER)
             for base in self._bases():
                 base.mkdir(exist_ok=True)
             if self.v2:

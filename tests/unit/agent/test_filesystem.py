@@ -270,13 +270,14 @@ def test_watcher_reports_create_write_chmod_rename_remove(client: httpx.Client, 
     watcher_id = ok(client, "CreateWatcher", {"path": str(workdir)})["watcherId"]
     assert watcher_events(client, watcher_id) == []
 
+    # every change is an event of its own, in order, as envd's inotify watcher reports them
     (workdir / "f.txt").write_text("one")
     (workdir / "sub").mkdir()
-    assert watcher_events(client, watcher_id) == [("f.txt", "CREATE"), ("sub", "CREATE")]
+    assert watcher_events(client, watcher_id) == [("f.txt", "CREATE"), ("f.txt", "WRITE"), ("sub", "CREATE")]
 
     (workdir / "f.txt").write_text("two, longer")
     (workdir / "sub" / "inner").write_text("not seen: not recursive")
-    assert watcher_events(client, watcher_id) == [("f.txt", "WRITE")]
+    assert set(watcher_events(client, watcher_id)) == {("f.txt", "WRITE")}
 
     (workdir / "f.txt").chmod(0o600)
     assert watcher_events(client, watcher_id) == [("f.txt", "CHMOD")]
@@ -297,9 +298,10 @@ def test_recursive_watcher_names_are_relative_and_carry_entries(client: httpx.Cl
     watcher_id = ok(client, "CreateWatcher", body)["watcherId"]
     (workdir / "sub" / "deep.txt").write_text("x")
     response = ok(client, "GetWatcherEvents", {"watcherId": watcher_id})
-    [event] = response["events"]
-    assert (event["name"], event["type"]) == ("sub/deep.txt", "EVENT_TYPE_CREATE")
-    assert event["entry"]["path"] == str(workdir / "sub" / "deep.txt")
+    created, written = response["events"]
+    assert (created["name"], created["type"]) == ("sub/deep.txt", "EVENT_TYPE_CREATE")
+    assert (written["name"], written["type"]) == ("sub/deep.txt", "EVENT_TYPE_WRITE")
+    assert created["entry"]["path"] == str(workdir / "sub" / "deep.txt")
     ok(client, "RemoveWatcher", {"watcherId": watcher_id})
 
 
@@ -337,11 +339,12 @@ def test_watch_dir_streams_start_then_events(agent: AgentProcess, workdir: Path)
         for index in range(3):  # the stream keeps reporting what each poll finds
             name = f"born{index}.txt"
             (workdir / name).write_text("x")
-            flags, message = next(frames)  # bounded by the client's read timeout
-            assert flags == 0
-            parsed = filesystem_pb.WatchDirResponse.from_json(json.dumps(message))
-            assert parsed.event is not None
-            assert message == {"filesystem": {"name": name, "type": "EVENT_TYPE_CREATE"}}
+            for kind in ("EVENT_TYPE_CREATE", "EVENT_TYPE_WRITE"):
+                flags, message = next(frames)  # bounded by the client's read timeout
+                assert flags == 0
+                parsed = filesystem_pb.WatchDirResponse.from_json(json.dumps(message))
+                assert parsed.event is not None
+                assert message == {"filesystem": {"name": name, "type": kind}}
 
 
 def test_watch_dir_of_a_missing_directory_ends_with_not_found(agent: AgentProcess, workdir: Path) -> None:

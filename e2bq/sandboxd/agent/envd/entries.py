@@ -3,7 +3,8 @@
 Proto3 JSON: lowerCamel names, int64 ``size`` as a string, enums by name, fields at their default
 (0, "") left out. A symlink is reported as ``FILE_TYPE_SYMLINK`` with ``symlinkTarget`` (what every
 SDK release understands; newer envd adds ``isSymlink``, which older SDKs would reject as unknown),
-its ``mode`` being the target's permission bits as envd reports them.
+its ``mode`` being the target's permission bits as envd reports them. ``metadata`` is the entry's
+``user.e2b.*`` extended attributes (see ``metadata.py``), left out when it has none.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from ..errors import ConnectError
+from . import metadata as file_metadata
 from .connect import Message
 
 FILE = "FILE_TYPE_FILE"
@@ -138,6 +140,9 @@ def entry_info(path: Path, st: os.stat_result, owners: Owners) -> Message:
     modified = rfc3339(st.st_mtime_ns)
     if modified is not None:
         entry["modifiedTime"] = modified
+    metadata = file_metadata.read(path)
+    if metadata:
+        entry["metadata"] = metadata
     return entry
 
 

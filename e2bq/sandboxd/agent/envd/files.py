@@ -4,7 +4,8 @@
 ``POST /files?path=`` takes a ``multipart/form-data`` body (part ``file``; the part's filename is
 the target when there is no ``path`` query; several parts are several files) or an
 ``application/octet-stream`` body, either optionally ``Content-Encoding: gzip``, and answers
-``[{"name", "type": "file", "path"}]``. Errors are ``{"code": <status>, "message"}`` with the status
+``[{"name", "type": "file", "path", "metadata"?}]``; ``X-Metadata-<key>`` headers set every
+uploaded file's metadata (see ``metadata.py``). Errors are ``{"code": <status>, "message"}`` with the status
 the SDK maps: 400 bad request, 404 missing, 507 disk full (NotEnoughSpaceException).
 
 Sandboxd checks tokens and signed URLs before proxying here; ``username`` is accepted and ignored
@@ -27,6 +28,8 @@ from starlette.routing import BaseRoute, Route
 from ..config import AgentConfig
 from ..errors import ConnectError, HTTPError
 from ..paths import resolve
+from . import metadata as file_metadata
+from .connect import Message
 from .upload import MultipartUpload, PendingFile, decoded, http_error
 
 
@@ -36,13 +39,23 @@ async def _chunks(path: Path, size: int = 64 * 1024) -> AsyncIterator[bytes]:
             yield chunk
 
 
-def _commit(files: list[PendingFile]) -> None:
+def _commit(files: list[PendingFile], metadata: file_metadata.Metadata) -> list[Message]:
+    """Put every file in place with ``metadata``; the upload's answer, each file's metadata as
+    read back from the disk (envd does not claim what it could not keep)."""
     for index, pending in enumerate(files):
         try:
-            pending.commit()
+            pending.commit(metadata)
         except HTTPError:
             _discard(files[index + 1 :])
             raise
+    written: list[Message] = []
+    for pending in files:
+        entry: Message = {"name": pending.path.name, "type": "file", "path": str(pending.path)}
+        kept = file_metadata.read(pending.path)
+        if kept:
+            entry["metadata"] = kept
+        written.append(entry)
+    return written
 
 
 def _discard(files: list[PendingFile]) -> None:
@@ -109,8 +122,9 @@ class FilesService:
     async def _upload(self, request: Request) -> Response:
         files: list[PendingFile] = []
         try:
+            metadata = file_metadata.from_headers(request.headers.items())
             await self._receive(request, files)
-            await asyncio.to_thread(_commit, files)
+            written = await asyncio.to_thread(_commit, files, metadata)
         except HTTPError as err:
             await asyncio.to_thread(_discard, files)
             return err.response()
@@ -120,7 +134,7 @@ class FilesService:
         except BaseException:
             _discard(files)  # cancelled or a bug: never leave staging files behind
             raise
-        return JSONResponse([{"name": f.path.name, "type": "file", "path": str(f.path)} for f in files])
+        return JSONResponse(written)
 
     async def _receive(self, request: Request, files: list[PendingFile]) -> None:
         """Stream the body into ``files`` (appended as they start, so the caller can clean up)."""

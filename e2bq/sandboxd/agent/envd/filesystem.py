@@ -2,8 +2,9 @@
 
 Paths are those inside the sandbox; relative ones are relative to the user's home. Every blocking
 filesystem call runs in a worker thread, so a large listing or removal never stalls other requests.
-Watching polls (see ``watch.py``): ``WatchDir`` looks every ``WATCH_POLL_SECONDS``, while a watcher
-made by ``CreateWatcher`` looks when ``GetWatcherEvents`` asks, so it reports every change finished
+Watching uses inotify (``inotify.py``; ``watch.py``'s snapshots when the kernel gives no more):
+``WatchDir`` reads the events every ``WATCH_POLL_SECONDS``, while a watcher made by
+``CreateWatcher`` reads them when ``GetWatcherEvents`` asks, so it reports every change finished
 before that call.
 """
 
@@ -27,7 +28,10 @@ from ..errors import ConnectError
 from ..paths import resolve
 from .connect import Message, UnaryHandler, server_stream, unary
 from .entries import Owners, entry_info, lstat_entry, os_error
+from .inotify import InotifyWatcher
 from .watch import DirWatcher
+
+Watcher = InotifyWatcher | DirWatcher
 
 WATCH_POLL_SECONDS = 0.2
 MAX_WATCHERS = 64
@@ -124,7 +128,7 @@ class FilesystemService:
 
     def __init__(self, config: AgentConfig) -> None:
         self.config = config
-        self._watchers: dict[str, DirWatcher] = {}
+        self._watchers: dict[str, Watcher] = {}
 
     def routes(self) -> list[BaseRoute]:
         unary_handlers: dict[str, Callable[[Message], Message]] = {
@@ -133,14 +137,15 @@ class FilesystemService:
             "MakeDir": self._make_dir,
             "Move": self._move,
             "Remove": self._remove,
-            "CreateWatcher": self._create_watcher,
             "GetWatcherEvents": self._get_watcher_events,
-            "RemoveWatcher": self._remove_watcher,
         }
         routes: list[BaseRoute] = [
             Route(_SERVICE + name, unary(_threaded(handler)), methods=["POST"])
             for name, handler in unary_handlers.items()
         ]
+        # on the event loop: they start and stop following a watcher's events there
+        routes.append(Route(_SERVICE + "CreateWatcher", unary(self._create_watcher), methods=["POST"]))
+        routes.append(Route(_SERVICE + "RemoveWatcher", unary(self._remove_watcher), methods=["POST"]))
         watch = server_stream(self._watch_dir, keepalive={"keepalive": {}})
         routes.append(Route(_SERVICE + "WatchDir", watch, methods=["POST"]))
         return routes
@@ -149,7 +154,21 @@ class FilesystemService:
         return None
 
     async def close(self) -> None:
+        for watcher in self._watchers.values():
+            self._retire(watcher)
         self._watchers.clear()
+
+    def _follow(self, watcher: Watcher) -> None:
+        """Read an inotify watcher's events as they come (on the event loop), so the folders it
+        must add are added at once. Called on the loop."""
+        if isinstance(watcher, InotifyWatcher) and watcher.fileno() >= 0:
+            asyncio.get_running_loop().add_reader(watcher.fileno(), watcher.pump)
+
+    def _retire(self, watcher: Watcher) -> None:
+        """Stop following and close ``watcher``. Called on the loop."""
+        if isinstance(watcher, InotifyWatcher) and watcher.fileno() >= 0:
+            asyncio.get_running_loop().remove_reader(watcher.fileno())
+        watcher.close()
 
     def _path(self, message: Message, key: str = "path") -> Path:
         return resolve(message.get(key), self.config.home)
@@ -212,28 +231,29 @@ class FilesystemService:
             raise os_error(exc, "cannot remove", exc.filename or path) from exc
         return {}
 
-    def _new_watcher(self, message: Message) -> DirWatcher:
+    def _new_watcher(self, message: Message) -> Watcher:
         path = self._path(message)
         _existing_dir(path, "watched directory")
-        return DirWatcher(
-            path,
-            recursive=bool(message.get("recursive")),
-            include_entry=bool(message.get("includeEntry")),
-        )
+        recursive, include_entry = bool(message.get("recursive")), bool(message.get("includeEntry"))
+        try:
+            return InotifyWatcher(path, recursive=recursive, include_entry=include_entry)
+        except OSError:  # no inotify instance or watch left for this sandbox's user: poll instead
+            return DirWatcher(path, recursive=recursive, include_entry=include_entry)
 
-    def _watcher(self, message: Message) -> tuple[str, DirWatcher]:
+    def _watcher(self, message: Message) -> tuple[str, Watcher]:
         watcher_id = str(message.get("watcherId") or "")
         watcher = self._watchers.get(watcher_id)
         if watcher is None:
             raise ConnectError("not_found", f"watcher '{watcher_id}' not found")
         return watcher_id, watcher
 
-    def _create_watcher(self, message: Message) -> Message:
+    async def _create_watcher(self, message: Message) -> Message:
         if len(self._watchers) >= MAX_WATCHERS:
             raise ConnectError("resource_exhausted", f"at most {MAX_WATCHERS} watchers; stop one first")
-        watcher = self._new_watcher(message)
+        watcher = await asyncio.to_thread(self._new_watcher, message)
         watcher_id = "w" + uuid.uuid4().hex[:16]
         self._watchers[watcher_id] = watcher
+        self._follow(watcher)
         return {"watcherId": watcher_id}
 
     def _get_watcher_events(self, message: Message) -> Message:
@@ -241,15 +261,20 @@ class FilesystemService:
         events = watcher.events()
         return {"events": events} if events else {}
 
-    def _remove_watcher(self, message: Message) -> Message:
-        watcher_id, _ = self._watcher(message)
+    async def _remove_watcher(self, message: Message) -> Message:
+        watcher_id, watcher = self._watcher(message)
         self._watchers.pop(watcher_id, None)
+        self._retire(watcher)
         return {}
 
     async def _watch_dir(self, message: Message, _: Request) -> AsyncIterator[Message]:
         watcher = await asyncio.to_thread(self._new_watcher, message)
-        yield {"start": {}}
-        while True:
-            await asyncio.sleep(WATCH_POLL_SECONDS)
-            for event in await asyncio.to_thread(watcher.events):
-                yield {"filesystem": event}
+        self._follow(watcher)
+        try:
+            yield {"start": {}}
+            while True:
+                await asyncio.sleep(WATCH_POLL_SECONDS)
+                for event in await asyncio.to_thread(watcher.events):
+                    yield {"filesystem": event}
+        finally:
+            self._retire(watcher)

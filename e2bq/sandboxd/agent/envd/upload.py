@@ -15,7 +15,7 @@ import os
 import stat
 import uuid
 import zlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from io import BufferedWriter
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -25,6 +25,7 @@ from python_multipart.multipart import MultipartParser, parse_options_header
 
 from ..errors import ConnectError, HTTPError
 from ..paths import resolve
+from . import metadata as file_metadata
 
 if TYPE_CHECKING:
     from python_multipart.multipart import MultipartCallbacks
@@ -87,9 +88,13 @@ class PendingFile:
         except OSError as exc:
             raise http_error(exc, "cannot write", self.path) from exc
 
-    def commit(self) -> None:
-        """Put the file in place (keeping an existing target's permission bits and owner)."""
+    def commit(self, metadata: Mapping[str, str] | None = None) -> None:
+        """Put the file in place (keeping an existing target's permission bits and owner), with
+        ``metadata`` as its whole set of user metadata (a new file has none to clear)."""
         try:
+            if metadata:
+                self._file.flush()
+                file_metadata.write(self._file.fileno(), metadata, self.path)
             self._file.close()
             with contextlib.suppress(FileNotFoundError):
                 previous = os.stat(self._final)

@@ -1,4 +1,5 @@
-"""Directory watching by comparing snapshots (no inotify library is in the sandbox runtime).
+"""Directory watching by comparing snapshots: the fallback when the kernel gives no more inotify
+instances or watches (``inotify.py`` is the usual watcher).
 
 A watcher remembers what a directory held (recursively if asked) and reports the difference at
 the next look as envd's ``FilesystemEvent``s: a name that appeared is CREATE, one that vanished is
@@ -91,6 +92,9 @@ class DirWatcher:
         self.include_entry = include_entry
         self._last = snapshot(root, recursive)
         self._lock = threading.Lock()
+
+    def close(self) -> None:
+        return None
 
     def events(self) -> list[Message]:
         """FilesystemEvents for what changed since the last look. Blocking: walks the tree."""

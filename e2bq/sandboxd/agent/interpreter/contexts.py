@@ -52,7 +52,7 @@ class Context:
         """Start a new kernel if the last one died (call with ``lock`` held)."""
         if self.closed:
             raise ContextClosed(f"context {self.id} was deleted")
-        if not self.kernel.running:
+        if self.kernel.exited:  # as E2B's Jupyter restarts a kernel that died
             await self.kernel.restart()
 
     async def restart(self) -> None:

@@ -87,6 +87,19 @@ class Kernel:
     def running(self) -> bool:
         return self._proc is not None and self._proc.returncode is None
 
+    @property
+    def exited(self) -> bool:
+        """Whether the kernel is dead, even when its exit is not noticed yet: killed from inside
+        the sandbox a moment ago, it is a zombie until the event loop reaps it."""
+        if not self.running:
+            return True
+        assert self._proc is not None
+        try:
+            stat = Path(f"/proc/{self._proc.pid}/stat").read_text()
+        except OSError:
+            return True  # reaped already
+        return stat.rpartition(")")[2].split()[:1] in (["Z"], ["X"])
+
     async def start(self, adopt: Adoptable | None = None) -> None:
         """Launch the kernel (or take over the forked one ``adopt`` names), wait until it answers
         and set it up. Raises KernelError."""

@@ -11,6 +11,7 @@ Errors are JSON ``{"code": <HTTP status>, "message": ...}``; the SDK shows the b
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import shutil
@@ -164,6 +165,11 @@ class InterpreterService:
         return JSONResponse(context.info())
 
     async def _list_contexts(self, _: Request) -> Response:
+        """Every context, the default one included once it is up, as E2B's server lists them."""
+        starting = self._default
+        if starting is not None and not starting.done():
+            with contextlib.suppress(Exception):  # a default that failed is listed as absent
+                await asyncio.shield(starting)
         return JSONResponse([context.info() for context in self._contexts.values()])
 
     async def _delete_context(self, request: Request) -> Response:
