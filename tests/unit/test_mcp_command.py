@@ -14,7 +14,8 @@ def test_without_the_mcp_package_the_command_says_to_install_the_extra(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     # What an environment without the extra imports (and this process may have imported it already).
-    for name in ["mcp", *(name for name in sys.modules if name.startswith("mcp."))]:
+    extra = ("mcp", "mcp_types")
+    for name in [*extra, *(name for name in sys.modules if name.startswith(tuple(f"{e}." for e in extra)))]:
         monkeypatch.setitem(sys.modules, name, None)
     for name in [name for name in sys.modules if name.startswith("e2bq.integrations.mcp.")]:
         if not name.endswith(".command"):

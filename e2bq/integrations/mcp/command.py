@@ -11,6 +11,8 @@ import sys
 
 import click
 
+_EXTRA = ("mcp", "mcp_types")  # the packages `pip install 'e2bq[mcp]'` brings
+
 
 @click.command("mcp")
 @click.option(
@@ -48,7 +50,7 @@ def mcp_command(
     try:
         from .run import run
     except ImportError as exc:
-        if exc.name is not None and exc.name.split(".")[0] == "mcp":
+        if exc.name is not None and exc.name.split(".")[0] in _EXTRA:
             raise click.ClickException(
                 "the MCP server needs the mcp package: pip install 'e2bq[mcp]'"
             ) from exc
