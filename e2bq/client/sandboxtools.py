@@ -83,18 +83,18 @@ class SandboxTools(ToolkitCore):
     @tool
     def get_sandbox_status(self, sandbox_id: str | None = None) -> SandboxStatusResult:
         """A managed sandbox's metadata, state, expiry and node (the default one without sandbox_id)."""
-        slot = self.manager.get_slot(self._default_or(sandbox_id))
-        entry = self.registry.get(slot.sandbox_id)
+        sid = self._default_or(sandbox_id)
+        entry = self.registry.get(sid)
         if entry is None:
-            raise NotFoundError(f"sandbox {slot.sandbox_id} is no longer managed here (shut down or expired)")
+            raise NotFoundError(f"sandbox {sid} is not managed here (unknown, shut down or expired)")
         node = next((n for n in self.manager.nodes.list() if n["node"] == entry.get("node")), None)
         return {
             "status": "success",
-            "sandbox_id": slot.sandbox_id,
+            "sandbox_id": sid,
             "metadata": entry["metadata"],
             "state": sandbox_state(entry, node),
             "is_default": entry["is_default"],
-            "has_jobs": slot.sandbox_id in self.jobs.busy_sandboxes(),
+            "has_jobs": sid in self.jobs.busy_sandboxes(),
             "created_at": entry["created_at"],
             "expires_at": entry["expires_at"],
             "node": entry.get("node"),
