@@ -116,17 +116,21 @@ async def update(host: SandboxHost, request: Request, body: dict[str, Any]) -> R
     rules = parse(body, internet=internet)
     resolved = await resolve(host, rules)
     uplink = sandbox.jail.uplink
-    if uplink is None:
-        if rules.allow_out or egress.ALL_TRAFFIC not in rules.deny_out:
-            raise HostError(
-                409,
-                f"sandbox {sandbox.sandbox_id} has no internet (made with allow_internet_access="
-                "False, or this host gives none): its network cannot be opened; create a new one",
-            )
-    else:
-        try:
-            await asyncio.to_thread(egress.apply, uplink.path, resolved)
-        except OSError as exc:
-            raise HostError(500, str(exc)) from exc
-    sandbox.network = rules
+    if uplink is None and (rules.allow_out or egress.ALL_TRAFFIC not in rules.deny_out):
+        raise HostError(
+            409,
+            f"sandbox {sandbox.sandbox_id} has no internet (made with allow_internet_access="
+            "False, or this host gives none): its network cannot be opened; create a new one",
+        )
+    # Under the sandbox's transition lock: two updates land in the order they recorded, and a
+    # kill (which takes it too) does not remove the namespace half-way through.
+    async with sandbox.transition:
+        if sandbox.state == "killed":
+            raise HostError(404, f"sandbox {sandbox.sandbox_id} not found")
+        if uplink is not None:
+            try:
+                await asyncio.to_thread(egress.apply, uplink.path, resolved)
+            except OSError as exc:
+                raise HostError(500, str(exc)) from exc
+        sandbox.network = rules
     return Response(status_code=204)
