@@ -13,13 +13,15 @@ import asyncio
 import json
 import socket
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 from e2b import ALL_TRAFFIC, SandboxException
 from e2b_code_interpreter import AsyncSandbox, Sandbox
 
-from tests.procs import SandboxHostProcess, wait_for
+from tests.integration.sandboxd.test_warm_pool import pooled_ids, wait_until_filled
+from tests.procs import SandboxHostProcess, sandbox_host, wait_for
 from tests.security.harness import run
 
 REGISTRY = "pypi.org"
@@ -238,3 +240,20 @@ def test_allow_out_needs_internet(make: Callable[..., Sandbox]) -> None:
     with pytest.raises(SandboxException, match="400") as raised:
         make(allow_internet_access=False, network={"allow_out": [REGISTRY]})
     assert "ALL_TRAFFIC" in str(raised.value)
+
+
+def test_a_pooled_sandbox_gets_its_rules_before_it_is_handed_out(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A warm pool's jail was launched with no rules: a create that takes it sets them first."""
+    with sandbox_host(tmp_path, "--warm-pool", "1") as host:
+        for name, value in host.env.items():
+            monkeypatch.setenv(name, value)
+        wait_until_filled(host, 1)
+        waiting = pooled_ids(host, set())
+        sandbox = Sandbox.create(timeout=120, network={"deny_out": [REGISTRY]})
+        try:
+            assert sandbox.sandbox_id in waiting
+            assert reach(sandbox, REGISTRY)[REGISTRY] in BLOCKED
+        finally:
+            sandbox.kill()
