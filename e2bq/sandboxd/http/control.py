@@ -24,6 +24,7 @@ from ..lifecycle import pause
 from ..lifecycle.pause import Lifecycle
 from ..lifecycle.sandboxes import Sandbox, SandboxHost
 from ..usage import UsageSampler
+from . import netrules
 from . import usage as usage_api
 from .listing import ListQuery
 
@@ -81,6 +82,7 @@ class ControlPlane:
             Route("/sandboxes/{sandbox_id}/pause", guard(self.pause), methods=["POST"]),
             Route("/sandboxes/{sandbox_id}/ports/{port:int}", guard(self.port), methods=["GET"]),
             Route("/sandboxes/{sandbox_id}/metrics", guard(self.sandbox_metrics), methods=["GET"]),
+            Route("/sandboxes/{sandbox_id}/network", guard(self.update_network), methods=["PUT"]),
         ]
 
     def _guard(self, endpoint: Endpoint) -> Endpoint:
@@ -129,6 +131,7 @@ class ControlPlane:
         if not isinstance(internet, bool):
             raise HostError(400, "allow_internet_access must be true or false")
         lifecycle = Lifecycle.from_create(body)
+        rules = await netrules.for_create(self.host, body, internet)
         sandbox = await self.host.create(
             str(template),
             timeout,
@@ -137,7 +140,9 @@ class ControlPlane:
             limits=self.host.limits(asked),
             internet=internet,
             lifecycle=lifecycle,
+            rules=rules,
         )
+        netrules.remember(sandbox, body)
         return JSONResponse(sandbox.created(), status_code=201)
 
     async def list(self, request: Request) -> Response:
@@ -217,6 +222,10 @@ class ControlPlane:
             raise HostError(501, pause.FILESYSTEM_ONLY)
         await pause.pause(self.host, sandbox)
         return Response(status_code=204)
+
+    async def update_network(self, request: Request) -> Response:
+        """``update_network``: the sandbox's outbound rules replaced at once (see ``netrules``)."""
+        return await netrules.update(self.host, request, await _json_body(request))
 
     async def sandbox_metrics(self, request: Request) -> Response:
         return await usage_api.sandbox_metrics(self.host, self.usage, request)

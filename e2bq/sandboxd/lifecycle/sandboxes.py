@@ -18,6 +18,8 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import HostError, LaunchError, SetupError
+from ..jail import egress
+from ..jail.egress import EgressRules, ResolvedEgress
 from ..jail.limits import Limits
 from ..metrics import HostMetrics
 from ..settings import HostSettings
@@ -61,6 +63,9 @@ class Sandbox:
     timeout: int = 300  # seconds it was created with: the lifetime an auto-resume gives it again
     paused_at: float | None = None
     transition: asyncio.Lock = field(default_factory=asyncio.Lock)
+    # Outbound rules as asked (create's network= or update_network), None if never asked; they
+    # live in the jail's network namespace (see jail.egress).
+    network: EgressRules | None = None
 
     def alive(self, now: float | None = None) -> bool:
         """Not past its timeout; a paused sandbox's clock is stopped, so it is alive until killed,
@@ -92,6 +97,7 @@ class Sandbox:
             "domain": None,
             "allow_internet_access": self.jail.internet,
             "lifecycle": self.lifecycle.detail(),
+            **({"network": self.network.info()} if self.network is not None else {}),
         }
 
     def created(self) -> dict[str, Any]:
@@ -208,6 +214,7 @@ class SandboxHost:
         limits: Limits | None = None,
         internet: bool = True,
         lifecycle: Lifecycle | None = None,
+        rules: ResolvedEgress | None = None,
     ) -> Sandbox:
         if template_id not in TEMPLATES:
             raise HostError(404, f"template '{template_id}' not found; this host serves {TEMPLATES}")
@@ -231,6 +238,8 @@ class SandboxHost:
                 except LaunchError as exc:
                     self.metrics.create_failures.labels("launch").inc()
                     raise HostError(500, str(exc)) from exc
+            if rules is not None and handle.uplink is not None:
+                await self._apply_rules(handle, rules)
         finally:
             self._creating -= 1
         sandbox_id = handle.sandbox_id
@@ -258,6 +267,17 @@ class SandboxHost:
         self.metrics.live.set(len(self.sandboxes))
         log.info("sandbox %s created (template %s, %ss)", sandbox_id, template_id, timeout)
         return sandbox
+
+    async def _apply_rules(self, handle: Jail, rules: ResolvedEgress) -> None:
+        """Set a new jail's outbound rules before anyone's code runs in it; a jail whose rules
+        cannot be set is ended (500), never handed out without them."""
+        assert self.launcher is not None and handle.uplink is not None
+        try:
+            await asyncio.to_thread(egress.apply, handle.uplink.path, rules)
+        except OSError as exc:
+            await asyncio.to_thread(self.launcher.destroy, handle)
+            self.metrics.create_failures.labels("launch").inc()
+            raise HostError(500, str(exc)) from exc
 
     def get(self, sandbox_id: str) -> Sandbox:
         sandbox = self.sandboxes.get(sandbox_id)
