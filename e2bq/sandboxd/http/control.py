@@ -24,6 +24,7 @@ from ..lifecycle import pause
 from ..lifecycle.pause import Lifecycle
 from ..lifecycle.sandboxes import Sandbox, SandboxHost
 from ..usage import UsageSampler
+from ..volumes import mounts as volume_mounts
 from . import usage as usage_api
 from .listing import ListQuery
 
@@ -129,15 +130,18 @@ class ControlPlane:
         if not isinstance(internet, bool):
             raise HostError(400, "allow_internet_access must be true or false")
         lifecycle = Lifecycle.from_create(body)
-        sandbox = await self.host.create(
-            str(template),
-            timeout,
-            metadata,
-            envs,
-            limits=self.host.limits(asked),
-            internet=internet,
-            lifecycle=lifecycle,
-        )
+        binds = volume_mounts.parse(body.get("volumeMounts"), self.host.volumes)
+        with self.host.volumes.claim(bind.volume.volume_id for bind in binds):
+            sandbox = await self.host.create(
+                str(template),
+                timeout,
+                metadata,
+                envs,
+                limits=self.host.limits(asked),
+                internet=internet,
+                lifecycle=lifecycle,
+                binds=binds,
+            )
         return JSONResponse(sandbox.created(), status_code=201)
 
     async def list(self, request: Request) -> Response:

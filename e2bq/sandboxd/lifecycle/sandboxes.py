@@ -21,6 +21,8 @@ from ..errors import HostError, LaunchError, SetupError
 from ..jail.limits import Limits
 from ..metrics import HostMetrics
 from ..settings import HostSettings
+from ..volumes.mounts import Bind, VolumeMount
+from ..volumes.store import VolumeStore
 from . import pause
 from .launcher import Jail, Launcher
 from .pause import Lifecycle
@@ -61,6 +63,7 @@ class Sandbox:
     timeout: int = 300  # seconds it was created with: the lifetime an auto-resume gives it again
     paused_at: float | None = None
     transition: asyncio.Lock = field(default_factory=asyncio.Lock)
+    volume_mounts: list[VolumeMount] = field(default_factory=list)
 
     def alive(self, now: float | None = None) -> bool:
         """Not past its timeout; a paused sandbox's clock is stopped, so it is alive until killed,
@@ -83,6 +86,7 @@ class Sandbox:
             "state": self.state,
             "envdVersion": ENVD_VERSION,
             "metadata": self.metadata,
+            "volumeMounts": self.volume_mounts,
         }
 
     def detail(self) -> dict[str, Any]:
@@ -117,6 +121,7 @@ class SandboxHost:
         self.launcher: Launcher | None = None
         self.pool: WarmPool | None = None
         self.metrics = HostMetrics()
+        self.volumes = VolumeStore(self.state_dir / "volumes", size_mb=settings.volume_mb)
         self._sweeper: asyncio.Task[None] | None = None
         self._creating = 0
         # When this run of the host began: a node whose host restarted has lost the sandboxes it had.
@@ -134,6 +139,7 @@ class SandboxHost:
             raise SetupError("bubblewrap is not installed: apt-get install -y bubblewrap")
         self.launcher = Launcher(self.settings, self.state_dir)
         self.launcher.prepare()
+        await asyncio.to_thread(self.volumes.load)
         self.pool = WarmPool(
             self.launcher,
             size=self.settings.warm_pool,
@@ -153,6 +159,7 @@ class SandboxHost:
         await asyncio.gather(*(self.kill(sid) for sid in list(self.sandboxes)))
         if self.launcher is not None:
             self.launcher.close()
+        await asyncio.to_thread(self.volumes.close)
         if self._own_state_dir:
             shutil.rmtree(self.state_dir, ignore_errors=True)
 
@@ -208,6 +215,7 @@ class SandboxHost:
         limits: Limits | None = None,
         internet: bool = True,
         lifecycle: Lifecycle | None = None,
+        binds: list[Bind] | None = None,
     ) -> Sandbox:
         if template_id not in TEMPLATES:
             raise HostError(404, f"template '{template_id}' not found; this host serves {TEMPLATES}")
@@ -224,10 +232,13 @@ class SandboxHost:
         self._creating += 1
         started = time.monotonic()
         try:
-            handle = self.pool.take() if self.pool.serves(envs, limits, internet) else None
+            # a pooled jail was built without the volumes' binds: one that mounts some is made anew
+            pooled = not binds and self.pool.serves(envs, limits, internet)
+            handle = self.pool.take() if pooled else None
             if handle is None:
+                mounts = tuple((bind.source, bind.target) for bind in binds or [])
                 try:
-                    handle = await self.launcher.launch(new_sandbox_id(), envs, limits, internet)
+                    handle = await self.launcher.launch(new_sandbox_id(), envs, limits, internet, mounts)
                 except LaunchError as exc:
                     self.metrics.create_failures.labels("launch").inc()
                     raise HostError(500, str(exc)) from exc
@@ -252,6 +263,7 @@ class SandboxHost:
             ),
             lifecycle=lifecycle or Lifecycle(),
             timeout=timeout,
+            volume_mounts=[bind.mount() for bind in binds or []],
         )
         sandbox.ports.wake = lambda: pause.wake(self, sandbox)
         self.sandboxes[sandbox_id] = sandbox
