@@ -39,7 +39,11 @@ def _everyone_rwx_acl() -> bytes:
 
 
 def share(root: Path) -> None:
-    """Let every sandbox uid read and write what is under ``root``, now and later."""
+    """Let every sandbox uid read and write what is under ``root``, now and later. Without root
+    every sandbox runs as sandboxd's own uid: the folder stays that uid's alone."""
+    if os.geteuid() != 0:
+        root.chmod(0o700)
+        return
     root.chmod(0o777)
     try:
         os.setxattr(root, "system.posix_acl_default", _everyone_rwx_acl())

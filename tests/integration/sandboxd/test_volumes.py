@@ -12,6 +12,7 @@ import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 from e2b import (
     AsyncVolume,
@@ -26,7 +27,7 @@ from e2b.volume.types import VolumeFileType
 from e2b_code_interpreter import AsyncSandbox, Sandbox
 
 from e2bq.launch import start_sandboxd
-from tests.procs import API_KEY, SandboxHostProcess, free_port, unmount_under, wait_for
+from tests.procs import API_KEY, SandboxHostProcess, free_port, sandbox_host, unmount_under, wait_for
 from tests.security.harness import run
 
 
@@ -201,3 +202,20 @@ def _size_limit_and_restart(tmp_path: Path, state: Path, monkeypatch: pytest.Mon
         assert (again.name, again.token) == (vol.name, vol.token)
         assert again.read_file("/kept.txt") == "survives"
         wait_for(lambda: Volume.destroy(vol.volume_id), 30, "the volume's destroy")
+
+
+def test_a_create_with_mounts_skips_the_warm_pool(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A pooled jail was built without the volume's bind: a create that mounts one launches its own."""
+    with sandbox_host(tmp_path, "--warm-pool", "1") as host:
+        for name, value in host.env.items():
+            monkeypatch.setenv(name, value)
+        metrics = host.url + "/metrics"
+        wait_for(lambda: "e2bq_sandboxd_pool_ready 1.0" in httpx.get(metrics).text, 60, "a pooled sandbox")
+        vol = Volume.create(unique())
+        vol.write_file("/here.txt", "mounted")
+        sbx = Sandbox.create(volume_mounts={"/mnt/v": vol}, timeout=120)
+        try:
+            assert sbx.files.read("/mnt/v/here.txt") == "mounted"
+        finally:
+            sbx.kill()
+        Volume.destroy(vol.volume_id)
