@@ -219,3 +219,21 @@ def test_a_create_with_mounts_skips_the_warm_pool(tmp_path: Path, monkeypatch: p
         finally:
             sbx.kill()
         Volume.destroy(vol.volume_id)
+
+
+def test_a_paused_sandbox_holds_its_volume(volume: Volume) -> None:
+    sbx = Sandbox.create(volume_mounts={"/mnt/v": volume}, timeout=300)
+    try:
+        sbx.files.write("/mnt/v/before-pause.txt", "kept")
+        assert sbx.pause()
+        with pytest.raises(VolumeException, match="409"):
+            Volume.destroy(volume.volume_id)
+        assert volume.read_file("/before-pause.txt") == "kept"  # the content API still serves it
+        Sandbox.connect(sbx.sandbox_id)
+        assert sbx.files.read("/mnt/v/before-pause.txt") == "kept"
+    finally:
+        sbx.kill()
+    token = volume.token
+    assert Volume.destroy(volume.volume_id) is True
+    with pytest.raises(VolumePathNotFoundException):  # 404: its token opens nothing any more
+        Volume(volume.volume_id, volume.name, token=token).list("/")
