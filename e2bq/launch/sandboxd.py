@@ -38,7 +38,12 @@ class SandboxHostProcess(Process):
     @property
     def env(self) -> dict[str, str]:
         """What points the unmodified e2b SDK (and e2bq's workers) at this host."""
-        return {"E2B_API_KEY": self.api_key, "E2B_API_URL": self.url, "E2B_SANDBOX_URL": self.url}
+        return {
+            "E2B_API_KEY": self.api_key,
+            "E2B_API_URL": self.url,
+            "E2B_SANDBOX_URL": self.url,
+            "E2B_VOLUME_API_URL": self.url,  # the SDK's volume content API (Volume.read_file, ...)
+        }
 
     def control(self, timeout: float = 30.0) -> httpx.Client:
         """An HTTP client of its control plane, sending its key (close it when done)."""

@@ -103,7 +103,10 @@ def sandboxd(
             "--local without an API key listens on loopback only: drop --host (and E2BQ_SANDBOXD_HOST)"
         )
     _require_host(settings.runtime)
-    click.echo(f"E2B_API_URL={settings.url} E2B_SANDBOX_URL={settings.url}", err=True)
+    click.echo(
+        f"E2B_API_URL={settings.url} E2B_SANDBOX_URL={settings.url} E2B_VOLUME_API_URL={settings.url}",
+        err=True,
+    )
     if settings.key_generated:
         click.echo(f"E2B_API_KEY={settings.api_key}", err=True)
     serve(settings, log_level=log_level)

@@ -50,6 +50,8 @@ class HostSettings:
     - ``E2BQ_SANDBOX_MEMORY_MB``, ``E2BQ_SANDBOX_PIDS``, ``E2BQ_SANDBOX_CPU``, ``E2BQ_SANDBOX_DISK_MB``,
       ``E2BQ_SANDBOX_OPEN_FILES``, ``E2BQ_SANDBOX_OUTPUT_BYTES``: each sandbox's limits (see
       :class:`Limits`); a sandbox may ask for less at create time, never more.
+    - ``E2BQ_SANDBOXD_VOLUME_MB``: the size of every new volume, MiB (1024): writing past it fails
+      with "No space left on device" inside and 507 through the volume content API (needs root).
     """
 
     host: str = "127.0.0.1"
@@ -68,11 +70,14 @@ class HostSettings:
     limits: Limits = field(default_factory=Limits)
     block_private_networks: bool = True
     fork_kernels: bool = True
+    volume_mb: int = 1024
     key_generated: bool = False  # no key was given, so from_env made one (to be printed)
 
     def __post_init__(self) -> None:
         if self.warm_pool < 0 or self.warm_pool_max < 0 or self.max_sandboxes < 1:
             raise ValueError("the warm pool must be 0 or more sandboxes, and the maximum 1 or more")
+        if self.volume_mb < 8:
+            raise ValueError("volumes must be 8 MiB or more (E2BQ_SANDBOXD_VOLUME_MB)")
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **overrides: Any) -> HostSettings:
@@ -89,6 +94,7 @@ class HostSettings:
             "warm_pool_max": ("E2BQ_SANDBOXD_WARM_POOL_MAX", int),
             "max_timeout": ("E2BQ_SANDBOXD_MAX_TIMEOUT", int),
             "sandbox_uid": ("E2BQ_SANDBOX_UID", int),
+            "volume_mb": ("E2BQ_SANDBOXD_VOLUME_MB", int),
         }
         for name, (var, convert) in simple.items():
             if env.get(var):

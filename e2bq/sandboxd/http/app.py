@@ -14,6 +14,7 @@ from ..settings import HostSettings
 from ..usage import UsageSampler
 from .control import ControlPlane
 from .proxy import DataPlane, is_data_plane
+from .volumes import VolumeRoutes
 
 
 class HostApp:
@@ -36,7 +37,8 @@ class HostApp:
                 await self.host.close()
 
         control = ControlPlane(self.host, self.usage)
-        self.control = Starlette(routes=control.routes(), lifespan=lifespan)
+        routes = control.routes() + VolumeRoutes(self.host).routes()
+        self.control = Starlette(routes=routes, lifespan=lifespan)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http" and is_data_plane(scope):

@@ -24,6 +24,7 @@ from ..lifecycle import pause
 from ..lifecycle.pause import Lifecycle
 from ..lifecycle.sandboxes import Sandbox, SandboxHost
 from ..usage import UsageSampler
+from ..volumes import mounts as volume_mounts
 from . import netrules
 from . import usage as usage_api
 from .listing import ListQuery
@@ -132,16 +133,19 @@ class ControlPlane:
             raise HostError(400, "allow_internet_access must be true or false")
         lifecycle = Lifecycle.from_create(body)
         rules = await netrules.for_create(self.host, body, internet)
-        sandbox = await self.host.create(
-            str(template),
-            timeout,
-            metadata,
-            envs,
-            limits=self.host.limits(asked),
-            internet=internet,
-            lifecycle=lifecycle,
-            rules=rules,
-        )
+        binds = volume_mounts.parse(body.get("volumeMounts"), self.host.volumes)
+        with self.host.volumes.claim(bind.volume.volume_id for bind in binds):
+            sandbox = await self.host.create(
+                str(template),
+                timeout,
+                metadata,
+                envs,
+                limits=self.host.limits(asked),
+                internet=internet,
+                lifecycle=lifecycle,
+                rules=rules,
+                binds=binds,
+            )
         netrules.remember(sandbox, body)
         return JSONResponse(sandbox.created(), status_code=201)
 

@@ -198,10 +198,13 @@ def bwrap_command(
     seccomp_fd: int | None = None,
     own_network: bool = True,
     holder_fd: int | None = None,
+    binds: tuple[tuple[Path, str], ...] = (),
 ) -> list[str]:
     """The full bwrap command line that starts a sandbox's agent.
 
     The agent writes one byte to ``ready_fd`` (inherited through bwrap) once it accepts requests.
+    ``binds`` are (host folder, path inside) pairs mounted writable after home and /tmp, so a
+    volume may sit below either (see ``volumes.mounts`` for the paths allowed).
     """
     cmd = [
         shutil.which("bwrap") or "bwrap",
@@ -259,6 +262,7 @@ def bwrap_command(
         "--ro-bind",
         str(paths.run),
         str(RUN),
+        *(arg for source, target in binds for arg in ("--bind", str(source), target)),
         "--chdir",
         str(HOME),
         "--clearenv",
@@ -293,6 +297,7 @@ def spawn(
     own_network: bool = True,
     fork_kernel: bool = False,
     fork_agent: bool = False,
+    binds: tuple[tuple[Path, str], ...] = (),
 ) -> tuple[subprocess.Popen[bytes], int, list[int]]:
     """Start the jail; return the bwrap process, the fd that turns readable when it is ready, and
     the fds to hand a forked agent (none without ``fork_agent``; the caller closes them).
@@ -333,6 +338,7 @@ def spawn(
         seccomp_fd=seccomp_fd,
         own_network=own_network,
         holder_fd=holder_fd,
+        binds=binds,
     )
     agent_fds = [] if holder_fd is not None else [write_fd, *(lst.fileno() for lst in listeners)]
     try:

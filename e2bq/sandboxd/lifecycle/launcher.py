@@ -47,6 +47,8 @@ class Jail:
     internet: bool
     uid: int | None = None
     uplink: Uplink | None = None
+    # (host folder, path inside) of the volumes bound in: a jail made again for it needs them too
+    binds: tuple[tuple[Path, str], ...] = ()
 
 
 class Launcher:
@@ -108,22 +110,37 @@ class Launcher:
         self.network.close()
         self.cgroups.close()
 
-    async def launch(self, sandbox_id: str, envs: dict[str, str], limits: Limits, internet: bool) -> Jail:
+    async def launch(
+        self,
+        sandbox_id: str,
+        envs: dict[str, str],
+        limits: Limits,
+        internet: bool,
+        binds: tuple[tuple[Path, str], ...] = (),
+    ) -> Jail:
         """A jail running its agent. With the fork server up, the agent and its default kernel are
-        forked in; if the agent cannot be, the jail is made again with bwrap starting the agent."""
+        forked in; if the agent cannot be, the jail is made again with bwrap starting the agent.
+        ``binds`` are folders of the host (volumes) mounted writable at paths inside."""
         if self.forkserver.running:
             try:
-                return await self._launch(sandbox_id, envs, limits, internet, fork=True)
+                return await self._launch(sandbox_id, envs, limits, internet, binds, fork=True)
             except ForkServerError as exc:
                 log.warning("sandbox %s: %s; starting its agent in the jail", sandbox_id, exc)
-        return await self._launch(sandbox_id, envs, limits, internet, fork=False)
+        return await self._launch(sandbox_id, envs, limits, internet, binds, fork=False)
 
     async def _launch(
-        self, sandbox_id: str, envs: dict[str, str], limits: Limits, internet: bool, *, fork: bool
+        self,
+        sandbox_id: str,
+        envs: dict[str, str],
+        limits: Limits,
+        internet: bool,
+        binds: tuple[tuple[Path, str], ...] = (),
+        *,
+        fork: bool,
     ) -> Jail:
         uid = self._take_uid()
         paths = bwrap.JailPaths(self.state_dir / sandbox_id)
-        handle = Jail(sandbox_id, paths, None, limits, internet=False, uid=uid)
+        handle = Jail(sandbox_id, paths, None, limits, internet=False, uid=uid, binds=binds)
         try:
             paths.create()
             await asyncio.to_thread(self.disks.create, paths.image, paths.data, limits.disk_mb, uid)
@@ -150,6 +167,7 @@ class Launcher:
                 seccomp=self.seccomp,
                 fork_kernel=fork_kernel,
                 fork_agent=fork_kernel,
+                binds=binds,
             )
             if handover:
                 try:

@@ -23,6 +23,8 @@ from ..jail.egress import EgressRules, ResolvedEgress
 from ..jail.limits import Limits
 from ..metrics import HostMetrics
 from ..settings import HostSettings
+from ..volumes.mounts import Bind, VolumeMount
+from ..volumes.store import VolumeStore
 from . import pause
 from .launcher import Jail, Launcher
 from .pause import Lifecycle
@@ -66,6 +68,7 @@ class Sandbox:
     # Outbound rules as asked (create's network= or update_network), None if never asked; they
     # live in the jail's network namespace (see jail.egress).
     network: EgressRules | None = None
+    volume_mounts: list[VolumeMount] = field(default_factory=list)
 
     def alive(self, now: float | None = None) -> bool:
         """Not past its timeout; a paused sandbox's clock is stopped, so it is alive until killed,
@@ -88,6 +91,7 @@ class Sandbox:
             "state": self.state,
             "envdVersion": ENVD_VERSION,
             "metadata": self.metadata,
+            "volumeMounts": self.volume_mounts,
         }
 
     def detail(self) -> dict[str, Any]:
@@ -123,6 +127,7 @@ class SandboxHost:
         self.launcher: Launcher | None = None
         self.pool: WarmPool | None = None
         self.metrics = HostMetrics()
+        self.volumes = VolumeStore(self.state_dir / "volumes", size_mb=settings.volume_mb)
         self._sweeper: asyncio.Task[None] | None = None
         self._creating = 0
         # When this run of the host began: a node whose host restarted has lost the sandboxes it had.
@@ -140,6 +145,7 @@ class SandboxHost:
             raise SetupError("bubblewrap is not installed: apt-get install -y bubblewrap")
         self.launcher = Launcher(self.settings, self.state_dir)
         self.launcher.prepare()
+        await asyncio.to_thread(self.volumes.load)
         self.pool = WarmPool(
             self.launcher,
             size=self.settings.warm_pool,
@@ -159,6 +165,7 @@ class SandboxHost:
         await asyncio.gather(*(self.kill(sid) for sid in list(self.sandboxes)))
         if self.launcher is not None:
             self.launcher.close()
+        await asyncio.to_thread(self.volumes.close)
         if self._own_state_dir:
             shutil.rmtree(self.state_dir, ignore_errors=True)
 
@@ -215,6 +222,7 @@ class SandboxHost:
         internet: bool = True,
         lifecycle: Lifecycle | None = None,
         rules: ResolvedEgress | None = None,
+        binds: list[Bind] | None = None,
     ) -> Sandbox:
         if template_id not in TEMPLATES:
             raise HostError(404, f"template '{template_id}' not found; this host serves {TEMPLATES}")
@@ -231,10 +239,13 @@ class SandboxHost:
         self._creating += 1
         started = time.monotonic()
         try:
-            handle = self.pool.take() if self.pool.serves(envs, limits, internet) else None
+            # a pooled jail was built without the volumes' binds: one that mounts some is made anew
+            pooled = not binds and self.pool.serves(envs, limits, internet)
+            handle = self.pool.take() if pooled else None
             if handle is None:
+                mounts = tuple((bind.source, bind.target) for bind in binds or [])
                 try:
-                    handle = await self.launcher.launch(new_sandbox_id(), envs, limits, internet)
+                    handle = await self.launcher.launch(new_sandbox_id(), envs, limits, internet, mounts)
                 except LaunchError as exc:
                     self.metrics.create_failures.labels("launch").inc()
                     raise HostError(500, str(exc)) from exc
@@ -261,6 +272,7 @@ class SandboxHost:
             ),
             lifecycle=lifecycle or Lifecycle(),
             timeout=timeout,
+            volume_mounts=[bind.mount() for bind in binds or []],
         )
         sandbox.ports.wake = lambda: pause.wake(self, sandbox)
         self.sandboxes[sandbox_id] = sandbox
