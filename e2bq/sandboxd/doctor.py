@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .jail import leftovers
-from .jail.bwrap import SECCOMP_FILE
+from .jail.bwrap import SECCOMP_FILE, system_binds
 from .jail.cgroups import ROOT as CGROUP_ROOT
 from .jail.cgroups import sweep_dead
 from .jail.leftovers import sweep_chains
@@ -82,8 +82,8 @@ def check_namespaces() -> Finding:
         return Finding(item, False, "not checked: bubblewrap is missing", "apt-get install bubblewrap")
     argv = [
         bwrap, "--unshare-user", "--unshare-pid", "--unshare-ipc", "--unshare-uts", "--unshare-net",
-        "--die-with-parent", "--new-session", "--ro-bind", "/", "/", "--proc", "/proc", "true",
-    ]
+        "--die-with-parent", "--new-session", *system_binds(), "--proc", "/proc", "/usr/bin/true",
+    ]  # not all of /: a host busy mounting and unmounting sandboxes' disks would make that fail
     try:
         result = _run(argv, as_user=NOBODY if os.geteuid() == 0 else None)
     except (OSError, subprocess.TimeoutExpired) as exc:

@@ -147,9 +147,12 @@ def test_the_agent_signals_and_replaces_a_forked_kernel(make_sandbox: Callable[.
 
 
 def test_the_jail_ends_with_its_forked_agent(make_sandbox: Callable[..., Sandbox]) -> None:
-    """The agent holds the jail open: killed, the whole jail goes and the sandbox is reported gone."""
+    """The agent and its supervisor hold the jail open: both killed, the whole jail goes and the
+    sandbox is reported gone (the agent alone is started again: test_agent_restart)."""
     sandbox = make_sandbox()
     agent = jail_agent(sandbox.sandbox_id)
+    [supervisor] = jail_processes_running(sandbox.sandbox_id, "e2bq-supervisor")
+    os.kill(supervisor, 9)
     os.kill(agent, 9)
     wait_for(lambda: not jail_pids(sandbox.sandbox_id), 30, "the jail to end")
     wait_for(lambda: not sandbox.is_running(), 30, "the sandbox to be reported gone")

@@ -17,6 +17,8 @@ class AgentConfig:
     streams to the sandbox's ports arrive. With ``kernel_dir`` set, the kernels' folder is that
     path and sandboxd forks the default kernel in (see ``forkserver``): the agent adopts it, or
     starts its own if the kernel reports an error or the file ``kernel_fallback`` appears.
+    With ``supervised`` the agent's first process stays as its supervisor and starts it again if
+    it dies (see ``supervisor``); ``lifeline_fd`` is a forked agent's end of the jail's lifeline.
     """
 
     home: Path
@@ -31,6 +33,8 @@ class AgentConfig:
     forward_fd: int | None = None
     kernel_dir: str | None = None
     kernel_fallback: str | None = None
+    supervised: bool = False
+    lifeline_fd: int | None = None
 
     @classmethod
     def load(cls, path: str | Path) -> AgentConfig:
@@ -48,6 +52,8 @@ class AgentConfig:
             forward_fd=raw.get("forward_fd"),
             kernel_dir=raw.get("kernel_dir"),
             kernel_fallback=raw.get("kernel_fallback"),
+            supervised=bool(raw.get("supervised", False)),
+            lifeline_fd=raw.get("lifeline_fd"),
         )
 
     def to_json(self) -> str:
@@ -65,5 +71,7 @@ class AgentConfig:
                 "forward_fd": self.forward_fd,
                 "kernel_dir": self.kernel_dir,
                 "kernel_fallback": self.kernel_fallback,
+                "supervised": self.supervised,
+                "lifeline_fd": self.lifeline_fd,
             }
         )

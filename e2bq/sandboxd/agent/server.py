@@ -8,6 +8,7 @@ import os
 import socket
 import sys
 from collections.abc import AsyncIterator
+from dataclasses import replace
 
 import uvicorn
 from starlette.applications import Starlette
@@ -97,10 +98,13 @@ def use_pidfd_child_watcher() -> None:
         asyncio.set_child_watcher(asyncio.PidfdChildWatcher())
 
 
-def main(argv: list[str] | None = None) -> None:
-    """``agent CONFIG.json [READY_FD]``"""
+def main(argv: list[str] | None = None, *, restarted: bool = False) -> None:
+    """``agent CONFIG.json [READY_FD]``; ``restarted``: the agent started again by its supervisor,
+    which no kernel forked in by sandboxd waits for (it starts its own)."""
     args = sys.argv[1:] if argv is None else argv
     config = AgentConfig.load(args[0])
+    if restarted:
+        config = replace(config, kernel_dir=None, kernel_fallback=None)
     ready_fd = int(args[1]) if len(args) > 1 else None
     use_pidfd_child_watcher()
     asyncio.run(serve(config, ready_fd))

@@ -44,6 +44,7 @@ _HOP_BY_HOP = {
 # Not passed on to the agent: sandboxd frames the body itself and has answered `expect` already.
 _NOT_FORWARDED = _HOP_BY_HOP | {b"content-length", b"expect"}
 BUFFERED_BODY = 64 * 1024  # bytes of a request body gathered to go to the agent in one write
+CLIENT_STREAMS = frozenset({"/process.Process/StreamInput"})  # Connect client streams: never gathered
 
 
 def header(scope: Scope, name: bytes) -> str | None:
@@ -152,8 +153,10 @@ class DataPlane:
     async def _forward(self, sandbox: Sandbox, scope: Scope, receive: Receive, send: Send) -> None:
         # Gather what the caller sends at once (nearly always the whole body, e.g. the SDK's
         # chunked Connect requests) so that the agent gets head and body in one write.
+        # A client stream's messages go on one by one, as the caller sends them.
+        gather = 1 if scope["path"] in CLIENT_STREAMS else BUFFERED_BODY
         body, more = bytearray(), True
-        while more and len(body) < BUFFERED_BODY:
+        while more and len(body) < gather:
             message = await receive()
             if message["type"] == "http.disconnect":
                 return
@@ -227,7 +230,8 @@ class DataPlane:
 async def _stream_body(
     connection: Connection, head: bytes, body: bytes, receive: Receive, chunked: bool
 ) -> bool:
-    """Send a body larger than BUFFERED_BODY as it arrives; False if the caller left first."""
+    """Send a body larger than BUFFERED_BODY, or a client stream's, as it arrives; False if the
+    caller left first."""
     writer = connection.writer
 
     def frame(data: bytes) -> bytes:

@@ -225,16 +225,8 @@ def bwrap_command(
         "--cap-drop",
         "ALL",
         *(["--seccomp", str(seccomp_fd)] if seccomp_fd is not None else []),
-        "--ro-bind",
-        "/usr",
-        "/usr",
+        *system_binds(),
     ]
-    for link in ("bin", "lib", "lib64", "sbin"):
-        target = os.readlink(f"/{link}") if os.path.islink(f"/{link}") else None
-        if target:
-            cmd += ["--symlink", target, f"/{link}"]
-        elif os.path.isdir(f"/{link}"):
-            cmd += ["--ro-bind", f"/{link}", f"/{link}"]
     for name in _ETC_ALLOW:
         if os.path.exists(f"/etc/{name}"):
             cmd += ["--ro-bind", f"/etc/{name}", f"/etc/{name}"]
@@ -278,9 +270,26 @@ def bwrap_command(
     return [*cmd, "--", "/usr/bin/cat"]
 
 
+def system_binds() -> list[str]:
+    """bwrap options that show the host's ``/usr`` read-only, with ``/bin``, ``/lib``, ``/lib64`` and
+    ``/sbin`` as the host has them (links into ``/usr`` on a merged-/usr system)."""
+    options = ["--ro-bind", "/usr", "/usr"]
+    for link in ("bin", "lib", "lib64", "sbin"):
+        target = os.readlink(f"/{link}") if os.path.islink(f"/{link}") else None
+        if target:
+            options += ["--symlink", target, f"/{link}"]
+        elif os.path.isdir(f"/{link}"):
+            options += ["--ro-bind", f"/{link}", f"/{link}"]
+    return options
+
+
 def agent_command(ready_fd: int) -> list[str]:
     """The agent's command line inside the jail (a forked agent shows it too)."""
-    bootstrap = f"import sys; sys.path.insert(0, {str(AGENT_ROOT)!r}); from agent.server import main; main()"
+    bootstrap = (
+        f"import sys; sys.path.insert(0, {str(AGENT_ROOT)!r}); "
+        "from agent.supervisor import start, server; "
+        f"start(server('agent.server'), sys.argv[1:], agent_root={str(AGENT_ROOT)!r})"
+    )
     return [str(RUNTIME / "bin" / "python"), "-I", "-c", bootstrap, str(RUN / "agent.json"), str(ready_fd)]
 
 
@@ -316,6 +325,8 @@ def spawn(
         forward_fd=FORKED_AGENT_FDS[1] if fork_agent else listeners[1].fileno(),
         kernel_dir=str(KERNEL_DIR) if fork_kernel else None,
         kernel_fallback=str(RUN / KERNEL_FALLBACK) if fork_kernel else None,
+        supervised=True,
+        lifeline_fd=FORKED_AGENT_FDS[3] if fork_agent else None,
     )
     config_file = paths.run / "agent.json"
     config_file.write_text(config.to_json())

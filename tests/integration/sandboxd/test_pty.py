@@ -219,3 +219,51 @@ def test_input_to_a_terminal_that_does_not_read_times_out(sandbox: Sandbox, scre
             sandbox.pty.send_stdin(screen.handle.pid, b"x" * 65536)
     assert time.monotonic() - started < WAIT
     sandbox.pty.kill(screen.handle.pid)  # still answers
+
+
+def test_stream_input_types_each_chunk_as_it_arrives(sandbox: Sandbox, screen: Screen) -> None:
+    def typed() -> Iterator[bytes]:
+        yield b"echo first$((1 + 1))\n"
+        screen.wait_for("first2")  # the next chunk is sent only once the first has run
+        yield b"echo second$((1 + 2))\n"
+
+    sandbox.pty.stream_input(screen.handle.pid, typed())
+
+    screen.wait_for("second3")
+
+
+def test_stream_input_feeds_a_commands_stdin_and_names_an_unknown_process(sandbox: Sandbox) -> None:
+    handle = sandbox.commands.run("cat", background=True, stdin=True, timeout=0)
+    sandbox.commands.stream_input(handle.pid, ["one\n", b"two\n"])
+    sandbox.commands.close_stdin(handle.pid)
+    assert handle.wait().stdout == "one\ntwo\n"
+    with pytest.raises(NotFoundException):
+        sandbox.commands.stream_input(999_999, [b"x"])
+
+
+def test_the_async_sdk_streams_input(sdk_env: SandboxHostProcess) -> None:
+    async def scenario() -> None:
+        sandbox = await AsyncSandbox.create(timeout=120)
+        try:
+            handle = await sandbox.commands.run("cat", background=True, stdin=True, timeout=0)
+            async with sandbox.commands.stream_input(handle.pid) as stdin:
+                await stdin.send(b"a\n")
+                await stdin.send("b\n")
+            await sandbox.commands.close_stdin(handle.pid)
+            assert (await handle.wait()).stdout == "a\nb\n"
+
+            seen = bytearray()
+            terminal = await sandbox.pty.create(SIZE, on_data=seen.extend, timeout=0)
+            async with sandbox.pty.stream_input(terminal.pid) as typed:
+                await typed.send(b"echo typed$((2 * 3))\n")
+                async with asyncio.timeout(WAIT):  # shown while the stream is still open
+                    while "typed6" not in lines(seen):
+                        await asyncio.sleep(0.05)
+            missing = sandbox.commands.stream_input(999_999)
+            with pytest.raises(NotFoundException):
+                async with missing:
+                    await missing.send(b"x")
+        finally:
+            await sandbox.kill()
+
+    asyncio.run(scenario())

@@ -3,6 +3,7 @@ and the agent spawns its kernels: the same SDK calls must behave the same on tha
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -56,3 +57,22 @@ def test_a_dead_kernel_comes_back(spawned: Sandbox) -> None:
     spawned.run_code("import os; os.kill(os.getpid(), 9)")
 
     assert spawned.run_code("1 + 1").text == "2"
+
+
+def test_a_killed_agent_comes_back_on_this_path_too(spawned: Sandbox) -> None:
+    spawned.files.write("/home/user/kept.txt", "kept")
+    spawned.run_code("marker = 1")
+    spawned.commands.run("(sleep 0.3; pkill -9 -f 'agent[.]server') >/dev/null 2>&1 &")
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        try:
+            error = spawned.run_code("marker", timeout=10).error
+        except Exception:  # the agent is down for a moment
+            error = None
+        if error is not None and error.name == "NameError":
+            break
+        time.sleep(0.2)
+    else:
+        pytest.fail("no new agent answered within 60 s")
+    assert spawned.files.read("/home/user/kept.txt") == "kept"
+    assert spawned.commands.run("echo up").stdout == "up\n"

@@ -120,6 +120,50 @@ def server_stream(
     return endpoint
 
 
+ClientStreamHandler = Callable[[AsyncIterator[Message]], Awaitable[Message]]
+
+
+def client_stream(handler: ClientStreamHandler) -> Callable[[Request], Awaitable[Response]]:
+    """Wrap ``handler(messages) -> message`` as a Connect client stream: ``messages`` are decoded as
+    the request body arrives (each one acted on at once, not after the client has sent them all),
+    and the answer is one message and the end of the stream, or the end with the error."""
+
+    async def endpoint(request: Request) -> Response:
+        try:
+            answer = [envelope(await handler(_arriving(request)))]
+        except ConnectError as err:
+            answer = [envelope({"error": err.to_json()}, END_STREAM)]
+        except json.JSONDecodeError as exc:
+            invalid = ConnectError("invalid_argument", f"invalid JSON: {exc}")
+            answer = [envelope({"error": invalid.to_json()}, END_STREAM)]
+        else:
+            answer.append(envelope({}, END_STREAM))
+        return Response(b"".join(answer), media_type=STREAM_CONTENT_TYPE)
+
+    return endpoint
+
+
+async def _arriving(request: Request) -> AsyncIterator[Message]:
+    """The enveloped JSON messages of a request body, each as soon as it has fully arrived."""
+    buffer = bytearray()
+    async for chunk in request.stream():
+        buffer += chunk
+        while len(buffer) >= 5:
+            flags, size = struct.unpack_from(">BI", buffer, 0)
+            if len(buffer) < 5 + size:
+                break
+            data = bytes(buffer[5 : 5 + size])
+            del buffer[: 5 + size]
+            if flags & END_STREAM:
+                return
+            message = json.loads(data) if data else {}
+            if not isinstance(message, dict):
+                raise ConnectError("invalid_argument", "each message must be a JSON object")
+            yield message
+    if buffer:
+        raise ConnectError("invalid_argument", "truncated Connect envelope")
+
+
 class _MessageStream:
     """A handler's messages as enveloped body pieces: keepalives while it is quiet, the deadline
     enforced, the end envelope last. What is queued already goes out in one piece (a finished

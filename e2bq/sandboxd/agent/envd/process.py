@@ -33,7 +33,7 @@ from ..errors import ConnectError
 from ..oom import prefer_for_oom
 from ..paths import resolve
 from . import terminal
-from .connect import Message, server_stream, unary
+from .connect import Message, client_stream, server_stream, unary
 
 _SIGNALS = {"SIGNAL_SIGKILL": signal.SIGKILL, "SIGNAL_SIGTERM": signal.SIGTERM}
 _READ_CHUNK = 64 * 1024
@@ -169,6 +169,7 @@ class ProcessService:
             Route(prefix + "Connect", stream(self.connect, keepalive=KEEPALIVE), methods=["POST"]),
             Route(prefix + "List", unary(self.list), methods=["POST"]),
             Route(prefix + "SendInput", unary(self.send_input), methods=["POST"]),
+            Route(prefix + "StreamInput", client_stream(self.stream_input), methods=["POST"]),
             Route(prefix + "CloseStdin", unary(self.close_stdin), methods=["POST"]),
             Route(prefix + "SendSignal", unary(self.send_signal), methods=["POST"]),
             Route(prefix + "Update", unary(self.update), methods=["POST"]),
@@ -308,13 +309,28 @@ class ProcessService:
         return {"processes": [p.info() for p in self.processes.values()]}
 
     async def send_input(self, message: Message) -> Message:
-        process = self._select(message)
-        given = message.get("input") or {}
+        await self._write_input(self._select(message), message.get("input") or {})
+        return {}
+
+    async def stream_input(self, messages: AsyncIterator[Message]) -> Message:
+        """StreamInput: a ``start`` naming the process, then ``data`` events written in order as
+        they arrive (``keepalive`` events are skipped)."""
+        process: _Process | None = None
+        async for message in messages:
+            if "start" in message:
+                process = self._select(message["start"])
+            elif "data" in message:
+                if process is None:
+                    raise ConnectError("invalid_argument", "the stream must begin with a start event")
+                await self._write_input(process, (message["data"] or {}).get("input") or {})
+        return {}
+
+    async def _write_input(self, process: _Process, given: Message) -> None:
         if given.get("pty") is not None:
             if process.terminal is None or process.end is not None:
                 raise ConnectError("failed_precondition", "the process has no open PTY")
             await terminal.write(process.terminal, base64.b64decode(given["pty"]))
-            return {}
+            return
         data = given.get("stdin")
         if data is None:
             raise ConnectError("invalid_argument", "input.stdin or input.pty is required")
@@ -323,7 +339,6 @@ class ProcessService:
             raise ConnectError("failed_precondition", "the process was not started with stdin open")
         stdin.write(base64.b64decode(data))
         await stdin.drain()
-        return {}
 
     async def close_stdin(self, message: Message) -> Message:
         stdin = self._select(message).proc.stdin

@@ -20,6 +20,8 @@ import traceback
 from pathlib import Path
 from typing import NoReturn
 
+from .. import supervisor
+
 AGENT_ROOT = "/opt/e2bq/lib"
 HOME = "/home/user"
 SOCKET, FORWARD, READY, LIFELINE, LOG = 3, 4, 5, 6, 2  # as jail.bwrap.FORKED_AGENT_FDS
@@ -39,18 +41,25 @@ def become_agent(fds: list[int], env: dict[str, str], argv: list[str]) -> NoRetu
         os.environ.update(env)
         os.chdir(HOME)
         set_cmdline(argv)
-        for name in [m for m in sys.modules if m.split(".")[0] == "agent"]:
-            del sys.modules[name]  # the fork server's copy, from the host's path
-        sys.path[:] = [AGENT_ROOT, *(path for path in sys.path if path not in ("", _OWN_PATH))]
-        importlib.invalidate_caches()
         sys.argv = argv[2:]
-        importlib.import_module("agent.server").main(argv[-2:])
+        # The agent is forked off before it imports its own code; this process becomes its
+        # supervisor (a shell: see ``supervisor``).
+        supervisor.start(_run_agent, argv[-2:], agent_root=AGENT_ROOT)
     except SystemExit:
         pass
     except BaseException:
         traceback.print_exc()  # into the jail's log, as a spawned agent's would go
     sys.stderr.flush()
     os._exit(0)
+
+
+def _run_agent(args: list[str]) -> None:
+    """The agent's server, imported from the jail's /opt/e2bq/lib as a spawned agent's is."""
+    for name in [m for m in sys.modules if m.split(".")[0] == "agent"]:
+        del sys.modules[name]  # the fork server's copy, from the host's path
+    sys.path[:] = [AGENT_ROOT, *(path for path in sys.path if path not in ("", _OWN_PATH))]
+    importlib.invalidate_caches()
+    importlib.import_module("agent.server").main(args)
 
 
 def _place(fds: list[int]) -> None:
