@@ -37,6 +37,7 @@ Message = dict[str, Any]
 READY_TIMEOUT = 60.0  # seconds for a new kernel to answer kernel_info
 POLL = 0.2  # seconds between checks for interrupts and a dead kernel while waiting for output
 REPLY_TIMEOUT = 5.0  # seconds to wait for an execute_reply once the kernel is idle
+_PF_EXITING = 0x4  # /proc/<pid>/stat flags: the process is exiting
 REINTERRUPT_EVERY = 2.0  # seconds between SIGINTs while an interrupted cell keeps running
 INTERRUPT_GIVE_UP = 10.0  # seconds after the first SIGINT before the kernel is killed
 STOP_TIMEOUT = 5.0  # seconds to wait for a killed kernel to be reaped
@@ -89,16 +90,22 @@ class Kernel:
 
     @property
     def exited(self) -> bool:
-        """Whether the kernel is dead, even when its exit is not noticed yet: killed from inside
-        the sandbox a moment ago, it is a zombie until the event loop reaps it."""
+        """Whether the kernel is dead or dying, even when its exit is not noticed yet: killed from
+        inside the sandbox a moment ago, it still has a SIGKILL pending, or is exiting, or is a
+        zombie until the event loop reaps it."""
         if not self.running:
             return True
         assert self._proc is not None
+        proc = Path(f"/proc/{self._proc.pid}")
         try:
-            stat = Path(f"/proc/{self._proc.pid}/stat").read_text()
+            fields = (proc / "stat").read_text().rpartition(")")[2].split()
+            status = (proc / "status").read_text()
         except OSError:
             return True  # reaped already
-        return stat.rpartition(")")[2].split()[:1] in (["Z"], ["X"])
+        if fields[0] in ("Z", "X") or int(fields[6]) & _PF_EXITING:
+            return True
+        pending = [line.split()[1] for line in status.splitlines() if line.startswith(("SigPnd:", "ShdPnd:"))]
+        return any(int(mask, 16) & (1 << (signal.SIGKILL - 1)) for mask in pending)
 
     async def start(self, adopt: Adoptable | None = None) -> None:
         """Launch the kernel (or take over the forked one ``adopt`` names), wait until it answers
