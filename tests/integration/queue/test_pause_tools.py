@@ -147,7 +147,9 @@ def test_a_filesystem_only_pause_keeps_the_files(toolkit: E2BToolkit) -> None:
         ("resume_sandbox", {"timeout": -1}, "timeout"),
     ],
 )
-def test_bad_input_is_an_error_result(toolkit: E2BToolkit, call: str, arguments: dict[str, object], says: str) -> None:
+def test_bad_input_is_an_error_result(
+    toolkit: E2BToolkit, call: str, arguments: dict[str, object], says: str
+) -> None:
     result = getattr(toolkit, call)(**arguments)
 
     assert result["status"] == "error" and says in result["message"], result
