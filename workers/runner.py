@@ -99,7 +99,7 @@ def run_operation(task: Task, operation: Operation[A, R], args: A) -> R | ErrorR
         watch.keep_alive(bounds.stop)
     result: R | ErrorResult
     try:
-        running = _on_running(ctx, str(task.name), operation, args, sandbox_id)
+        running = on_running(ctx, str(task.name), operation, args, sandbox_id)
         result = ctx.loop.run(running, stop=watch, timeout=bounds.stop)
     except (JobCancelledError, JobTakenOverError) as exc:  # ended by kill_job, or driven elsewhere
         return {"status": "error", "job_id": str(job_id), "message": str(exc)}
@@ -121,7 +121,7 @@ def run_operation(task: Task, operation: Operation[A, R], args: A) -> R | ErrorR
 _PAUSE_AS_IS = frozenset({KILL_SANDBOX, PAUSE_SANDBOX, RESUME_SANDBOX})
 
 
-async def _on_running(
+async def on_running(
     ctx: Context, task: str, operation: Operation[A, R], args: A, sandbox_id: str | None
 ) -> R:
     """``operation(ctx, args)`` on a running sandbox: a paused one is resumed first, as E2B's

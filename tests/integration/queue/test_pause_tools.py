@@ -166,3 +166,18 @@ def test_the_async_toolkit_pauses_and_resumes(toolkit: E2BToolkit) -> None:
 
     assert paused["status"] == "success" and paused["paused"] is True, paused
     assert resumed["status"] == "success" and resumed["resumed"] is True, resumed
+
+
+def test_a_fan_out_resumes_the_paused_sandboxes(toolkit: E2BToolkit) -> None:
+    other = toolkit.create_sandbox()["sandbox_id"]
+    assert toolkit.run_python_code("1", sandbox_id=other)["status"] == "success"
+    assert toolkit.pause_sandbox(other)["status"] == "success"
+    assert Sandbox.pause(str(toolkit.default_sandbox_id), **toolkit.settings.sdk_options()) is True
+
+    everywhere = toolkit.run_in_all_sandboxes("6 * 7")
+
+    assert everywhere["status"] == "success", everywhere
+    assert len(everywhere["results"]) == 2
+    for sandbox_id, result in everywhere["results"].items():
+        assert result["status"] == "success" and result["results"][0]["text"] == "42", (sandbox_id, result)
+    assert listed_state(toolkit, other) == "running"
