@@ -123,8 +123,8 @@ class Registry:
     @translates_errors
     def extend(self, sandbox_id: str, expires_at: float) -> None:
         entry = self.get(sandbox_id)
-        if entry is None:
-            return
+        if entry is None or entry.get("paused_at"):
+            return  # a paused sandbox's record has no expiry until it is resumed (mark_running)
         key = sandbox_key(sandbox_id)
         pipe = self.redis.pipeline()
         pipe.hset(key, "expires_at", json.dumps(expires_at))

@@ -132,6 +132,8 @@ def test_a_paused_sandbox_does_not_expire_and_resumes_with_the_time_it_had_left(
     default = registry.default_sandbox(settings.namespace, "no-nodes")
     assert default is not None and default.live
     registry.add(entry(settings, "next"))  # forgets expired sandboxes, not a paused one
+    registry.extend("p", time.time() + 5)  # a job's keep-alive: no expiry for a paused record
+    assert raw.ttl("e2bq:sandbox:p") == -1
     assert "p" in raw.smembers(namespace_sandboxes_key(settings.namespace))
 
     later = time.time() + 119
