@@ -73,3 +73,14 @@ def test_bad_input_is_an_error_result(toolkit: E2BToolkit, arguments: dict[str, 
     result = toolkit.fork_sandbox(**arguments)  # type: ignore[arg-type]
 
     assert result["status"] == "error" and says in result["message"], result
+
+
+def test_a_fork_s_metadata_cannot_hide_its_source(toolkit: E2BToolkit) -> None:
+    source = toolkit.default_sandbox_id
+
+    forked = toolkit.fork_sandbox(metadata={"forked_from": "someone-else"})
+
+    assert forked["status"] == "success" and forked["count"] == 1, forked
+    fork_id = forked["forks"][0]["sandbox_id"]
+    assert fork_id is not None
+    assert toolkit.get_sandbox_status(fork_id)["metadata"]["forked_from"] == source

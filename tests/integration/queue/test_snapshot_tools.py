@@ -54,6 +54,8 @@ def test_bad_input_is_an_error_result(toolkit: E2BToolkit) -> None:
     assert unknown["status"] == "error" and "no-such-sandbox" in unknown["message"], unknown
     bad_name = toolkit.create_snapshot(name=7)  # type: ignore[arg-type]
     assert bad_name["status"] == "error" and "name" in bad_name["message"], bad_name
+    not_text = toolkit.create_snapshot(name="\ud800")
+    assert not_text["status"] == "error" and "name" in not_text["message"], not_text
     bad_id = toolkit.delete_snapshot(None)  # type: ignore[arg-type]
     assert bad_id["status"] == "error" and "snapshot_id" in bad_id["message"], bad_id
     from_nothing = toolkit.create_sandbox(template="no-such-snapshot")
