@@ -181,3 +181,15 @@ def test_a_fan_out_resumes_the_paused_sandboxes(toolkit: E2BToolkit) -> None:
     for sandbox_id, result in everywhere["results"].items():
         assert result["status"] == "success" and result["results"][0]["text"] == "42", (sandbox_id, result)
     assert listed_state(toolkit, other) == "running"
+
+
+def test_a_background_job_resumes_a_sandbox_paused_through_e2bq(toolkit: E2BToolkit) -> None:
+    assert toolkit.run_python_code("w = 5")["status"] == "success"
+    assert toolkit.pause_sandbox()["status"] == "success"
+
+    accepted = toolkit.run_python_code_background("w * 2")
+    assert accepted["status"] == "accepted", accepted
+    ended = toolkit.wait_job(accepted["job_id"], timeout=120)
+
+    assert ended["status"] == "done", ended
+    assert ended["result"]["results"][0]["text"] == "10", ended
