@@ -8,7 +8,7 @@
     │   ├── JobNotFoundError     a job id with no record (get_job_status reports it as not_found)
     │   └── FileNotFoundInSandboxError / LocalFileNotFoundError
     ├── ProviderError            the sandbox provider (E2B cloud or sandboxd) failed or refused
-    │   ├── SandboxPausedError   a sandbox paused (with the SDK's pause()): it answers once resumed
+    │   ├── SandboxPausedError   a paused sandbox a background job found (calls resume it first)
     │   ├── NodeLostError        the sandbox's node stopped beating: its host or workers are gone
     │   └── CapacityError        no room for a sandbox within the create wait (every node full, or
     │                            the provider's concurrency limit)

@@ -27,10 +27,16 @@ from .types import (
     CodeResult,
     CommandResult,
     EachResult,
+    ForkResult,
     LanesResult,
+    PauseResult,
     PortResult,
+    ResumeResult,
     SandboxEntryResult,
     ShutdownResult,
+    SnapshotDeleteResult,
+    SnapshotListResult,
+    SnapshotResult,
     TimeoutResult,
     TransferResult,
     UrlResult,
@@ -88,6 +94,40 @@ class ListSandboxesArgs(TypedDict):
 class SetTimeoutArgs(TypedDict):
     sandbox_id: str
     timeout: int  # seconds from now until the sandbox ends
+
+
+class PauseSandboxArgs(TypedDict):
+    sandbox_id: str
+    keep_memory: bool  # False: a filesystem-only pause (its processes end, its files stay)
+
+
+class ResumeSandboxArgs(TypedDict):
+    sandbox_id: str
+    timeout: int | None  # seconds it lives from the resume (None: what it had left when paused)
+
+
+class ForkSandboxArgs(TypedDict):
+    sandbox_id: str
+    count: int  # forks to make (the worker asks the provider in batches of at most 20)
+    timeout: int  # each fork's lifetime, seconds
+    metadata: dict[str, str]  # each fork's, beside its ``forked_from``
+    namespace: str  # the registry namespace the forks are recorded in
+
+
+class CreateSnapshotArgs(TypedDict):
+    sandbox_id: str
+    name: str | None
+
+
+class ListSnapshotsArgs(TypedDict):
+    """The snapshots one node's sandbox host keeps (or E2B's cloud's)."""
+
+    node: str | None  # the node asked, for the listing's entries (None: E2B's cloud)
+    source: str | None  # only those taken of this sandbox (None: all)
+
+
+class DeleteSnapshotArgs(TypedDict):
+    snapshot_id: str
 
 
 class RunCodeArgs(TypedDict):
@@ -163,6 +203,12 @@ CONNECT_SANDBOX: Final = Task[ConnectSandboxArgs, SandboxEntryResult]("e2bq.conn
 KILL_SANDBOX: Final = Task[KillSandboxArgs, ShutdownResult]("e2bq.kill_sandbox")
 LIST_SANDBOXES: Final = Task[ListSandboxesArgs, AccountListResult]("e2bq.list_sandboxes")
 SET_SANDBOX_TIMEOUT: Final = Task[SetTimeoutArgs, TimeoutResult]("e2bq.set_sandbox_timeout")
+PAUSE_SANDBOX: Final = Task[PauseSandboxArgs, PauseResult]("e2bq.pause_sandbox")
+RESUME_SANDBOX: Final = Task[ResumeSandboxArgs, ResumeResult]("e2bq.resume_sandbox")
+FORK_SANDBOX: Final = Task[ForkSandboxArgs, ForkResult]("e2bq.fork_sandbox")
+CREATE_SNAPSHOT: Final = Task[CreateSnapshotArgs, SnapshotResult]("e2bq.create_snapshot")
+LIST_SNAPSHOTS: Final = Task[ListSnapshotsArgs, SnapshotListResult]("e2bq.list_snapshots")
+DELETE_SNAPSHOT: Final = Task[DeleteSnapshotArgs, SnapshotDeleteResult]("e2bq.delete_snapshot")
 RUN_CODE: Final = Task[RunCodeArgs, CodeResult]("e2bq.run_code")
 RUN_CODE_EACH: Final = Task[RunCodeEachArgs, EachResult]("e2bq.run_code_each")
 RUN_COMMAND: Final = Task[RunCommandArgs, CommandResult]("e2bq.run_command")
@@ -197,6 +243,8 @@ QUEUE_MARGIN: Final = 30.0  # a caller waits this long beyond the work: queueing
 PORT_PROBE: Final = 30.0  # wait_for_port beyond wait_seconds: the last probe and the URL's lookup
 SANDBOX_CALL: Final = 60.0  # connect and kill: one control-plane call each
 URL_LOOKUP: Final = 30.0
+FORK_SANDBOXES: Final = 300.0  # a fork of up to 100 copies, in batches
+SNAPSHOT: Final = 300.0  # a snapshot copies the sandbox's files
 MAKE_SANDBOX: Final = 120.0  # a create beyond its wait for the creation budget (Settings.create_wait)
 TRANSFER_TIMEOUT: Final = 3600.0  # a file transfer, whole
 
@@ -241,6 +289,12 @@ def deadline(task: str, args: Mapping[str, object], settings: Settings) -> Deadl
         return Deadline.waited(settings.create_wait + MAKE_SANDBOX)
     if task in (CONNECT_SANDBOX, KILL_SANDBOX, LIST_SANDBOXES, SET_SANDBOX_TIMEOUT):
         return Deadline.waited(SANDBOX_CALL)
+    if task in (PAUSE_SANDBOX, RESUME_SANDBOX, LIST_SNAPSHOTS, DELETE_SNAPSHOT):
+        return Deadline.waited(SANDBOX_CALL)
+    if task == FORK_SANDBOX:
+        return Deadline.waited(FORK_SANDBOXES)
+    if task == CREATE_SNAPSHOT:
+        return Deadline.waited(SNAPSHOT)
     if task == PUBLIC_URL:
         return Deadline.waited(URL_LOOKUP)
     if task in (UPLOAD_FILE, DOWNLOAD_FILE):

@@ -89,6 +89,11 @@ class SdkLoop:
                     self.forget(idle)
         return sandbox
 
+    def remember(self, sandbox: AsyncSandbox) -> None:
+        """Keep a sandbox connected elsewhere (a resume's connect) for the tasks that follow."""
+        self._sandboxes[sandbox.sandbox_id] = sandbox
+        self._used[sandbox.sandbox_id] = time.monotonic()
+
     def forget(self, sandbox_id: str) -> None:
         self._sandboxes.pop(sandbox_id, None)
         self._used.pop(sandbox_id, None)

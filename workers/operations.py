@@ -107,7 +107,7 @@ async def create_sandbox(ctx: Context, args: CreateSandboxArgs) -> SandboxEntryR
             )
     local = ctx.settings.provider == "local"
     try:
-        started_at = await _host_started_at(ctx) if local else None
+        started_at = await host_started_at(ctx) if local else None
     except BaseException:  # cancelled once the sandbox exists: it must not outlive its create
         with contextlib.suppress(Exception):
             await asyncio.shield(AsyncSandbox.kill(sandbox.sandbox_id, **ctx.settings.sdk_options()))
@@ -131,7 +131,7 @@ async def create_sandbox(ctx: Context, args: CreateSandboxArgs) -> SandboxEntryR
     return {"status": "success", "sandbox_id": sandbox.sandbox_id, "result": entry}
 
 
-async def _host_started_at(ctx: Context) -> float | None:
+async def host_started_at(ctx: Context) -> float | None:
     """When the run of this worker's sandbox host that made a sandbox began, asked of the host
     itself (a heartbeat may be older than a restart)."""
     try:

@@ -20,14 +20,25 @@ from e2bq.errors import (
     JobCancelledError,
     JobTakenOverError,
     SandboxNotFoundError,
+    SandboxPausedError,
     WorkerStoppedError,
 )
-from e2bq.protocol import KILL_SANDBOX, RUN_CODE, RUN_COMMAND, deadline, is_job
+from e2bq.protocol import (
+    KILL_SANDBOX,
+    PAUSE_SANDBOX,
+    RESUME_SANDBOX,
+    RUN_CODE,
+    RUN_COMMAND,
+    ResumeSandboxArgs,
+    deadline,
+    is_job,
+)
 from e2bq.stores.jobs import JobStore
 from e2bq.stores.registry import Registry
 from e2bq.stores.shutdowns import Shutdowns
 from e2bq.types import ErrorResult, JobRecordStatus, TaskResult
 
+from . import lifecycle
 from .loop import SdkLoop
 from .operations import Context
 from .output import OutputTail
@@ -88,7 +99,8 @@ def run_operation(task: Task, operation: Operation[A, R], args: A) -> R | ErrorR
         watch.keep_alive(bounds.stop)
     result: R | ErrorResult
     try:
-        result = ctx.loop.run(operation(ctx, args), stop=watch, timeout=bounds.stop)
+        running = on_running(ctx, str(task.name), operation, args, sandbox_id)
+        result = ctx.loop.run(running, stop=watch, timeout=bounds.stop)
     except (JobCancelledError, JobTakenOverError) as exc:  # ended by kill_job, or driven elsewhere
         return {"status": "error", "job_id": str(job_id), "message": str(exc)}
     except Exception as exc:
@@ -103,6 +115,32 @@ def run_operation(task: Task, operation: Operation[A, R], args: A) -> R | ErrorR
     if job_id:
         _finish_job(ctx, job_id, result)
     return result
+
+
+# the tasks that take a paused sandbox as it is (the others resume it first)
+_PAUSE_AS_IS = frozenset({KILL_SANDBOX, PAUSE_SANDBOX, RESUME_SANDBOX})
+
+
+async def on_running(
+    ctx: Context, task: str, operation: Operation[A, R], args: A, sandbox_id: str | None
+) -> R:
+    """``operation(ctx, args)`` on a running sandbox: a paused one is resumed first, as E2B's
+    ``Sandbox.connect`` does. The registry says which are paused through e2bq; one paused
+    elsewhere (the SDK's pause, ``on_timeout: pause``) is found by its refusal, which came before
+    anything ran, so the call is made again once — but not a background job's, whose work may
+    have begun before a later request was refused."""
+    if sandbox_id is None or task in _PAUSE_AS_IS:
+        return await operation(ctx, args)
+    await lifecycle.resumed(ctx, sandbox_id)
+    if ctx.job_id is not None:
+        return await operation(ctx, args)
+    try:
+        return await operation(ctx, args)
+    except Exception as exc:
+        if not isinstance(translate(exc, sandbox_id), SandboxPausedError):
+            raise
+    await lifecycle.resume_sandbox(ctx, ResumeSandboxArgs(sandbox_id=sandbox_id, timeout=None))
+    return await operation(ctx, args)
 
 
 def _outlives_worker(task: str, settings: Settings) -> bool:

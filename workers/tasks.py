@@ -15,16 +15,22 @@ from e2bq.types import (
     CommandResult,
     EachResult,
     ErrorResult,
+    ForkResult,
     LanesResult,
+    PauseResult,
     PortResult,
+    ResumeResult,
     SandboxEntryResult,
     ShutdownResult,
+    SnapshotDeleteResult,
+    SnapshotListResult,
+    SnapshotResult,
     TimeoutResult,
     TransferResult,
     UrlResult,
 )
 
-from . import batchmap, deliver, fanout, files, operations, sandboxes
+from . import batchmap, deliver, fanout, files, lifecycle, operations, sandboxes
 from .app import app
 from .runner import run_operation
 
@@ -56,6 +62,40 @@ def list_sandboxes(self: Task, **args: Unpack[protocol.ListSandboxesArgs]) -> Ac
 @app.task(name=protocol.SET_SANDBOX_TIMEOUT, bind=True)
 def set_sandbox_timeout(self: Task, **args: Unpack[protocol.SetTimeoutArgs]) -> TimeoutResult | ErrorResult:
     return run_operation(self, sandboxes.set_sandbox_timeout, args)
+
+
+@app.task(name=protocol.PAUSE_SANDBOX, bind=True)
+def pause_sandbox(self: Task, **args: Unpack[protocol.PauseSandboxArgs]) -> PauseResult | ErrorResult:
+    return run_operation(self, lifecycle.pause_sandbox, args)
+
+
+@app.task(name=protocol.RESUME_SANDBOX, bind=True)
+def resume_sandbox(self: Task, **args: Unpack[protocol.ResumeSandboxArgs]) -> ResumeResult | ErrorResult:
+    return run_operation(self, lifecycle.resume_sandbox, args)
+
+
+@app.task(name=protocol.FORK_SANDBOX, bind=True)
+def fork_sandbox(self: Task, **args: Unpack[protocol.ForkSandboxArgs]) -> ForkResult | ErrorResult:
+    return run_operation(self, lifecycle.fork_sandbox, args)
+
+
+@app.task(name=protocol.CREATE_SNAPSHOT, bind=True)
+def create_snapshot(self: Task, **args: Unpack[protocol.CreateSnapshotArgs]) -> SnapshotResult | ErrorResult:
+    return run_operation(self, lifecycle.create_snapshot, args)
+
+
+@app.task(name=protocol.LIST_SNAPSHOTS, bind=True)
+def list_snapshots(
+    self: Task, **args: Unpack[protocol.ListSnapshotsArgs]
+) -> SnapshotListResult | ErrorResult:
+    return run_operation(self, lifecycle.list_snapshots, args)
+
+
+@app.task(name=protocol.DELETE_SNAPSHOT, bind=True)
+def delete_snapshot(
+    self: Task, **args: Unpack[protocol.DeleteSnapshotArgs]
+) -> SnapshotDeleteResult | ErrorResult:
+    return run_operation(self, lifecycle.delete_snapshot, args)
 
 
 @app.task(name=protocol.RUN_CODE, bind=True)

@@ -37,9 +37,8 @@ def translate(exc: BaseException, sandbox_id: str | None = None) -> E2BQError:
     if isinstance(exc, E2BQError):
         return exc
     if _PAUSED in str(exc):  # still there, memory and all: the registry keeps it
-        return SandboxPausedError(
-            f"{where} is paused: resume it (the SDK's Sandbox.connect) before calling it again"
-        )
+        how = f"resume_sandbox({sandbox_id!r})" if sandbox_id else "resume_sandbox"
+        return SandboxPausedError(f"{where} is paused; {how} first (or the SDK's Sandbox.connect)")
     if isinstance(exc, SandboxNotRunningException | SandboxNotFoundException) or (
         # The code interpreter reports the proxy's 502 "The sandbox <id> was not found" as a timeout,
         # and so a sandbox that died while a cell ran ("The sandbox was killed while ...").

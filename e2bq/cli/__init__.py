@@ -17,6 +17,7 @@ from ..sandboxd.cli import sandboxd
 from ..sandboxd.settings import DEFAULT_RUNTIME, HostSettings
 from .execute import exec_command, run
 from .jobcommands import job, kill, show_jobs
+from .lifecycle import fork, pause, resume, snapshots
 from .sandboxes import sandboxes
 from .transfers import download, upload
 
@@ -290,6 +291,10 @@ def main(argv: list[str] | None = None) -> None:
 
 
 cli.add_command(sandboxes)
+cli.add_command(pause)
+cli.add_command(resume)
+cli.add_command(fork)
+cli.add_command(snapshots)
 cli.add_command(job)
 cli.add_command(kill)
 cli.add_command(run)

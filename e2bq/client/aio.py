@@ -104,6 +104,12 @@ class AsyncSandboxManager(_Offloaded):
     list_account_sandboxes = _offloaded(SandboxManager.list_account_sandboxes)
     set_timeout = _offloaded(SandboxManager.set_timeout)
     force_shutdown = _offloaded(SandboxManager.force_shutdown)
+    pause = _offloaded(SandboxManager.pause)
+    resume = _offloaded(SandboxManager.resume)
+    fork = _offloaded(SandboxManager.fork)
+    create_snapshot = _offloaded(SandboxManager.create_snapshot)
+    list_snapshots = _offloaded(SandboxManager.list_snapshots)
+    delete_snapshot = _offloaded(SandboxManager.delete_snapshot)
 
 
 class AsyncE2BToolkit(_Offloaded):
@@ -190,3 +196,9 @@ class AsyncE2BToolkit(_Offloaded):
     shutdown_all_sandboxes = _offloaded(E2BToolkit.shutdown_all_sandboxes)
     force_shutdown = _offloaded(E2BToolkit.force_shutdown)
     force_shutdown_all = _offloaded(E2BToolkit.force_shutdown_all)
+    pause_sandbox = _offloaded(E2BToolkit.pause_sandbox)
+    resume_sandbox = _offloaded(E2BToolkit.resume_sandbox)
+    fork_sandbox = _offloaded(E2BToolkit.fork_sandbox)
+    create_snapshot = _offloaded(E2BToolkit.create_snapshot)
+    list_snapshots = _offloaded(E2BToolkit.list_snapshots)
+    delete_snapshot = _offloaded(E2BToolkit.delete_snapshot)

@@ -19,7 +19,8 @@ from ..stores.jobs import JobStore
 from ..stores.maps import MapStore
 from ..stores.nodes import Placement
 from ..types import TERMINAL_STATES, JobRecord, MapAcceptedResult, MapItemResult, MapResults, PendingItem
-from .manager import SandboxManager, check_timeout
+from .inputs import check_timeout
+from .manager import SandboxManager
 
 MAX_POOL_SIZE = 500  # sandboxes one map may use at once
 MAX_RETRIES = 100  # times one item may be run again

@@ -16,8 +16,7 @@ from ..types import (
 )
 from .calls import tool
 from .core import ToolkitCore
-from .inputs import check_text
-from .manager import check_timeout
+from .inputs import check_text, check_timeout
 
 _FAN_OUT_CHUNK = 100  # sandboxes per fan-out task (one node's, or E2B cloud's spread over workers)
 

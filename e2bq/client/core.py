@@ -106,6 +106,15 @@ class ToolkitCore(Toolkit):
                 return None
         return default.sandbox_id
 
+    def _default_or(self, sandbox_id: str | None) -> str:
+        """``sandbox_id``, else the default sandbox's id, even when that sandbox is gone."""
+        if sandbox_id is not None:
+            return check_id(sandbox_id, "sandbox_id")
+        default = self.registry.default(self.manager.namespace)
+        if default is None:
+            raise NotFoundError("no sandbox_id given and no default sandbox is set")
+        return default
+
     def _target(self, sandbox_id: str | None) -> Target:
         """The sandbox to use: ``sandbox_id``, else the default one (made anew if it is gone)."""
         if sandbox_id is not None:

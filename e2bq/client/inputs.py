@@ -17,6 +17,7 @@ from typing import Any, TypeGuard
 from ..errors import InvalidInputError
 
 MAX_ID_LENGTH = 512  # characters of a sandbox or job id
+MAX_SECONDS = 10**9  # ~31 years: any longer time bound is a mistake (nan and inf are none)
 MAX_SERVER_WAIT = 3600.0  # seconds run_server may wait for its port (the caller is blocked meanwhile)
 
 
@@ -138,3 +139,13 @@ def check_flag(value: object, name: str) -> bool:
     if not isinstance(value, bool):
         raise InvalidInputError(f"{name} must be True or False, not {value!r:.80}")
     return value
+
+
+def check_timeout(value: Any, name: str = "timeout") -> None:
+    """InvalidInputError unless ``value`` is None or a positive number of seconds."""
+    if value is None:
+        return
+    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 < value < MAX_SECONDS:
+        raise InvalidInputError(
+            f"{name} must be a positive number of seconds below {MAX_SECONDS:g}, not {value!r}"
+        )

@@ -30,6 +30,7 @@ from ..protocol import (
 )
 from ..stores.nodes import NodeStore, Placement
 from ..stores.registry import Registry
+from ..stores.snapshots import SnapshotStore
 from ..types import (
     AccountSandbox,
     ErrorResult,
@@ -41,21 +42,11 @@ from ..types import (
     TimeoutResult,
 )
 from .dispatch import Dispatcher
-from .inputs import check_flag, check_id, check_metadata, check_options, check_text
+from .inputs import check_flag, check_id, check_metadata, check_options, check_text, check_timeout
+from .lifecycle import LifecycleCalls
 from .routing import Route, Router
 
-MAX_SECONDS = 10**9  # ~31 years: any longer time bound is a mistake (nan and inf are none)
 _PLACE_RETRY = 0.2  # seconds between looks for a free slot when every node is full
-
-
-def check_timeout(value: Any, name: str = "timeout") -> None:
-    """InvalidInputError unless ``value`` is None or a positive number of seconds."""
-    if value is None:
-        return
-    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 < value < MAX_SECONDS:
-        raise InvalidInputError(
-            f"{name} must be a positive number of seconds below {MAX_SECONDS:g}, not {value!r}"
-        )
 
 
 @dataclass
@@ -129,7 +120,7 @@ def _load(node: NodeInfo) -> str:
     return f"{node['node']} {node['live']}/{node['capacity']} live"
 
 
-class SandboxManager:
+class SandboxManager(LifecycleCalls):
     """Creates, connects and shuts down sandboxes through the queue.
 
     ``api_key`` falls back to ``E2B_API_KEY``. The workers hold the provider's credentials and make
@@ -168,29 +159,42 @@ class SandboxManager:
         self.nodes = NodeStore(self.settings, self.registry.redis)
         self.router = Router(self.settings, self.registry, self.nodes)
         self.dispatcher = Dispatcher(self.settings, router=self.router)
+        self.snapshots = SnapshotStore(self.settings, self.registry.redis)
 
     def create(
-        self, timeout: int | None = None, metadata: dict[str, Any] | None = None, *, set_default: bool = False
+        self,
+        timeout: int | None = None,
+        metadata: dict[str, Any] | None = None,
+        *,
+        set_default: bool = False,
+        template: str | None = None,
     ) -> SandboxSlot:
-        """Create a sandbox that lives ``timeout`` seconds (``default_timeout`` if None).
+        """Create a sandbox that lives ``timeout`` seconds (``default_timeout`` if None), from
+        ``template`` (a template, or a snapshot's id; None: ``default_options``' or the host's).
 
         On a cluster of nodes, a create whose node is lost before it is made is placed again on a
-        live node (within ``create_wait``); ProviderError when it cannot be made."""
+        live node (within ``create_wait``); one from a snapshot taken through e2bq goes to the
+        node that keeps the snapshot. ProviderError when it cannot be made."""
         check_timeout(timeout)
         check_flag(set_default, "set_default")
+        options = self.default_options
+        if template is not None:
+            options = {**options, "template": check_text(template, "template")}
         args = CreateSandboxArgs(
             timeout=int(timeout or self.default_timeout),
             metadata=check_metadata(metadata),
             namespace=self.namespace,
             set_default=set_default,
-            options=self.default_options,
+            options=options,
             create_wait=self.settings.create_wait,
         )
         if not self.nodes.any():  # E2B's cloud: any worker makes it, within the shared shaping
             return self._slot(self.dispatcher.call(CREATE_SANDBOX, args))
+        snapshot = self.snapshots.get(template) if template is not None else None
+        only = snapshot["node"] if snapshot is not None else None
         until = time.monotonic() + self.settings.create_wait
         while True:
-            placement = self._place(until)
+            placement = self._place(until, only)
             args["placement"] = PlacementArgs(node=placement.node, reservation=placement.reservation)
             try:
                 route = self.router.to_node(placement.node)
@@ -202,9 +206,10 @@ class SandboxManager:
                 if time.monotonic() >= until:
                     raise
 
-    def _place(self, until: float) -> Placement:
-        """A free slot on the least loaded live node, waiting until ``until`` (monotonic) for one."""
-        while (placement := self.nodes.place()) is None:
+    def _place(self, until: float, node: str | None = None) -> Placement:
+        """A free slot on the least loaded live node (or on ``node`` only), waiting until
+        ``until`` (monotonic) for one."""
+        while (placement := self.nodes.place(node)) is None:
             if time.monotonic() >= until:
                 states = ", ".join(_load(node) for node in self.nodes.list())
                 raise CapacityError(

@@ -29,13 +29,18 @@ from .inputs import check_flag, check_id
 class SandboxTools(ToolkitCore):
     @tool
     def create_sandbox(
-        self, timeout: int | None = None, metadata: dict[str, Any] | None = None, set_as_default: bool = False
+        self,
+        timeout: int | None = None,
+        metadata: dict[str, Any] | None = None,
+        set_as_default: bool = False,
+        template: str | None = None,
     ) -> SandboxResult:
         """Create a sandbox; it becomes the default one (for calls without sandbox_id) with
-        set_as_default, or when there is no default."""
+        set_as_default, or when there is no default. template: a template or a snapshot_id from
+        create_snapshot (None: the manager's default)."""
         check_flag(set_as_default, "set_as_default")
         default = set_as_default or self._live_default() is None
-        slot = self.manager.create(timeout=timeout, metadata=metadata, set_default=default)
+        slot = self.manager.create(timeout=timeout, metadata=metadata, set_default=default, template=template)
         return {"status": "success", "sandbox_id": slot.sandbox_id, "result": slot.to_dict()}
 
     @tool
@@ -58,7 +63,7 @@ class SandboxTools(ToolkitCore):
     @tool
     def list_managed_sandboxes(self) -> SandboxListResult:
         """Every sandbox this manager's namespace manages, with metadata, expiry, its node, its
-        state (``lost`` once its node is, or its node's sandbox host restarted), whether it is
+        state (``paused``, or ``lost`` once its node is, or its node's sandbox host restarted), whether it is
         the default and whether a background job runs in it."""
         entries = self.registry.list(self.manager.namespace)
         nodes = {node["node"]: node for node in self.manager.nodes.list()}
@@ -82,7 +87,8 @@ class SandboxTools(ToolkitCore):
 
     @tool
     def get_sandbox_status(self, sandbox_id: str | None = None) -> SandboxStatusResult:
-        """A managed sandbox's metadata, state, expiry and node (the default one without sandbox_id)."""
+        """A managed sandbox's metadata, state (running, paused or lost), expiry and node (the
+        default one without sandbox_id)."""
         sid = self._default_or(sandbox_id)
         entry = self.registry.get(sid)
         if entry is None:
@@ -98,6 +104,7 @@ class SandboxTools(ToolkitCore):
             "created_at": entry["created_at"],
             "expires_at": entry["expires_at"],
             "node": entry.get("node"),
+            "paused_at": entry.get("paused_at"),
         }
 
     @tool
@@ -106,15 +113,6 @@ class SandboxTools(ToolkitCore):
         later than it would have ended."""
         target = self._target(sandbox_id)
         return target.noted(self.manager.set_timeout(target.sandbox_id, timeout))
-
-    def _default_or(self, sandbox_id: str | None) -> str:
-        """``sandbox_id``, else the default sandbox's id, even when that sandbox is gone."""
-        if sandbox_id is not None:
-            return check_id(sandbox_id, "sandbox_id")
-        default = self.registry.default(self.manager.namespace)
-        if default is None:
-            raise NotFoundError("no sandbox_id given and no default sandbox is set")
-        return default
 
     def _after_shutdown(self, sandbox_id: str) -> str | None:
         """The default sandbox once ``sandbox_id`` is gone: when it was the default, the oldest

@@ -3,7 +3,8 @@
 Every public method returns a JSON-safe dict with ``status`` — its own result type, or an
 ErrorResult — and none raises for bad input. The tools are grouped by subject: code
 (:mod:`.codetools`), commands and servers (:mod:`.commandtools`), files (:mod:`.filetools`), jobs
-(:mod:`.jobtools`) and sandboxes (:mod:`.sandboxtools`), all on :class:`~.core.ToolkitCore`.
+(:mod:`.jobtools`), sandboxes (:mod:`.sandboxtools`) and their pauses, forks and snapshots
+(:mod:`.lifecycletools`), all on :class:`~.core.ToolkitCore`.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from .codetools import CodeTools
 from .commandtools import CommandTools
 from .filetools import FileTools
 from .jobtools import JobTools
+from .lifecycletools import LifecycleTools
 from .sandboxtools import SandboxTools
 
 TOOL_NAMES = (
@@ -47,11 +49,17 @@ TOOL_NAMES = (
     "shutdown_all_sandboxes",
     "force_shutdown",
     "force_shutdown_all",
+    "pause_sandbox",
+    "resume_sandbox",
+    "fork_sandbox",
+    "create_snapshot",
+    "list_snapshots",
+    "delete_snapshot",
 )
 """The methods offered as tools, in the order tool listings show them."""
 
 
-class E2BToolkit(CodeTools, CommandTools, FileTools, JobTools, SandboxTools):
+class E2BToolkit(CodeTools, CommandTools, FileTools, JobTools, SandboxTools, LifecycleTools):
     """High-level toolkit for sandbox operations, as tools for an agent or plain methods.
 
     ``global_workers`` bounds how many calls this client has in flight at once where one tool

@@ -33,6 +33,8 @@
     e2bq:shape:<provider>:bucket      hash    the creation rate's token bucket
     e2bq:shape:<provider>:live        zset    live sandboxes and pending creates, scored by expiry
     e2bq:worker:<name>:stopping       string  when a shutting-down worker stops its running work
+    e2bq:snapshots                    hash    snapshot id -> where it lives (SnapshotInfo, JSON), for the
+                                              snapshots taken through e2bq
     e2bq:cluster:<queue>:nodes        hash    node name -> its last heartbeat (NodeRecord, JSON)
     e2bq:cluster:<queue>:node:<name>:pending  zset  creates placed on the node, scored by expiry
     e2bq:cluster:<queue>:node:<name>:settled  zset  creates done since, not yet in a heartbeat
@@ -49,6 +51,7 @@ ORPHANED_JOBS: Final = "e2bq:jobs:orphaned"
 EVENTS: Final = "e2bq:events"
 OUTBOX: Final = "e2bq:outbox"
 OUTBOX_WAKE: Final = "e2bq:outbox:wake"
+SNAPSHOTS: Final = "e2bq:snapshots"
 
 
 def sandbox_key(sandbox_id: str) -> str:

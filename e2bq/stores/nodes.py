@@ -166,8 +166,10 @@ class NodeStore:
 
 def sandbox_state(entry: SandboxEntry, node: NodeInfo | None) -> SandboxState:
     """``lost`` when the sandbox's node is lost, or its host restarted since it made the sandbox
-    (a heartbeat older than the sandbox does not count: its host may have restarted since)."""
-    return made_state(entry.get("node_started_at"), node)
+    (a heartbeat older than the sandbox does not count: its host may have restarted since);
+    ``paused`` while it is paused through e2bq."""
+    state = made_state(entry.get("node_started_at"), node)
+    return "paused" if state == "running" and entry.get("paused_at") else state
 
 
 def made_state(made_by: float | None, node: NodeInfo | None) -> SandboxState:

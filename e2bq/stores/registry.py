@@ -2,7 +2,9 @@
 
 Any process pointed at the same Redis and namespace sees the same managed sandboxes. A sandbox's
 record expires a minute after the sandbox does; reads skip expired sandboxes without changing
-anything, and the next :meth:`Registry.add` to the namespace forgets them.
+anything, and the next :meth:`Registry.add` to the namespace forgets them. A paused sandbox does
+not expire: its provider stopped its lifetime clock, so its record has no expiry until it is
+resumed (:meth:`Registry.mark_paused`, :meth:`Registry.mark_running`).
 """
 
 from __future__ import annotations
@@ -21,22 +23,24 @@ from .connection import connect, text, translates_errors
 from .keys import namespace_default_key, namespace_sandboxes_key, sandbox_key, shape_live_key
 
 _GRACE = 60  # seconds a record outlives its sandbox's expiry, so late readers get a clear answer
+_MIN_LEFT = 60  # seconds a resume gives at least (one paused at its timeout had none left)
 
 # What a call to a namespace's default sandbox needs to know of it, read in one round trip (every
 # call without a sandbox id asks, and each answer needs the previous one). KEYS[1] = the namespace's
 # default pointer, KEYS[2] = the nodes hash; ARGV[1] = the sandbox key prefix: the record's key is
 # known only from the pointer's value, as e2bq's single Redis allows. Returns false when there is no
-# default, else {id, expires_at, node_started_at, the node's heartbeat} (false for each one missing).
+# default, else {id, expires_at, node_started_at, the node's heartbeat, paused_at} (false for each
+# one missing).
 _DEFAULT = """
 local id = redis.call('GET', KEYS[1])
 if not id then return false end
-local fields = redis.call('HMGET', ARGV[1] .. id, 'expires_at', 'node', 'node_started_at')
+local fields = redis.call('HMGET', ARGV[1] .. id, 'expires_at', 'node', 'node_started_at', 'paused_at')
 local heartbeat = false
 if fields[2] then
   local name = cjson.decode(fields[2])
   if type(name) == 'string' then heartbeat = redis.call('HGET', KEYS[2], name) end
 end
-return {id, fields[1], fields[3], heartbeat}
+return {id, fields[1], fields[3], heartbeat, fields[4]}
 """
 
 
@@ -45,7 +49,7 @@ class DefaultSandbox:
     """A namespace's default sandbox as :meth:`Registry.default_sandbox` reads it."""
 
     sandbox_id: str
-    live: bool  # its record exists and its timeout has not passed
+    live: bool  # its record exists and its timeout has not passed (or it is paused)
     node_started_at: float | None  # when the run of its host that made it began (None: not dated)
     heartbeat: NodeRecord | None  # its node's last heartbeat (None: no node, or never heard of)
 
@@ -92,9 +96,13 @@ class Registry:
         ids = self._ids(namespace)
         pipe = self.redis.pipeline(transaction=False)
         for sandbox_id in ids:
-            pipe.hget(sandbox_key(sandbox_id), "expires_at")
+            pipe.hmget(sandbox_key(sandbox_id), "expires_at", "paused_at")
         now = time.time()
-        return [sid for sid, raw in zip(ids, pipe.execute(), strict=True) if not raw or json.loads(raw) < now]
+        return [
+            sid
+            for sid, (raw, paused) in zip(ids, pipe.execute(), strict=True)
+            if not raw or (json.loads(raw) < now and not _paused(paused))
+        ]
 
     @translates_errors
     def remove(self, sandbox_id: str, *, shut_down: bool = False) -> None:
@@ -115,13 +123,46 @@ class Registry:
     @translates_errors
     def extend(self, sandbox_id: str, expires_at: float) -> None:
         entry = self.get(sandbox_id)
-        if entry is None:
-            return
+        if entry is None or entry.get("paused_at"):
+            return  # a paused sandbox's record has no expiry until it is resumed (mark_running)
         key = sandbox_key(sandbox_id)
         pipe = self.redis.pipeline()
         pipe.hset(key, "expires_at", json.dumps(expires_at))
         pipe.expireat(key, int(expires_at) + _GRACE)
         pipe.zadd(shape_live_key(entry["provider"]), {sandbox_id: expires_at})
+        pipe.execute()
+
+    @translates_errors
+    def is_paused(self, sandbox_id: str) -> bool:
+        """Whether the sandbox was paused through e2bq and not resumed since (one HGET)."""
+        return _paused(self.redis.hget(sandbox_key(sandbox_id), "paused_at"))
+
+    @translates_errors
+    def mark_paused(self, sandbox_id: str, paused_at: float) -> None:
+        """Record that the sandbox is paused: its record keeps, with no expiry, the seconds it had
+        left (its provider stopped its clock), until :meth:`mark_running`."""
+        key = sandbox_key(sandbox_id)
+        raw = self.redis.hget(key, "expires_at")
+        if raw is None:
+            return  # not managed here
+        left = max(_MIN_LEFT, int(json.loads(raw) - paused_at))
+        pipe = self.redis.pipeline()
+        pipe.hset(key, mapping={"paused_at": json.dumps(paused_at), "resume_timeout": json.dumps(left)})
+        pipe.persist(key)
+        pipe.execute()
+
+    @translates_errors
+    def mark_running(self, sandbox_id: str, expires_at: float) -> None:
+        """Record that the sandbox runs again (resumed), until ``expires_at``."""
+        key = sandbox_key(sandbox_id)
+        provider = self.redis.hget(key, "provider")
+        if provider is None:
+            return  # not managed here
+        pipe = self.redis.pipeline()
+        pipe.hdel(key, "paused_at", "resume_timeout")
+        pipe.hset(key, "expires_at", json.dumps(expires_at))
+        pipe.expireat(key, int(expires_at) + _GRACE)
+        pipe.zadd(shape_live_key(json.loads(provider)), {sandbox_id: expires_at})
         pipe.execute()
 
     @translates_errors
@@ -146,10 +187,10 @@ class Registry:
         found = self._default(keys=[namespace_default_key(namespace), nodes_key], args=[sandbox_key("")])
         if not found:
             return None
-        default, expires_at, started_at, heartbeat = found
+        default, expires_at, started_at, heartbeat, paused = found
         return DefaultSandbox(
             sandbox_id=text(default),
-            live=expires_at is not None and json.loads(expires_at) >= time.time(),
+            live=expires_at is not None and (json.loads(expires_at) >= time.time() or _paused(paused)),
             node_started_at=json.loads(started_at) if started_at else None,
             heartbeat=cast(NodeRecord, json.loads(heartbeat)) if heartbeat else None,
         )
@@ -175,9 +216,16 @@ def _entry(raw: Mapping[bytes | str, bytes | str]) -> SandboxEntry | None:
     if not raw or "sandbox_id" not in raw:
         return None
     entry = {text(k): json.loads(v) for k, v in raw.items()}
-    if entry["expires_at"] < time.time():
+    if entry["expires_at"] < time.time() and not entry.get("paused_at"):
         return None
     entry.setdefault("node", None)  # recorded before nodes existed
     entry.setdefault("node_url", None)
     entry["is_default"] = False
     return cast(SandboxEntry, entry)
+
+
+def _paused(raw: bytes | str | None) -> bool:
+    """Whether a record's ``paused_at`` field says the sandbox is paused."""
+    if not raw:
+        return False
+    return json.loads(raw) is not None

@@ -78,6 +78,30 @@ from .base import (
 from .base import (
     ToolSpec as ToolSpec,
 )
+from .lifecycle import (
+    ForkOutcome as ForkOutcome,
+)
+from .lifecycle import (
+    ForkResult as ForkResult,
+)
+from .lifecycle import (
+    PauseResult as PauseResult,
+)
+from .lifecycle import (
+    ResumeResult as ResumeResult,
+)
+from .lifecycle import (
+    SnapshotDeleteResult as SnapshotDeleteResult,
+)
+from .lifecycle import (
+    SnapshotInfo as SnapshotInfo,
+)
+from .lifecycle import (
+    SnapshotListResult as SnapshotListResult,
+)
+from .lifecycle import (
+    SnapshotResult as SnapshotResult,
+)
 from .records import (
     AccountSandbox as AccountSandbox,
 )

@@ -27,7 +27,7 @@ Provider = Literal["e2b", "local"]
 NodeState = Literal["live", "lost"]
 
 
-SandboxState = Literal["running", "lost"]
+SandboxState = Literal["running", "paused", "lost"]
 
 
 OutputStream = Literal["stdout", "stderr"]

@@ -32,6 +32,8 @@ class SandboxEntry(TypedDict):
     node_url: NotRequired[str | None]  # that host's address, as clients reach it
     node_started_at: NotRequired[float | None]  # when the run of that host that made it began
     state: NotRequired[SandboxState]  # when listed: lost once its node stopped beating
+    paused_at: NotRequired[float | None]  # set while it is paused (its lifetime clock stopped)
+    resume_timeout: NotRequired[int | None]  # while paused: the seconds it had left, given back on resume
 
 
 class NodeRecord(TypedDict):

@@ -12,6 +12,14 @@ from .base import (
     SandboxState,
     _Result,
 )
+from .lifecycle import (
+    ForkResult,
+    PauseResult,
+    ResumeResult,
+    SnapshotDeleteResult,
+    SnapshotListResult,
+    SnapshotResult,
+)
 from .records import (
     AccountSandbox,
     ChartImage,
@@ -239,6 +247,7 @@ class SandboxStatusResult(_Result):
     created_at: float
     expires_at: float
     node: str | None
+    paused_at: float | None  # when it was paused through e2bq (None: it is not paused)
 
 
 class TimeoutResult(_Result):
@@ -318,6 +327,12 @@ ToolResult: TypeAlias = (
     | SandboxShutdownResult
     | ShutdownAllResult
     | ForceShutdownAllResult
+    | PauseResult
+    | ResumeResult
+    | ForkResult
+    | SnapshotResult
+    | SnapshotListResult
+    | SnapshotDeleteResult
     | ErrorResult
 )
 """Any toolkit method's result."""
@@ -336,5 +351,11 @@ TaskResult: TypeAlias = (
     | LanesResult
     | AccountListResult
     | TimeoutResult
+    | PauseResult
+    | ResumeResult
+    | ForkResult
+    | SnapshotResult
+    | SnapshotListResult
+    | SnapshotDeleteResult
 )
 """Any task's result when its operation succeeded (a task may also return an ErrorResult)."""

@@ -39,6 +39,12 @@ SPEC_METHODS = {
     "shutdown_all_sandboxes",
     "force_shutdown",
     "force_shutdown_all",
+    "pause_sandbox",
+    "resume_sandbox",
+    "fork_sandbox",
+    "create_snapshot",
+    "list_snapshots",
+    "delete_snapshot",
 }
 
 

@@ -37,6 +37,12 @@ NAMES = {
     "CANCEL_JOB": "e2bq.cancel_job",
     "RUN_CODE_EACH": "e2bq.run_code_each",
     "MAP_LANES": "e2bq.map_lanes",
+    "PAUSE_SANDBOX": "e2bq.pause_sandbox",
+    "RESUME_SANDBOX": "e2bq.resume_sandbox",
+    "FORK_SANDBOX": "e2bq.fork_sandbox",
+    "CREATE_SNAPSHOT": "e2bq.create_snapshot",
+    "LIST_SNAPSHOTS": "e2bq.list_snapshots",
+    "DELETE_SNAPSHOT": "e2bq.delete_snapshot",
 }
 
 
@@ -95,6 +101,16 @@ def test_calls_the_sdk_bounds_itself_are_only_waited_for() -> None:
     assert deadline(protocol.PUBLIC_URL, {"sandbox_id": "s", "port": 80}, SETTINGS).wait == 30 + QUEUE_MARGIN
     transfer = TransferArgs(sandbox_id="s", sandbox_path="/tmp/x", transfer_id="t")
     assert deadline(protocol.UPLOAD_FILE, transfer, SETTINGS).wait == protocol.TRANSFER_TIMEOUT
+    assert deadline(protocol.PAUSE_SANDBOX, {"sandbox_id": "s"}, SETTINGS).wait == 60 + QUEUE_MARGIN
+    assert deadline(protocol.RESUME_SANDBOX, {"sandbox_id": "s"}, SETTINGS).wait == 60 + QUEUE_MARGIN
+    fork = deadline(protocol.FORK_SANDBOX, {"sandbox_id": "s"}, SETTINGS)
+    assert fork.wait == protocol.FORK_SANDBOXES + QUEUE_MARGIN and fork.stop is None
+    assert (
+        deadline(protocol.CREATE_SNAPSHOT, {"sandbox_id": "s"}, SETTINGS).wait
+        == protocol.SNAPSHOT + QUEUE_MARGIN
+    )
+    assert deadline(protocol.LIST_SNAPSHOTS, {"node": None}, SETTINGS).wait == 60 + QUEUE_MARGIN
+    assert deadline(protocol.DELETE_SNAPSHOT, {"snapshot_id": "x"}, SETTINGS).wait == 60 + QUEUE_MARGIN
     with pytest.raises(ValueError, match="unknown task"):
         deadline("e2bq.no_such_task", {}, SETTINGS)
 

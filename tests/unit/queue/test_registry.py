@@ -108,3 +108,37 @@ def test_the_default_sandbox_is_read_with_its_node_in_one_round_trip(settings: S
     assert registry.default_sandbox(settings.namespace, nodes.key) == DefaultSandbox(
         sandbox_id="no-node", live=False, node_started_at=None, heartbeat=None
     )
+
+
+def test_a_paused_sandbox_does_not_expire_and_resumes_with_the_time_it_had_left(
+    settings: Settings, raw: redis.Redis
+) -> None:
+    registry = Registry(settings)
+    registry.add(entry(settings, "p", lifetime=120, age=1))
+    registry.add(entry(settings, "unmanaged-elsewhere"))
+    registry.set_default(settings.namespace, "p")
+    paused_at = time.time()
+    registry.mark_paused("p", paused_at)
+    registry.mark_paused("not-managed", paused_at)  # nothing to record
+    assert raw.ttl("e2bq:sandbox:p") == -1  # no expiry while paused
+    assert raw.exists("e2bq:sandbox:not-managed") == 0
+    assert registry.is_paused("p") and not registry.is_paused("unmanaged-elsewhere")
+    paused = registry.get("p")
+    assert paused is not None and paused["paused_at"] == paused_at
+    assert paused["resume_timeout"] == 119 or paused["resume_timeout"] == 118
+    raw.hset("e2bq:sandbox:p", "expires_at", str(time.time() - 10))  # its timeout passed, by the clock
+    assert registry.get("p") is not None
+    assert "p" in [e["sandbox_id"] for e in registry.list(settings.namespace)]
+    default = registry.default_sandbox(settings.namespace, "no-nodes")
+    assert default is not None and default.live
+    registry.add(entry(settings, "next"))  # forgets expired sandboxes, not a paused one
+    registry.extend("p", time.time() + 5)  # a job's keep-alive: no expiry for a paused record
+    assert raw.ttl("e2bq:sandbox:p") == -1
+    assert "p" in raw.smembers(namespace_sandboxes_key(settings.namespace))
+
+    later = time.time() + 119
+    registry.mark_running("p", later)
+    running = registry.get("p")
+    assert running is not None and running["expires_at"] == later
+    assert "paused_at" not in running and not registry.is_paused("p")
+    assert 0 < raw.ttl("e2bq:sandbox:p") <= 119 + 61
