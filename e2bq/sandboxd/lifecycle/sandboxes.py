@@ -7,6 +7,7 @@ and the ports it has published (requests reach its agent through http.upstream).
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import secrets
 import shutil
@@ -21,7 +22,7 @@ from ..errors import HostError, LaunchError, SetupError
 from ..jail.limits import Limits
 from ..metrics import HostMetrics
 from ..settings import HostSettings
-from . import pause
+from . import adopt, fspause, pause
 from .launcher import Jail, Launcher
 from .pause import Lifecycle
 from .pool import WarmPool
@@ -61,6 +62,8 @@ class Sandbox:
     timeout: int = 300  # seconds it was created with: the lifetime an auto-resume gives it again
     paused_at: float | None = None
     transition: asyncio.Lock = field(default_factory=asyncio.Lock)
+    # Paused without its memory: no process, its disk kept (see lifecycle.fspause).
+    filesystem_paused: bool = False
 
     def alive(self, now: float | None = None) -> bool:
         """Not past its timeout; a paused sandbox's clock is stopped, so it is alive until killed,
@@ -134,6 +137,11 @@ class SandboxHost:
             raise SetupError("bubblewrap is not installed: apt-get install -y bubblewrap")
         self.launcher = Launcher(self.settings, self.state_dir)
         self.launcher.prepare()
+        for kept in adopt.kept_sandboxes(self, Sandbox):  # filesystem-paused by an earlier run
+            kept.ports.wake = functools.partial(pause.wake, self, kept)
+            self.sandboxes[kept.sandbox_id] = kept
+        if self.sandboxes:
+            log.info("%d paused sandboxes kept from an earlier run", len(self.sandboxes))
         self.pool = WarmPool(
             self.launcher,
             size=self.settings.warm_pool,
@@ -150,6 +158,8 @@ class SandboxHost:
             self._sweeper.cancel()
         if self.pool is not None:
             await self.pool.close()
+        if not self._own_state_dir:  # a folder of its own is removed below: nothing would survive
+            await fspause.shelve_all(self)
         await asyncio.gather(*(self.kill(sid) for sid in list(self.sandboxes)))
         if self.launcher is not None:
             self.launcher.close()
