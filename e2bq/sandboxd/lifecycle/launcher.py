@@ -357,6 +357,13 @@ class Launcher:
                 raise LaunchError(f"the sandbox's disk could not be mounted again: {exc}") from exc
         if uid is not None and disk["owner"] is not None and uid != disk["owner"]:
             _chown_tree(paths.data, disk["owner"], uid)
+        # What the last life left for a kernel handover would be taken as this life's (an adoption
+        # file naming a pid of the old PID namespace, sandboxd's word that no kernel comes).
+        # Nothing runs in the sandbox now, and rmtree neither follows nor accepts a symlink.
+        (paths.run / bwrap.KERNEL_FALLBACK).unlink(missing_ok=True)
+        kernels = paths.tmp / bwrap.KERNEL_DIR.name
+        if kernels.is_dir() and not kernels.is_symlink():
+            shutil.rmtree(kernels, ignore_errors=True)
 
 
 def _check_traversable(folder: Path) -> None:
@@ -407,8 +414,11 @@ def _wait_quietly(proc: subprocess.Popen[bytes]) -> None:
 
 
 def _chown_tree(folder: Path, old: int, new: int) -> None:
-    """Give ``new`` whatever ``old`` owns under ``folder`` (a kept disk whose uid changed)."""
-    for path in [folder, *folder.rglob("*")]:
-        with contextlib.suppress(OSError):
-            if path.lstat().st_uid == old:
-                os.lchown(path, new, new)
+    """Give ``new`` whatever ``old`` owns under ``folder`` (a kept disk whose uid changed). The
+    sandbox wrote what is there: symlinks are changed themselves, never followed."""
+    for parent, folders, files in os.walk(folder):  # does not descend into symlinked folders
+        for name in [".", *folders, *files]:
+            path = os.path.join(parent, name)
+            with contextlib.suppress(OSError):
+                if os.lstat(path).st_uid == old:
+                    os.lchown(path, new, new)

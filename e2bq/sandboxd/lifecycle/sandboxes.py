@@ -173,6 +173,8 @@ class SandboxHost:
             for sandbox in list(self.sandboxes.values()):
                 if sandbox.state == "paused":
                     continue  # its clock is stopped: it waits for a resume or a kill
+                if sandbox.transition.locked():
+                    continue  # pausing: its jail ends on purpose when it pauses to disk
                 if sandbox.end_at <= now:
                     log.info("sandbox %s expired", sandbox.sandbox_id)
                     if not await pause.on_timeout(self, sandbox):
