@@ -255,3 +255,23 @@ def test_a_kept_sandbox_resumes_through_the_async_sdk_after_a_restart(
 
             asyncio.run(scenario())
             assert httpx.get(f"{host.url}/health").json()["sandboxes"] == 0
+
+
+def test_a_filesystem_paused_sandbox_survives_sandboxd_being_killed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with state_folder() as state:
+        args = ("--state-dir", str(state))
+        with sandbox_host(tmp_path, *args) as host:
+            port = host.port
+            for name, value in host.env.items():
+                monkeypatch.setenv(name, value)
+            sandbox = Sandbox.create(timeout=300)
+            sandbox.files.write("/home/user/kept.txt", "kept")
+            sandbox.pause(mode="filesystem")
+            host.proc.kill()  # SIGKILL: no shutdown of its own
+            host.proc.wait(timeout=30)
+        with sandbox_host(tmp_path, *args, port=port):
+            resumed = Sandbox.connect(sandbox.sandbox_id)
+            assert resumed.files.read("/home/user/kept.txt") == "kept"
+            resumed.kill()
