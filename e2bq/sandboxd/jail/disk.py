@@ -84,3 +84,14 @@ class Disks:
             if time.monotonic() > deadline:
                 raise OSError(f"cannot unmount {mountpoint}: {result.stderr.decode(errors='replace')[-300:]}")
             time.sleep(0.05)  # the jail's mount namespace is still going away
+
+
+def chown_tree(folder: Path, old: int, new: int) -> None:
+    """Give ``new`` whatever ``old`` owns under ``folder`` (a kept disk whose uid changed). The
+    sandbox wrote what is there: symlinks are changed themselves, never followed."""
+    for parent, folders, files in os.walk(folder):  # does not descend into symlinked folders
+        for name in [".", *folders, *files]:
+            path = os.path.join(parent, name)
+            with contextlib.suppress(OSError):
+                if os.lstat(path).st_uid == old:
+                    os.lchown(path, new, new)

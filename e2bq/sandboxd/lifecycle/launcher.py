@@ -22,7 +22,7 @@ from pathlib import Path
 from ..errors import ForkServerError, LaunchError, SetupError
 from ..jail import bwrap, leftovers
 from ..jail.cgroups import Cgroups
-from ..jail.disk import Disks
+from ..jail.disk import Disks, chown_tree
 from ..jail.limits import Limits
 from ..jail.network import Network, Uplink
 from ..settings import HostSettings
@@ -356,7 +356,7 @@ class Launcher:
             except OSError as exc:
                 raise LaunchError(f"the sandbox's disk could not be mounted again: {exc}") from exc
         if uid is not None and disk["owner"] is not None and uid != disk["owner"]:
-            _chown_tree(paths.data, disk["owner"], uid)
+            chown_tree(paths.data, disk["owner"], uid)
         # What the last life left for a kernel handover would be taken as this life's (an adoption
         # file naming a pid of the old PID namespace, sandboxd's word that no kernel comes).
         # Nothing runs in the sandbox now, and rmtree neither follows nor accepts a symlink.
@@ -412,13 +412,3 @@ def _wait_quietly(proc: subprocess.Popen[bytes]) -> None:
     with contextlib.suppress(subprocess.TimeoutExpired):
         proc.wait(timeout=5)
 
-
-def _chown_tree(folder: Path, old: int, new: int) -> None:
-    """Give ``new`` whatever ``old`` owns under ``folder`` (a kept disk whose uid changed). The
-    sandbox wrote what is there: symlinks are changed themselves, never followed."""
-    for parent, folders, files in os.walk(folder):  # does not descend into symlinked folders
-        for name in [".", *folders, *files]:
-            path = os.path.join(parent, name)
-            with contextlib.suppress(OSError):
-                if os.lstat(path).st_uid == old:
-                    os.lchown(path, new, new)

@@ -129,6 +129,22 @@ def test_auto_resume_with_a_filesystem_pause_is_refused(sdk_env: SandboxHostProc
     assert "filesystem" in answer.json()["message"]
 
 
+def test_the_resume_route_and_auto_resume_start_it_from_disk(sdk_env: SandboxHostProcess) -> None:
+    sandbox = Sandbox.create(timeout=120, lifecycle={"on_timeout": "pause", "auto_resume": True})
+    try:
+        sandbox.files.write("/home/user/kept.txt", "kept")
+        sandbox.pause(mode="filesystem")
+        with sdk_env.control() as control:
+            assert control.post(f"/sandboxes/{sandbox.sandbox_id}/resume", json={}).status_code == 201
+            assert control.post(f"/sandboxes/{sandbox.sandbox_id}/resume", json={}).status_code == 409
+        # a memory pause moved to disk (past the cap, or at shutdown) is still woken by a request
+        sandbox.pause(mode="filesystem")
+        assert sandbox.files.read("/home/user/kept.txt") == "kept"
+        assert state_of(sandbox.sandbox_id) == "running"
+    finally:
+        sandbox.kill()
+
+
 def test_killing_a_filesystem_paused_sandbox_removes_its_disk(sdk_env: SandboxHostProcess) -> None:
     sandbox = Sandbox.create(timeout=60)
     folder = sdk_env.state_dir / sandbox.sandbox_id

@@ -4,12 +4,14 @@
 from __future__ import annotations
 
 import json
+import os
 import stat
 from pathlib import Path
 
 import pytest
 
 from e2bq.sandboxd.errors import HostError
+from e2bq.sandboxd.jail.disk import chown_tree
 from e2bq.sandboxd.lifecycle import persist
 from e2bq.sandboxd.lifecycle.pause import Lifecycle
 from e2bq.sandboxd.lifecycle.persist import PausedRecord
@@ -77,3 +79,25 @@ def test_max_paused_comes_from_the_environment() -> None:
     assert HostSettings.from_env({"E2BQ_SANDBOXD_MAX_PAUSED": "0"}).max_paused == 0
     with pytest.raises(ValueError, match="MAX_PAUSED"):
         HostSettings.from_env({"E2BQ_SANDBOXD_MAX_PAUSED": "-1"})
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="changing owners needs root")
+def test_chown_tree_changes_what_the_old_uid_owns_and_follows_no_symlink(tmp_path: Path) -> None:
+    outside = tmp_path / "outside.txt"
+    outside.write_text("host file")
+    os.chown(outside, 64_500, 64_500)
+    data = tmp_path / "data"
+    (data / "home").mkdir(parents=True)
+    (data / "home" / "file.txt").write_text("kept")
+    (data / "home" / "link").symlink_to(outside)
+    (data / "home" / "dirlink").symlink_to(tmp_path)
+    for path in (data, data / "home", data / "home" / "file.txt"):
+        os.chown(path, 64_500, 64_500)
+    os.lchown(data / "home" / "link", 64_500, 64_500)
+
+    chown_tree(data, 64_500, 64_501)
+
+    for path in (data, data / "home", data / "home" / "file.txt", data / "home" / "link"):
+        assert path.lstat().st_uid == 64_501, path
+    assert outside.stat().st_uid == 64_500, "a symlink was followed out of the disk"
+    assert (data / "home" / "dirlink").lstat().st_uid == 0  # not the old uid's: left alone
