@@ -50,8 +50,10 @@ async def to_disk(host: SandboxHost, sandbox: Sandbox) -> None:
     started = time.perf_counter()
     try:
         disk = await asyncio.to_thread(host.launcher.suspend, sandbox.jail)
-    except OSError as exc:
-        raise HostError(500, f"the sandbox could not be paused: {exc}") from exc
+    except OSError as exc:  # its disk stayed busy after every process ended: its files stay there
+        raise HostError(
+            500, f"the sandbox could not be paused: {exc}; its processes have ended: kill it"
+        ) from exc
     if sandbox.state == "killed":  # killed meanwhile: its destroy, waiting for the lock, removes all
         raise HostError(404, f"sandbox {sandbox.sandbox_id} not found")
     sandbox.paused_at = sandbox.paused_at or time.time()

@@ -301,7 +301,6 @@ class Launcher:
         handle.paths.remove()
         self._uids_in_use.discard(handle.uid or -1)
 
-
     # -- filesystem pause: a jail ended with its disk kept, and a new one on that disk ----------
 
     def suspend(self, handle: Jail) -> DiskRecord:
@@ -411,4 +410,3 @@ def _children(pid: int) -> list[int]:
 def _wait_quietly(proc: subprocess.Popen[bytes]) -> None:
     with contextlib.suppress(subprocess.TimeoutExpired):
         proc.wait(timeout=5)
-

@@ -29,6 +29,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("e2bq.sandboxd")
 
+
 @dataclass(frozen=True)
 class Lifecycle:
     """``lifecycle=`` of a create, as the SDK sends it (``autoPause``, ``autoResume.enabled``)."""

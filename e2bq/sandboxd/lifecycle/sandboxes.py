@@ -142,6 +142,7 @@ class SandboxHost:
             self.sandboxes[kept.sandbox_id] = kept
         if self.sandboxes:
             log.info("%d paused sandboxes kept from an earlier run", len(self.sandboxes))
+            self.metrics.live.set(len(self.sandboxes))
         self.pool = WarmPool(
             self.launcher,
             size=self.settings.warm_pool,
