@@ -122,3 +122,20 @@ def test_a_paused_disk_is_root_s_alone_and_out_of_other_sandboxes_sight(
                            "-o -name 'disk.*.img' -print 2>/dev/null; true")
     assert found.stdout == ""
     assert_host_and_neighbour_answer(host, neighbour)
+
+
+def test_a_full_disk_or_a_planted_kernel_folder_does_not_stop_the_resume(
+    host: SandboxHostProcess, make_sandbox: Callable[..., Sandbox]
+) -> None:
+    sandbox = make_sandbox(metadata={"e2bq.disk_mb": "64"})
+    # where the fork server hands over the default kernel, a link out of the sandbox's disk: the
+    # relaunch removes only a real folder there, and never follows the link as root
+    run(sandbox, "rm -rf /tmp/e2bq-kernels; ln -s /etc /tmp/e2bq-kernels")
+    run(sandbox, "head -c 100M /dev/zero > /home/user/fill")
+    assert "100%" in run(sandbox, "df /home/user").stdout
+    sandbox.pause(keep_memory=False)
+    resumed = Sandbox.connect(sandbox.sandbox_id, **sdk_options(host))
+    assert resumed.files.exists("/home/user/fill")
+    resumed.files.remove("/home/user/fill")
+    assert resumed.run_code("1 + 1").text == "2"
+    assert Path("/etc/passwd").exists()
