@@ -24,6 +24,12 @@ from .settings import DEFAULT_RUNTIME, HostSettings
     help="Live sandboxes at most [E2BQ_SANDBOXD_MAX_SANDBOXES].",
 )
 @click.option(
+    "--max-paused",
+    type=click.IntRange(min=0),
+    help="Sandboxes paused with their memory at most; past it the oldest is moved to disk "
+    "[E2BQ_SANDBOXD_MAX_PAUSED, 20].",
+)
+@click.option(
     "--warm-pool",
     type=click.IntRange(min=0),
     help="Sandboxes kept launched ahead of creates [E2BQ_SANDBOXD_WARM_POOL, 0].",
@@ -53,6 +59,7 @@ def sandboxd(
     port: int | None,
     api_key: str | None,
     max_sandboxes: int | None,
+    max_paused: int | None,
     warm_pool: int | None,
     warm_pool_max: int | None,
     state_dir: Path | None,
@@ -80,6 +87,7 @@ def sandboxd(
         port=port,
         api_key=api_key,
         max_sandboxes=max_sandboxes,
+        max_paused=max_paused,
         warm_pool=warm_pool,
         warm_pool_max=warm_pool_max,
         state_dir=state_dir,

@@ -33,6 +33,9 @@ class HostSettings:
     - ``E2BQ_SANDBOX_RUNTIME``: the Python environment sandboxes run (``/opt/e2bq/runtime``).
     - ``E2BQ_SANDBOXD_STATE_DIR``: where sandboxes' homes and sockets live (a new temporary folder).
     - ``E2BQ_SANDBOXD_MAX_SANDBOXES``: live sandboxes at most; past it creates answer 429 (100).
+    - ``E2BQ_SANDBOXD_MAX_PAUSED``: sandboxes paused with their memory (held in RAM) at most (20);
+      past it, the one paused longest is moved to disk (a filesystem pause, see
+      ``lifecycle.fspause``). 0: every pause keeps only the disk.
     - ``E2BQ_SANDBOXD_WARM_POOL``: sandboxes kept launched ahead of creates (0); a create with the
       host's limits, internet access and no environment variables takes one at once. Each costs the
       memory of an idle sandbox, and does not count against the maximum. With no maximum below, a
@@ -61,6 +64,7 @@ class HostSettings:
     runtime: Path = Path(DEFAULT_RUNTIME)
     state_dir: Path | None = None
     max_sandboxes: int = 100
+    max_paused: int = 20
     warm_pool: int = 0
     warm_pool_max: int = 0
     default_timeout: int = 300
@@ -78,6 +82,8 @@ class HostSettings:
             raise ValueError("the warm pool must be 0 or more sandboxes, and the maximum 1 or more")
         if self.volume_mb < 8:
             raise ValueError("volumes must be 8 MiB or more (E2BQ_SANDBOXD_VOLUME_MB)")
+        if self.max_paused < 0:
+            raise ValueError("E2BQ_SANDBOXD_MAX_PAUSED must be 0 or more sandboxes")
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **overrides: Any) -> HostSettings:
@@ -90,6 +96,7 @@ class HostSettings:
             "runtime": ("E2BQ_SANDBOX_RUNTIME", Path),
             "state_dir": ("E2BQ_SANDBOXD_STATE_DIR", Path),
             "max_sandboxes": ("E2BQ_SANDBOXD_MAX_SANDBOXES", int),
+            "max_paused": ("E2BQ_SANDBOXD_MAX_PAUSED", int),
             "warm_pool": ("E2BQ_SANDBOXD_WARM_POOL", int),
             "warm_pool_max": ("E2BQ_SANDBOXD_WARM_POOL_MAX", int),
             "max_timeout": ("E2BQ_SANDBOXD_MAX_TIMEOUT", int),

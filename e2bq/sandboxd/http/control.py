@@ -20,7 +20,7 @@ from starlette.routing import BaseRoute, Route
 
 from ..errors import HostError
 from ..jail.limits import asked_limits
-from ..lifecycle import pause
+from ..lifecycle import fspause, pause
 from ..lifecycle.pause import Lifecycle
 from ..lifecycle.sandboxes import Sandbox, SandboxHost
 from ..usage import UsageSampler
@@ -212,19 +212,23 @@ class ControlPlane:
         return await self._resume(sandbox, body)
 
     async def _resume(self, sandbox: Sandbox, body: dict[str, Any]) -> Response:
-        if body.get("memory") is False:  # on_resume="reboot": a cold boot from the disk
-            raise HostError(501, "resuming with a reboot (on_resume='reboot') is not supported by this host")
         timeout = self.host.clamp_timeout(body.get("timeout"))
+        if body.get("memory") is False:  # on_resume="reboot": a cold boot from the disk
+            async with sandbox.transition:
+                if sandbox.state == "paused" and not sandbox.filesystem_paused:
+                    await fspause.to_disk(self.host, sandbox)
         resumed = await pause.resume(self.host, sandbox, timeout)
         return JSONResponse(sandbox.created(), status_code=201 if resumed else 200)
 
     async def pause(self, request: Request) -> Response:
-        """Pause with memory kept (204); 409 if it is paused already."""
+        """Pause (204), with its memory unless ``memory`` is false (``mode="filesystem"``: only
+        its disk kept); 409 if it is paused already."""
         body = await _json_body(request)
         sandbox = self._sandbox(request)
-        if body.get("memory") is False:
-            raise HostError(501, pause.FILESYSTEM_ONLY)
-        await pause.pause(self.host, sandbox)
+        memory = body.get("memory", True)
+        if not isinstance(memory, bool):
+            raise HostError(400, "memory must be true or false")
+        await (pause.pause if memory else fspause.pause)(self.host, sandbox)
         return Response(status_code=204)
 
     async def update_network(self, request: Request) -> Response:

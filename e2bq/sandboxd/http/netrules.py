@@ -115,8 +115,8 @@ async def update(host: SandboxHost, request: Request, body: dict[str, Any]) -> R
         raise HostError(400, "allow_internet_access must be true or false")
     rules = parse(body, internet=internet)
     resolved = await resolve(host, rules)
-    uplink = sandbox.jail.uplink
-    if uplink is None and (rules.allow_out or egress.ALL_TRAFFIC not in rules.deny_out):
+    uplink = sandbox.jail.uplink  # None also while paused to disk: the rules apply on resume
+    if not sandbox.jail.internet and (rules.allow_out or egress.ALL_TRAFFIC not in rules.deny_out):
         raise HostError(
             409,
             f"sandbox {sandbox.sandbox_id} has no internet (made with allow_internet_access="

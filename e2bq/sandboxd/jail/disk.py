@@ -12,6 +12,7 @@ import logging
 import os
 import shutil
 import subprocess
+import time
 from pathlib import Path
 
 log = logging.getLogger("e2bq.sandboxd")
@@ -59,3 +60,38 @@ class Disks:
                 subprocess.run(["umount", "-l", str(mountpoint)], capture_output=True, timeout=60)
         with contextlib.suppress(OSError):
             image.unlink()
+
+    def mount(self, image: Path, mountpoint: Path) -> None:
+        """Mount an image made earlier (a filesystem-paused sandbox's). Raises OSError."""
+        mountpoint.mkdir(exist_ok=True)
+        result = subprocess.run(
+            ["mount", "-o", "loop,nosuid,nodev", str(image), str(mountpoint)], capture_output=True, timeout=60
+        )
+        if result.returncode != 0:
+            raise OSError(f"cannot mount {image}: {result.stderr.decode(errors='replace')[-300:]}")
+
+    def unmount(self, mountpoint: Path, timeout: float = 5.0) -> None:
+        """Unmount, and only return once the image is free. Raises OSError if it stays busy.
+
+        Never lazily: a lazily unmounted image stays in use until its last user goes, and mounting
+        it again meanwhile would have two mounts writing one ext4 file system.
+        """
+        deadline = time.monotonic() + timeout
+        while os.path.ismount(mountpoint):
+            result = subprocess.run(["umount", str(mountpoint)], capture_output=True, timeout=60)
+            if result.returncode == 0:
+                return
+            if time.monotonic() > deadline:
+                raise OSError(f"cannot unmount {mountpoint}: {result.stderr.decode(errors='replace')[-300:]}")
+            time.sleep(0.05)  # the jail's mount namespace is still going away
+
+
+def chown_tree(folder: Path, old: int, new: int) -> None:
+    """Give ``new`` whatever ``old`` owns under ``folder`` (a kept disk whose uid changed). The
+    sandbox wrote what is there: symlinks are changed themselves, never followed."""
+    for parent, folders, files in os.walk(folder):  # does not descend into symlinked folders
+        for name in [".", *folders, *files]:
+            path = os.path.join(parent, name)
+            with contextlib.suppress(OSError):
+                if os.lstat(path).st_uid == old:
+                    os.lchown(path, new, new)

@@ -22,11 +22,13 @@ from pathlib import Path
 from ..errors import ForkServerError, LaunchError, SetupError
 from ..jail import bwrap, leftovers
 from ..jail.cgroups import Cgroups
-from ..jail.disk import Disks
+from ..jail.disk import Disks, chown_tree
 from ..jail.limits import Limits
 from ..jail.network import Network, Uplink
 from ..settings import HostSettings
+from . import persist
 from .forkserver import ForkServer
+from .persist import DiskRecord
 
 log = logging.getLogger("e2bq.sandboxd")
 
@@ -95,6 +97,8 @@ class Launcher:
         if self.uid is not None:
             _check_traversable(self.state_dir)
         for leftover in self.state_dir.glob("i*"):  # jails of an earlier run that died
+            if persist.holds_record(leftover):  # a filesystem-paused sandbox: kept (see fspause)
+                continue
             jail_paths = bwrap.JailPaths(leftover)
             self.disks.remove(jail_paths.image, jail_paths.data)
             jail_paths.remove()
@@ -128,6 +132,24 @@ class Launcher:
                 log.warning("sandbox %s: %s; starting its agent in the jail", sandbox_id, exc)
         return await self._launch(sandbox_id, envs, limits, internet, binds, fork=False)
 
+    async def relaunch(
+        self,
+        sandbox_id: str,
+        envs: dict[str, str],
+        limits: Limits,
+        internet: bool,
+        disk: DiskRecord,
+        binds: tuple[tuple[Path, str], ...] = (),
+    ) -> Jail:
+        """A new jail running its agent on the disk a :meth:`suspend` kept. Raises LaunchError, and
+        then the disk is kept as it was."""
+        if self.forkserver.running:
+            try:
+                return await self._launch(sandbox_id, envs, limits, internet, binds, fork=True, disk=disk)
+            except ForkServerError as exc:
+                log.warning("sandbox %s: %s; starting its agent in the jail", sandbox_id, exc)
+        return await self._launch(sandbox_id, envs, limits, internet, binds, fork=False, disk=disk)
+
     async def _launch(
         self,
         sandbox_id: str,
@@ -137,13 +159,17 @@ class Launcher:
         binds: tuple[tuple[Path, str], ...] = (),
         *,
         fork: bool,
+        disk: DiskRecord | None = None,
     ) -> Jail:
-        uid = self._take_uid()
+        uid = self._take_uid() if disk is None else self._owner_again(disk)
         paths = bwrap.JailPaths(self.state_dir / sandbox_id)
         handle = Jail(sandbox_id, paths, None, limits, internet=False, uid=uid, binds=binds)
         try:
             paths.create()
-            await asyncio.to_thread(self.disks.create, paths.image, paths.data, limits.disk_mb, uid)
+            if disk is None:
+                await asyncio.to_thread(self.disks.create, paths.image, paths.data, limits.disk_mb, uid)
+            else:
+                await asyncio.to_thread(self._mount_again, paths, disk, uid)
             paths.create_data(uid)
             cgroup_dirs = self.cgroups.create(sandbox_id, limits)
             if internet:
@@ -181,7 +207,7 @@ class Launcher:
                 self._kernel_requests.add(task)
                 task.add_done_callback(self._kernel_requests.discard)
         except BaseException:
-            await asyncio.to_thread(self.destroy, handle)
+            await asyncio.to_thread(self.destroy if disk is None else self.suspend, handle)
             raise
         return handle
 
@@ -292,6 +318,69 @@ class Launcher:
         self.disks.remove(handle.paths.image, handle.paths.data)
         handle.paths.remove()
         self._uids_in_use.discard(handle.uid or -1)
+
+    # -- filesystem pause: a jail ended with its disk kept, and a new one on that disk ----------
+
+    def suspend(self, handle: Jail) -> DiskRecord:
+        """End every process of the jail and release its cgroups and network, but keep its disk
+        (unmounted, renamed out of this run's mark so no start-up sweep deletes it) and its uid,
+        which owns the files on it. Blocks: call from a thread. Raises OSError if the disk cannot
+        be unmounted."""
+        freezer = self.cgroups.freezer(handle.sandbox_id)
+        if handle.proc is not None and freezer is not None and freezer.frozen():
+            for pid in _children(handle.proc.pid):  # as in destroy: killed as they thaw
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGKILL)
+            with contextlib.suppress(OSError):
+                freezer.thaw()
+        if handle.proc is not None:
+            _kill_jail(handle.proc)
+            handle.proc = None
+        self.network.disconnect(handle.uplink)
+        handle.uplink = None
+        self.cgroups.remove(handle.sandbox_id)
+        self.disks.unmount(handle.paths.data)
+        kept = handle.paths.root / persist.PAUSED_IMAGE
+        if handle.paths.image.exists():
+            handle.paths.image.replace(kept)
+        if kept.exists():
+            kept.chmod(0o600)
+        return {"image": kept.name if kept.exists() else None, "owner": handle.uid}
+
+    def reserve_uid(self, uid: int | None) -> None:
+        """Keep ``uid`` from new sandboxes: a paused sandbox's files belong to it."""
+        if uid is not None:
+            self._uids_in_use.add(uid)
+
+    def _owner_again(self, disk: DiskRecord) -> int | None:
+        """The uid of a relaunched jail: the one its files belong to, while this host runs jails
+        as their own uids."""
+        if self.uid is None:
+            return None
+        owner = disk["owner"]
+        if owner is None:
+            return self._take_uid()
+        self._uids_in_use.add(owner)
+        return owner
+
+    def _mount_again(self, paths: bwrap.JailPaths, disk: DiskRecord, uid: int | None) -> None:
+        """Mount a kept disk where a jail's writable space goes, under this run's mark (so a crash
+        of this run is reclaimed as any). Raises LaunchError."""
+        if disk["image"] is not None:
+            try:
+                (paths.root / disk["image"]).replace(paths.image)
+                self.disks.mount(paths.image, paths.data)
+            except OSError as exc:
+                raise LaunchError(f"the sandbox's disk could not be mounted again: {exc}") from exc
+        if uid is not None and disk["owner"] is not None and uid != disk["owner"]:
+            chown_tree(paths.data, disk["owner"], uid)
+        # What the last life left for a kernel handover would be taken as this life's (an adoption
+        # file naming a pid of the old PID namespace, sandboxd's word that no kernel comes).
+        # Nothing runs in the sandbox now, and rmtree neither follows nor accepts a symlink.
+        (paths.run / bwrap.KERNEL_FALLBACK).unlink(missing_ok=True)
+        kernels = paths.tmp / bwrap.KERNEL_DIR.name
+        if kernels.is_dir() and not kernels.is_symlink():
+            shutil.rmtree(kernels, ignore_errors=True)
 
 
 def _check_traversable(folder: Path) -> None:

@@ -8,7 +8,8 @@ unless the sandbox was created with ``auto_resume``: then a request to its envd,
 published port resumes it first and is served.
 
 A sandbox created with ``on_timeout: pause`` is paused at its timeout instead of killed.
-Filesystem-only pauses (``keep_memory=False``) are not served by this host: they answer 501.
+Filesystem-only pauses (``keep_memory=False``, ``mode='filesystem'``, ``autoPauseMemory: false``)
+are in ``fspause``: resume dispatches to it for a sandbox paused that way.
 """
 
 from __future__ import annotations
@@ -21,15 +22,12 @@ from typing import TYPE_CHECKING, Any
 
 from ..errors import HostError
 from ..jail.freezer import FreezeError, Freezer
+from . import fspause
 
 if TYPE_CHECKING:
     from .sandboxes import Sandbox, SandboxHost
 
 log = logging.getLogger("e2bq.sandboxd")
-
-FILESYSTEM_ONLY = (
-    "pausing without memory (keep_memory=False, mode='filesystem') is not supported by this host"
-)
 
 
 @dataclass(frozen=True)
@@ -38,6 +36,7 @@ class Lifecycle:
 
     on_timeout: str = "kill"  # "kill" or "pause"
     auto_resume: bool = False
+    keep_memory: bool = True  # what a pause at the timeout keeps (``autoPauseMemory``)
 
     @classmethod
     def from_create(cls, body: dict[str, Any]) -> Lifecycle:
@@ -45,15 +44,22 @@ class Lifecycle:
         auto_pause = body.get("autoPause", False)
         if not isinstance(auto_pause, bool):
             raise HostError(400, "autoPause must be true or false")
-        if auto_pause and body.get("autoPauseMemory") is False:
-            raise HostError(501, FILESYSTEM_ONLY)
+        keep_memory = body.get("autoPauseMemory", True)
+        if not isinstance(keep_memory, bool):
+            raise HostError(400, "autoPauseMemory must be true or false")
         resume = body.get("autoResume") or {}
         enabled = resume.get("enabled", False) if isinstance(resume, dict) else resume
         if not isinstance(enabled, bool):
             raise HostError(400, "autoResume must be an object {'enabled': true|false}")
         if enabled and not auto_pause:
             raise HostError(400, "auto_resume can be true only when on_timeout is 'pause'")
-        return cls(on_timeout="pause" if auto_pause else "kill", auto_resume=enabled)
+        if enabled and not keep_memory:
+            raise HostError(
+                400,
+                "auto_resume cannot be true with mode 'filesystem': a filesystem-only pause is "
+                "resumed with Sandbox.connect()",
+            )
+        return cls(on_timeout="pause" if auto_pause else "kill", auto_resume=enabled, keep_memory=keep_memory)
 
     def detail(self) -> dict[str, Any]:
         return {"onTimeout": self.on_timeout, "autoResume": self.auto_resume}
@@ -89,6 +95,7 @@ async def pause(host: SandboxHost, sandbox: Sandbox) -> None:
         sandbox.state = "paused"
         sandbox.paused_at = time.time()
         log.info("sandbox %s paused in %.1f ms", sandbox.sandbox_id, 1000 * (time.perf_counter() - started))
+    await fspause.enforce_cap(host)
 
 
 async def resume(host: SandboxHost, sandbox: Sandbox, timeout: int) -> bool:
@@ -106,6 +113,9 @@ async def resume(host: SandboxHost, sandbox: Sandbox, timeout: int) -> bool:
                 f"this host runs at most {host.settings.max_sandboxes} sandboxes at once; "
                 "kill or pause one before resuming another",
             )
+        if sandbox.filesystem_paused:
+            await fspause.relaunch(host, sandbox, timeout)
+            return True
         freezer = _freezer(host, sandbox)
         started = time.perf_counter()
         try:
@@ -138,7 +148,7 @@ async def on_timeout(host: SandboxHost, sandbox: Sandbox) -> bool:
     if sandbox.lifecycle.on_timeout != "pause":
         return False
     try:
-        await pause(host, sandbox)
+        await (pause if sandbox.lifecycle.keep_memory else fspause.pause)(host, sandbox)
     except HostError as exc:
         if exc.status == 409:
             return True

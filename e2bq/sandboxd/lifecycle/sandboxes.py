@@ -7,6 +7,7 @@ and the ports it has published (requests reach its agent through http.upstream).
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import secrets
 import shutil
@@ -25,7 +26,7 @@ from ..metrics import HostMetrics
 from ..settings import HostSettings
 from ..volumes.mounts import Bind, VolumeMount
 from ..volumes.store import VolumeStore
-from . import pause
+from . import adopt, fspause, pause
 from .launcher import Jail, Launcher
 from .pause import Lifecycle
 from .pool import WarmPool
@@ -69,6 +70,8 @@ class Sandbox:
     # live in the jail's network namespace (see jail.egress).
     network: EgressRules | None = None
     volume_mounts: list[VolumeMount] = field(default_factory=list)
+    # Paused without its memory: no process, its disk kept (see lifecycle.fspause).
+    filesystem_paused: bool = False
 
     def alive(self, now: float | None = None) -> bool:
         """Not past its timeout; a paused sandbox's clock is stopped, so it is alive until killed,
@@ -146,6 +149,12 @@ class SandboxHost:
         self.launcher = Launcher(self.settings, self.state_dir)
         self.launcher.prepare()
         await asyncio.to_thread(self.volumes.load)
+        for kept in adopt.kept_sandboxes(self, Sandbox):  # filesystem-paused by an earlier run
+            kept.ports.wake = functools.partial(pause.wake, self, kept)
+            self.sandboxes[kept.sandbox_id] = kept
+        if self.sandboxes:
+            log.info("%d paused sandboxes kept from an earlier run", len(self.sandboxes))
+            self.metrics.live.set(len(self.sandboxes))
         self.pool = WarmPool(
             self.launcher,
             size=self.settings.warm_pool,
@@ -162,6 +171,8 @@ class SandboxHost:
             self._sweeper.cancel()
         if self.pool is not None:
             await self.pool.close()
+        if not self._own_state_dir:  # a folder of its own is removed below: nothing would survive
+            await fspause.shelve_all(self)
         await asyncio.gather(*(self.kill(sid) for sid in list(self.sandboxes)))
         if self.launcher is not None:
             self.launcher.close()
@@ -176,6 +187,8 @@ class SandboxHost:
             for sandbox in list(self.sandboxes.values()):
                 if sandbox.state == "paused":
                     continue  # its clock is stopped: it waits for a resume or a kill
+                if sandbox.transition.locked():
+                    continue  # pausing: its jail ends on purpose when it pauses to disk
                 if sandbox.end_at <= now:
                     log.info("sandbox %s expired", sandbox.sandbox_id)
                     if not await pause.on_timeout(self, sandbox):

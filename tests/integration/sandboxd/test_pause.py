@@ -195,12 +195,6 @@ def test_auto_resume_wakes_it_on_a_published_port(sdk_env: SandboxHostProcess) -
         sandbox.kill()
 
 
-def test_filesystem_only_pause_is_refused_clearly(sandbox: Sandbox) -> None:
-    with pytest.raises(SandboxException, match="not supported"):
-        sandbox.pause(keep_memory=False)
-    assert state_of(sandbox.sandbox_id) == "running"
-
-
 def test_a_resumed_sandbox_is_as_confined_as_a_new_one(sandbox: Sandbox) -> None:
     sandbox.pause()
     Sandbox.connect(sandbox.sandbox_id)
