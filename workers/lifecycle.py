@@ -75,7 +75,8 @@ async def resume_sandbox(ctx: Context, args: ResumeSandboxArgs) -> ResumeResult:
     expires_at = time.time() + timeout
     if not was_paused and entry is not None:  # a running sandbox's timeout is never shortened
         expires_at = max(expires_at, entry["expires_at"])
-    ctx.registry.mark_running(sandbox_id, expires_at)
+    started_at = await host_started_at(ctx) if ctx.settings.provider == "local" else None
+    ctx.registry.mark_running(sandbox_id, expires_at, host_started_at=started_at)
     ctx.loop.expiry[sandbox_id] = expires_at
     return {
         "status": "success",

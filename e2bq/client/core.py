@@ -102,7 +102,9 @@ class ToolkitCore(Toolkit):
         if default.heartbeat is not None:
             self.manager.router.seen(default.heartbeat)  # the call's route needs no second look at the node
             node = self.manager.nodes.info(default.heartbeat, placed=0)
-            if made_state(default.node_started_at, node) == "lost":
+            # a paused sandbox outlives its host's restarts (kept on disk): only its node lost ends it
+            restarted = not default.paused and made_state(default.node_started_at, node) == "lost"
+            if node["state"] == "lost" or restarted:
                 return None
         return default.sandbox_id
 

@@ -167,9 +167,11 @@ class NodeStore:
 def sandbox_state(entry: SandboxEntry, node: NodeInfo | None) -> SandboxState:
     """``lost`` when the sandbox's node is lost, or its host restarted since it made the sandbox
     (a heartbeat older than the sandbox does not count: its host may have restarted since);
-    ``paused`` while it is paused through e2bq."""
+    ``paused`` while it is paused through e2bq, across restarts of its host too (sandboxd keeps
+    paused sandboxes on disk: a resume says if this one was not kept)."""
     state = made_state(entry.get("node_started_at"), node)
-    return "paused" if state == "running" and entry.get("paused_at") else state
+    live = node is None or node["state"] == "live"
+    return "paused" if live and entry.get("paused_at") else state
 
 
 def made_state(made_by: float | None, node: NodeInfo | None) -> SandboxState:

@@ -52,6 +52,7 @@ class DefaultSandbox:
     live: bool  # its record exists and its timeout has not passed (or it is paused)
     node_started_at: float | None  # when the run of its host that made it began (None: not dated)
     heartbeat: NodeRecord | None  # its node's last heartbeat (None: no node, or never heard of)
+    paused: bool = False  # paused through e2bq: kept across its host's restarts
 
 
 class Registry:
@@ -152,14 +153,19 @@ class Registry:
         pipe.execute()
 
     @translates_errors
-    def mark_running(self, sandbox_id: str, expires_at: float) -> None:
-        """Record that the sandbox runs again (resumed), until ``expires_at``."""
+    def mark_running(
+        self, sandbox_id: str, expires_at: float, *, host_started_at: float | None = None
+    ) -> None:
+        """Record that the sandbox runs again (resumed), until ``expires_at``; ``host_started_at``
+        is the run of its host that resumed it (a paused sandbox outlives its host's restarts)."""
         key = sandbox_key(sandbox_id)
         provider = self.redis.hget(key, "provider")
         if provider is None:
             return  # not managed here
         pipe = self.redis.pipeline()
         pipe.hdel(key, "paused_at", "resume_timeout")
+        if host_started_at is not None:
+            pipe.hset(key, "node_started_at", json.dumps(host_started_at))
         pipe.hset(key, "expires_at", json.dumps(expires_at))
         pipe.expireat(key, int(expires_at) + _GRACE)
         pipe.zadd(shape_live_key(json.loads(provider)), {sandbox_id: expires_at})
@@ -193,6 +199,7 @@ class Registry:
             live=expires_at is not None and (json.loads(expires_at) >= time.time() or _paused(paused)),
             node_started_at=json.loads(started_at) if started_at else None,
             heartbeat=cast(NodeRecord, json.loads(heartbeat)) if heartbeat else None,
+            paused=_paused(paused),
         )
 
     @translates_errors

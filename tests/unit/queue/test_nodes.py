@@ -181,8 +181,11 @@ def test_a_sandbox_is_lost_with_its_node_or_when_its_host_restarted(settings: Se
     assert sandbox_state({**entry, "node_started_at": 3000.0}, store.get("a")) == "running"  # old beat
     assert sandbox_state({**entry, "node_started_at": None}, store.get("a")) == "running"  # not dated
     assert sandbox_state(entry, None) == "running"  # E2B's cloud, or a node never heard of
+    paused: SandboxEntry = {**entry, "node_started_at": 1000.0, "paused_at": 1500.0}
+    assert sandbox_state(paused, store.get("a")) == "paused"  # kept on disk across its host's restart
     store.beat({**record, "seen_at": time.time() - 6}, sampled_at=time.time())
     assert sandbox_state(entry, store.get("a")) == "lost"
+    assert sandbox_state(paused, store.get("a")) == "lost"  # its node lost: gone with it
 
 
 def test_the_router_sees_a_node_lost_when_its_last_heartbeat_is_too_old_and_reads_it_no_sooner(

@@ -137,8 +137,10 @@ def test_a_paused_sandbox_does_not_expire_and_resumes_with_the_time_it_had_left(
     assert "p" in raw.smembers(namespace_sandboxes_key(settings.namespace))
 
     later = time.time() + 119
-    registry.mark_running("p", later)
+    assert default.paused
+    registry.mark_running("p", later, host_started_at=4242.0)  # resumed by a later run of its host
     running = registry.get("p")
     assert running is not None and running["expires_at"] == later
+    assert running["node_started_at"] == 4242.0
     assert "paused_at" not in running and not registry.is_paused("p")
     assert 0 < raw.ttl("e2bq:sandbox:p") <= 119 + 61
