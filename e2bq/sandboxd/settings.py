@@ -43,6 +43,8 @@ class HostSettings:
     - ``E2BQ_SANDBOXD_FORK_KERNELS=0``: bwrap starts every agent and every agent spawns its own
       kernel; none is forked by the host's fork server (which sandboxd runs when it is root; see
       ``agent.forkserver``).
+    - ``E2BQ_SANDBOXD_MAX_SNAPSHOTS``: snapshots kept at most; past it ``create_snapshot`` answers
+      400 (100).
     - ``E2BQ_SANDBOXD_MAX_TIMEOUT``: the longest sandbox lifetime a client may ask for, seconds.
     - ``E2BQ_SANDBOX_UID``: the unprivileged host uid sandboxes run as when sandboxd is root.
     - ``E2BQ_SANDBOX_PRIVATE_NETWORKS=allow``: let sandboxes with internet reach private and
@@ -59,6 +61,7 @@ class HostSettings:
     runtime: Path = Path(DEFAULT_RUNTIME)
     state_dir: Path | None = None
     max_sandboxes: int = 100
+    max_snapshots: int = 100
     warm_pool: int = 0
     warm_pool_max: int = 0
     default_timeout: int = 300
@@ -73,6 +76,8 @@ class HostSettings:
     def __post_init__(self) -> None:
         if self.warm_pool < 0 or self.warm_pool_max < 0 or self.max_sandboxes < 1:
             raise ValueError("the warm pool must be 0 or more sandboxes, and the maximum 1 or more")
+        if self.max_snapshots < 0:
+            raise ValueError("the maximum of snapshots must be 0 or more")
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **overrides: Any) -> HostSettings:
@@ -85,6 +90,7 @@ class HostSettings:
             "runtime": ("E2BQ_SANDBOX_RUNTIME", Path),
             "state_dir": ("E2BQ_SANDBOXD_STATE_DIR", Path),
             "max_sandboxes": ("E2BQ_SANDBOXD_MAX_SANDBOXES", int),
+            "max_snapshots": ("E2BQ_SANDBOXD_MAX_SNAPSHOTS", int),
             "warm_pool": ("E2BQ_SANDBOXD_WARM_POOL", int),
             "warm_pool_max": ("E2BQ_SANDBOXD_WARM_POOL_MAX", int),
             "max_timeout": ("E2BQ_SANDBOXD_MAX_TIMEOUT", int),

@@ -26,6 +26,7 @@ from ..lifecycle.sandboxes import Sandbox, SandboxHost
 from ..usage import UsageSampler
 from . import usage as usage_api
 from .listing import ListQuery
+from .snapshots import SnapshotRoutes
 
 Endpoint = Callable[[Request], Awaitable[Response]]
 V1_LIST_LIMIT = 1000  # GET /sandboxes (v1) has no pages in E2B's API: this many at most
@@ -81,6 +82,7 @@ class ControlPlane:
             Route("/sandboxes/{sandbox_id}/pause", guard(self.pause), methods=["POST"]),
             Route("/sandboxes/{sandbox_id}/ports/{port:int}", guard(self.port), methods=["GET"]),
             Route("/sandboxes/{sandbox_id}/metrics", guard(self.sandbox_metrics), methods=["GET"]),
+            *SnapshotRoutes(self.host, _json_body).routes(guard),
         ]
 
     def _guard(self, endpoint: Endpoint) -> Endpoint:

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import ForkServerError, LaunchError, SetupError
-from ..jail import bwrap, leftovers
+from ..jail import bwrap, layers, leftovers
 from ..jail.cgroups import Cgroups
 from ..jail.disk import Disks
 from ..jail.limits import Limits
@@ -47,6 +47,9 @@ class Jail:
     internet: bool
     uid: int | None = None
     uplink: Uplink | None = None
+    # What its disk is built on: layer ids (topmost first) under the launcher's layer store; empty
+    # for a disk of its own alone. With ``paths`` this is all ``layers.mount`` needs to rebuild it.
+    layers: tuple[str, ...] = ()
 
 
 class Launcher:
@@ -58,6 +61,7 @@ class Launcher:
         self.uid: int | None = settings.sandbox_uid if os.geteuid() == 0 else None
         self.cgroups = Cgroups(f"e2bq-{os.getpid()}")
         self.disks = Disks()
+        self.layers = layers.LayerStore(state_dir / "layers")
         self.network = Network(self.uid, block_private=settings.block_private_networks)
         self._uids_in_use: set[int] = set()
         self._kernel_requests: set[asyncio.Task[None]] = set()
@@ -92,10 +96,15 @@ class Launcher:
         self.state_dir.chmod(0o711)
         if self.uid is not None:
             _check_traversable(self.state_dir)
+        gone: set[str] = set()
         for leftover in self.state_dir.glob("i*"):  # jails of an earlier run that died
             jail_paths = bwrap.JailPaths(leftover)
+            layers.unmount(jail_paths)
+            self.disks.remove(jail_paths.image, jail_paths.disk)
             self.disks.remove(jail_paths.image, jail_paths.data)
             jail_paths.remove()
+            gone.add(leftover.name)
+        self.layers.sweep(gone)
         bwrap.write_etc(self.etc)
         shutil.rmtree(self.agent_lib, ignore_errors=True)
         shutil.copytree(AGENT_SOURCE, self.agent_lib / "agent", ignore=shutil.ignore_patterns("__pycache__"))
@@ -108,25 +117,45 @@ class Launcher:
         self.network.close()
         self.cgroups.close()
 
-    async def launch(self, sandbox_id: str, envs: dict[str, str], limits: Limits, internet: bool) -> Jail:
+    async def launch(
+        self,
+        sandbox_id: str,
+        envs: dict[str, str],
+        limits: Limits,
+        internet: bool,
+        *,
+        layer_ids: tuple[str, ...] = (),
+    ) -> Jail:
         """A jail running its agent. With the fork server up, the agent and its default kernel are
-        forked in; if the agent cannot be, the jail is made again with bwrap starting the agent."""
+        forked in; if the agent cannot be, the jail is made again with bwrap starting the agent.
+        With ``layer_ids`` its home and /tmp start as those layers hold them (see ``jail.layers``)."""
         if self.forkserver.running:
             try:
-                return await self._launch(sandbox_id, envs, limits, internet, fork=True)
+                return await self._launch(sandbox_id, envs, limits, internet, fork=True, layer_ids=layer_ids)
             except ForkServerError as exc:
                 log.warning("sandbox %s: %s; starting its agent in the jail", sandbox_id, exc)
-        return await self._launch(sandbox_id, envs, limits, internet, fork=False)
+        return await self._launch(sandbox_id, envs, limits, internet, fork=False, layer_ids=layer_ids)
 
     async def _launch(
-        self, sandbox_id: str, envs: dict[str, str], limits: Limits, internet: bool, *, fork: bool
+        self,
+        sandbox_id: str,
+        envs: dict[str, str],
+        limits: Limits,
+        internet: bool,
+        *,
+        fork: bool,
+        layer_ids: tuple[str, ...] = (),
     ) -> Jail:
         uid = self._take_uid()
         paths = bwrap.JailPaths(self.state_dir / sandbox_id)
         handle = Jail(sandbox_id, paths, None, limits, internet=False, uid=uid)
         try:
             paths.create()
-            await asyncio.to_thread(self.disks.create, paths.image, paths.data, limits.disk_mb, uid)
+            if layer_ids:
+                handle.layers = layer_ids
+                await asyncio.to_thread(self.mount_layered, handle)
+            else:
+                await asyncio.to_thread(self.disks.create, paths.image, paths.data, limits.disk_mb, uid)
             paths.create_data(uid)
             cgroup_dirs = self.cgroups.create(sandbox_id, limits)
             if internet:
@@ -253,6 +282,18 @@ class Launcher:
             stderr = paths.log.read_text(errors="replace") if paths.log.exists() else ""
             raise LaunchError(f"the sandbox failed to start: {stderr[-2000:]}")
 
+    def mount_layered(self, handle: Jail) -> None:
+        """Make the jail's image and build its data folder on its layers (taken for it first).
+        Blocks: call from a thread. Raises LaunchError (a layer gone, a mount refused)."""
+        paths = handle.paths
+        try:
+            for layer_id in handle.layers:
+                self.layers.acquire(layer_id, handle.sandbox_id)
+            image_ready = self.disks.create(paths.image, paths.disk, handle.limits.disk_mb, handle.uid)
+            layers.mount(paths, self.layers, handle.layers, handle.uid, image_ready=image_ready)
+        except layers.LayerError as exc:
+            raise LaunchError(f"the sandbox's disk could not be built from its snapshot: {exc}") from exc
+
     def oom_kills(self, handle: Jail) -> int:
         return self.cgroups.oom_kills(handle.sandbox_id)
 
@@ -271,8 +312,13 @@ class Launcher:
             _kill_jail(handle.proc)
         self.network.disconnect(handle.uplink)
         self.cgroups.remove(handle.sandbox_id)
+        if handle.layers:
+            layers.unmount(handle.paths)
+            self.disks.remove(handle.paths.image, handle.paths.disk)
         self.disks.remove(handle.paths.image, handle.paths.data)
         handle.paths.remove()
+        if handle.layers:
+            self.layers.release(handle.sandbox_id, handle.layers)
         self._uids_in_use.discard(handle.uid or -1)
 
 

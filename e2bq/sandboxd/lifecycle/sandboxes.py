@@ -26,6 +26,7 @@ from .launcher import Jail, Launcher
 from .pause import Lifecycle
 from .pool import WarmPool
 from .ports import PortPublisher
+from .snapshots import SnapshotStore
 
 log = logging.getLogger("e2bq.sandboxd")
 
@@ -116,6 +117,7 @@ class SandboxHost:
         self.state_dir = settings.state_dir or Path(tempfile.mkdtemp(prefix="e2bq-sandboxd-"))
         self.launcher: Launcher | None = None
         self.pool: WarmPool | None = None
+        self.snapshots: SnapshotStore | None = None
         self.metrics = HostMetrics()
         self._sweeper: asyncio.Task[None] | None = None
         self._creating = 0
@@ -134,6 +136,9 @@ class SandboxHost:
             raise SetupError("bubblewrap is not installed: apt-get install -y bubblewrap")
         self.launcher = Launcher(self.settings, self.state_dir)
         self.launcher.prepare()
+        self.snapshots = SnapshotStore(
+            self.state_dir / "snapshots", self.launcher.layers, max_snapshots=self.settings.max_snapshots
+        )
         self.pool = WarmPool(
             self.launcher,
             size=self.settings.warm_pool,
@@ -208,8 +213,14 @@ class SandboxHost:
         limits: Limits | None = None,
         internet: bool = True,
         lifecycle: Lifecycle | None = None,
+        layer_ids: tuple[str, ...] = (),
     ) -> Sandbox:
-        if template_id not in TEMPLATES:
+        """A new sandbox; ``template_id`` may name a snapshot (its files are the new sandbox's), and
+        ``layer_ids`` give the layers its disk starts from (a fork's)."""
+        snapshot = self.snapshots.find(template_id) if self.snapshots and not layer_ids else None
+        if snapshot is not None:
+            template_id, layer_ids = snapshot["snapshotID"], (snapshot["layer"],)
+        if template_id not in TEMPLATES and not layer_ids:
             raise HostError(404, f"template '{template_id}' not found; this host serves {TEMPLATES}")
         if self.load >= self.settings.max_sandboxes:
             self.metrics.limits_hit.labels("sandboxes").inc()
@@ -224,10 +235,13 @@ class SandboxHost:
         self._creating += 1
         started = time.monotonic()
         try:
-            handle = self.pool.take() if self.pool.serves(envs, limits, internet) else None
+            pooled = self.pool.serves(envs, limits, internet) and not layer_ids
+            handle = self.pool.take() if pooled else None
             if handle is None:
                 try:
-                    handle = await self.launcher.launch(new_sandbox_id(), envs, limits, internet)
+                    handle = await self.launcher.launch(
+                        new_sandbox_id(), envs, limits, internet, layer_ids=layer_ids
+                    )
                 except LaunchError as exc:
                     self.metrics.create_failures.labels("launch").inc()
                     raise HostError(500, str(exc)) from exc
