@@ -185,14 +185,16 @@ def mount(paths: bwrap.JailPaths, store: LayerStore, layers: tuple[str, ...], ow
                 if (tree / part).is_dir():
                     _run(["cp", "-a", "--sparse=always", f"{tree / part}/.", str(paths.data / part)], part)
     else:
-        upper, work = paths.disk / "upper", paths.disk / "work"
-        for folder in (upper, work):
+        for folder in (paths.disk / "upper", paths.disk / "work"):
             folder.mkdir(mode=0o700, exist_ok=True)
+        # Paths relative to the sandbox's folder: the mount's options show inside the jail (its
+        # /proc/self/mountinfo), and so name no more of the host's layout than its other mounts do.
+        lower = ":".join(os.path.relpath(tree, paths.root) for tree in trees)
         options = (
-            f"lowerdir={':'.join(str(tree) for tree in trees)},upperdir={upper},workdir={work},"
+            f"lowerdir={lower},upperdir=disk/upper,workdir=disk/work,"
             "metacopy=on,redirect_dir=on,nosuid,nodev"
         )
-        _run(["mount", "-t", "overlay", "overlay", "-o", options, str(paths.data)], "overlay")
+        _run(["mount", "-t", "overlay", "overlay", "-o", options, "data"], "overlay", cwd=paths.root)
     if owner is not None:  # metadata only: with metacopy the data stays in the layer
         _run(["chown", "-R", "--no-dereference", f"{owner}:{owner}", str(paths.data)], "chown")
 
@@ -205,9 +207,9 @@ def unmount(paths: bwrap.JailPaths) -> None:
             subprocess.run(["umount", "-l", str(paths.data)], capture_output=True, timeout=60)
 
 
-def _run(argv: list[str], what: str) -> None:
+def _run(argv: list[str], what: str, cwd: Path | None = None) -> None:
     try:
-        subprocess.run(argv, check=True, capture_output=True, timeout=_TIMEOUT)
+        subprocess.run(argv, check=True, capture_output=True, timeout=_TIMEOUT, cwd=cwd)
     except (OSError, subprocess.SubprocessError) as exc:
         detail = getattr(exc, "stderr", b"") or b""
         raise LayerError(f"{what} failed: {exc} {detail[-300:]!r}") from exc
