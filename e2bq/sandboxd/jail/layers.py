@@ -28,7 +28,7 @@ import time
 from pathlib import Path
 from typing import TypedDict
 
-from . import bwrap
+from . import bwrap, leftovers
 
 log = logging.getLogger("e2bq.sandboxd")
 
@@ -194,7 +194,9 @@ def mount(paths: bwrap.JailPaths, store: LayerStore, layers: tuple[str, ...], ow
             f"lowerdir={lower},upperdir=disk/upper,workdir=disk/work,"
             "metacopy=on,redirect_dir=on,nosuid,nodev"
         )
-        _run(["mount", "-t", "overlay", "overlay", "-o", options, "data"], "overlay", cwd=paths.root)
+        # the source names this run: a later sandboxd finds it by that if this one dies (leftovers)
+        source = leftovers.overlay_source()
+        _run(["mount", "-t", "overlay", source, "-o", options, "data"], "overlay", cwd=paths.root)
     if owner is not None:  # metadata only: with metacopy the data stays in the layer
         _run(["chown", "-R", "--no-dereference", f"{owner}:{owner}", str(paths.data)], "chown")
 

@@ -9,7 +9,9 @@ its parent, its snapshot or a sibling.
 from __future__ import annotations
 
 import asyncio
+import json
 import shutil
+import signal
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -20,7 +22,8 @@ from e2b import InvalidArgumentException, SandboxException
 from e2b_code_interpreter import AsyncSandbox, Sandbox
 
 from e2bq.launch.sandboxd import start_sandboxd
-from tests.procs import API_KEY, SandboxHostProcess
+from tests.integration.sandboxd.test_leftovers import loops_under, mounts_under
+from tests.procs import API_KEY, SandboxHostProcess, unmount_under
 
 
 @pytest.fixture
@@ -223,3 +226,38 @@ def test_async_snapshot_and_fork(sdk_env: SandboxHostProcess) -> None:
             await parent.kill()
 
     asyncio.run(scenario())
+
+
+def test_a_killed_host_leaves_no_overlay_and_its_fork_layers_go(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    state = Path(tempfile.mkdtemp(prefix="e2bq-snapkill-"))
+    try:
+        with start_sandboxd(tmp_path, api_key=API_KEY, state_dir=state) as host:
+            for name, value in host.env.items():
+                monkeypatch.setenv(name, value)
+            parent = Sandbox.create(timeout=120)
+            parent.files.write("/home/user/f", "x")
+            snapshot = parent.create_snapshot(name="after-kill")
+            [child] = parent.fork(count=1)
+            assert isinstance(child, Sandbox), child
+            from_snapshot = Sandbox.create(template="after-kill", timeout=120)
+            assert from_snapshot.files.read("/home/user/f") == "x"
+            host.proc.send_signal(signal.SIGKILL)
+            host.proc.wait(timeout=30)
+            assert len(mounts_under(state)) >= 5  # 3 images and 2 overlays stay mounted
+            # (inside: stopping a host unmounts what is under its state folder, as tests clean up)
+            with start_sandboxd(tmp_path / "other", api_key=API_KEY):  # another state folder
+                assert mounts_under(state) == [] and loops_under(state) == []
+        with start_sandboxd(tmp_path, api_key=API_KEY, state_dir=state) as host:
+            for name, value in host.env.items():
+                monkeypatch.setenv(name, value)
+            assert [p.name for p in (state / "layers").iterdir()] == [
+                r["layer"] for r in json.loads((state / "snapshots" / "snapshots.json").read_text())
+            ]
+            copy = Sandbox.create(template=snapshot.snapshot_id, timeout=60)
+            assert copy.files.read("/home/user/f") == "x"
+            copy.kill()
+    finally:
+        unmount_under(state)
+        shutil.rmtree(state, ignore_errors=True)
