@@ -18,7 +18,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from e2b import InvalidArgumentException, SandboxException
+from e2b import CommandExitException, InvalidArgumentException, SandboxException
 from e2b_code_interpreter import AsyncSandbox, Sandbox
 
 from e2bq.launch.sandboxd import start_sandboxd
@@ -261,3 +261,19 @@ def test_a_killed_host_leaves_no_overlay_and_its_fork_layers_go(
     finally:
         unmount_under(state)
         shutil.rmtree(state, ignore_errors=True)
+
+
+def test_a_sandbox_from_a_snapshot_counts_only_its_own_writes_against_its_disk(sandbox: Sandbox) -> None:
+    sandbox.commands.run("head -c 80M /dev/urandom > /home/user/big")
+    info = sandbox.create_snapshot()
+    copy = Sandbox.create(template=info.snapshot_id, metadata={"e2bq.disk_mb": "64"}, timeout=60)
+    try:
+        # the 80 MB below sit in the shared layer, not on its 64 MB disk
+        assert copy.commands.run("stat -c %s /home/user/big").stdout.strip() == str(80 << 20)
+        copy.commands.run("head -c 10M /dev/urandom > /home/user/small")
+        with pytest.raises(CommandExitException, match="No space left on device"):
+            copy.commands.run("head -c 100M /dev/zero > /home/user/fill")
+        assert not sandbox.files.exists("/home/user/small")
+    finally:
+        copy.kill()
+        Sandbox.delete_snapshot(info.snapshot_id)
