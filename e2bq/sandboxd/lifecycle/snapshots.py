@@ -50,6 +50,11 @@ def _bare_name(name: str) -> str:
     return name.rpartition("/")[2].partition(":")[0]
 
 
+def _matches(record: SnapshotRecord, key: str) -> bool:
+    bare = _bare_name(key)
+    return key in record["names"] or bare in record["names"] or bare == record["snapshotID"]
+
+
 class SnapshotStore:
     """The snapshot records of one sandboxd (a JSON file), their layers in ``layers``."""
 
@@ -84,9 +89,8 @@ class SnapshotStore:
         """The snapshot with this id or name (a name may carry a namespace or a tag)."""
         if key in self._records:
             return self._records[key]
-        bare = _bare_name(key)
         for record in self._records.values():
-            if bare == record["snapshotID"] or bare in record["names"]:
+            if _matches(record, key):
                 return record
         return None
 
@@ -137,8 +141,7 @@ class SnapshotStore:
         if sandbox_id:
             records = [r for r in records if r["sandboxID"] == sandbox_id]
         if name:
-            bare = _bare_name(name)
-            records = [r for r in records if bare == r["snapshotID"] or bare in r["names"]]
+            records = [r for r in records if _matches(r, name)]
         if token:
             ids = [r["snapshotID"] for r in records]
             if token not in ids:

@@ -78,8 +78,9 @@ def test_list_and_delete_snapshots_with_pages_and_filters(
     second = mine.next_items()
     assert {s.snapshot_id for s in first + second} == ids and not mine.has_next
 
-    named = Sandbox.list_snapshots(name="page-1").next_items()
-    assert [s.names for s in named] == [["page-1"]]
+    for name in ("page-1", "my-team/page-1:default", made[1].snapshot_id):
+        named = Sandbox.list_snapshots(name=name).next_items()
+        assert [s.names for s in named] == [["page-1"]], name
 
     assert Sandbox.delete_snapshot(made[0].snapshot_id) is True
     assert Sandbox.delete_snapshot(made[0].snapshot_id) is False  # 404: gone already
