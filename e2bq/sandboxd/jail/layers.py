@@ -34,6 +34,9 @@ log = logging.getLogger("e2bq.sandboxd")
 
 _TIMEOUT = 600.0  # seconds a copy of a sandbox's files may take
 PARTS = ("home", "tmp")  # what a layer holds of a sandbox: its writable folders
+# Left out of a copy: the agent's kernels' connection files and sockets, which belong to the
+# processes of the sandbox copied, not to its files (a sandbox made from the copy starts its own).
+EXCLUDED = (Path("tmp") / bwrap.KERNEL_DIR.relative_to("/tmp"),)
 
 
 class LayerError(OSError):
@@ -87,6 +90,8 @@ class LayerStore:
             for part in PARTS:
                 if (data / part).is_dir():
                     _copy(data / part, tree / part)
+            for excluded in EXCLUDED:
+                shutil.rmtree(tree / excluded, ignore_errors=True)
         except LayerError:
             shutil.rmtree(self.folder / layer_id, ignore_errors=True)
             raise

@@ -46,6 +46,9 @@ def test_a_sandbox_from_a_snapshot_has_its_files_and_fresh_processes(sandbox: Sa
     sandbox.commands.run("mkdir -p /tmp/work && echo scratch > /tmp/work/a")
     sandbox.commands.run("sleep 600", background=True, timeout=0)
     sandbox.run_code("in_memory = 42")
+    # the agent's kernel files (connection file, sockets) are its processes', not its files
+    parent_kernel_files = sandbox.commands.run("ls /tmp/e2bq-kernels | grep kernel-").stdout.split()
+    assert parent_kernel_files
 
     info = sandbox.create_snapshot(name="with-notes")
     assert info.snapshot_id and info.names == ["with-notes"]
@@ -56,6 +59,8 @@ def test_a_sandbox_from_a_snapshot_has_its_files_and_fresh_processes(sandbox: Sa
             assert copy.files.read("/home/user/notes.txt") == "kept"
             assert copy.files.read("/tmp/work/a") == "scratch\n"
             assert "sleep 600" not in copy.commands.run("ps -eo args").stdout
+            kernel_files = copy.commands.run("ls /tmp/e2bq-kernels || true").stdout
+            assert not any(name in kernel_files for name in parent_kernel_files)
             assert copy.run_code("in_memory").error is not None  # a fresh kernel
             copy.files.write("/home/user/notes.txt", "changed in the copy")
             assert Sandbox.get_info(copy.sandbox_id).template_id == info.snapshot_id
