@@ -18,7 +18,12 @@ from pathlib import Path
 
 import httpx
 import pytest
-from e2b import CommandExitException, InvalidArgumentException, SandboxException
+from e2b import (
+    CommandExitException,
+    InvalidArgumentException,
+    SandboxException,
+    SandboxNotFoundException,
+)
 from e2b_code_interpreter import AsyncSandbox, Sandbox
 
 from e2bq.launch.sandboxd import start_sandboxd
@@ -149,9 +154,15 @@ def test_fork_copies_the_files_and_writes_stay_apart(sandbox: Sandbox) -> None:
         _kill_all(forks)
 
 
-def test_a_fork_count_out_of_range_is_refused(sandbox: Sandbox, sdk_env: SandboxHostProcess) -> None:
+def test_a_fork_count_out_of_range_or_an_unknown_sandbox_is_refused(
+    sandbox: Sandbox, sdk_env: SandboxHostProcess
+) -> None:
     with pytest.raises(InvalidArgumentException):  # the SDK's own check, before any request
         sandbox.fork(count=0)
+    with pytest.raises(SandboxNotFoundException):
+        Sandbox.fork("inotasandbox", count=1)
+    with pytest.raises(SandboxNotFoundException):
+        Sandbox.create_snapshot("inotasandbox")
     for count in (0, 101, "3", True):
         answer = httpx.post(
             f"{sdk_env.url}/sandboxes/{sandbox.sandbox_id}/fork",
