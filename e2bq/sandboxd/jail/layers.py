@@ -131,9 +131,9 @@ class LayerStore:
                 self._write(record)
                 self._collect(record)
 
-    def sweep(self, gone: set[str]) -> None:
-        """At start: forget the users in ``gone`` (sandboxes of an earlier run that are no more),
-        and delete what nothing holds, half-made layers included."""
+    def sweep(self, kept: set[str]) -> None:
+        """At start: forget every user but those in ``kept`` (sandboxes of an earlier run kept on
+        disk), and delete what nothing holds, half-made layers included."""
         if not self.folder.is_dir():
             return
         with self._lock:
@@ -142,7 +142,7 @@ class LayerStore:
                 if record is None:
                     shutil.rmtree(folder, ignore_errors=True)
                     continue
-                record["users"] = [u for u in record["users"] if u not in gone]
+                record["users"] = [u for u in record["users"] if u in kept]
                 self._write(record)
                 self._collect(record)
 

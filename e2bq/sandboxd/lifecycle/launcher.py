@@ -96,15 +96,14 @@ class Launcher:
         self.state_dir.chmod(0o711)
         if self.uid is not None:
             _check_traversable(self.state_dir)
-        gone: set[str] = set()
         for leftover in self.state_dir.glob("i*"):  # jails of an earlier run that died
             jail_paths = bwrap.JailPaths(leftover)
             layers.unmount(jail_paths)
             self.disks.remove(jail_paths.image, jail_paths.disk)
             self.disks.remove(jail_paths.image, jail_paths.data)
             jail_paths.remove()
-            gone.add(leftover.name)
-        self.layers.sweep(gone)
+        # a layer's users of an earlier run are gone with their folders (and a fork cut short)
+        self.layers.sweep({folder.name for folder in self.state_dir.glob("i*")})
         bwrap.write_etc(self.etc)
         shutil.rmtree(self.agent_lib, ignore_errors=True)
         shutil.copytree(AGENT_SOURCE, self.agent_lib / "agent", ignore=shutil.ignore_patterns("__pycache__"))

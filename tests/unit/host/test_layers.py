@@ -48,10 +48,11 @@ def test_a_restart_forgets_sandboxes_that_are_gone_and_keeps_snapshots(tmp_path:
     kept = store.capture(source, None, pinned=False)
     for layer in (pinned, forked):
         store.acquire(layer, "i-dead")
+    store.acquire(forked, "fork-cut-short")  # a fork's hold, when the host died during the fork
     store.acquire(kept, "i-kept")  # e.g. a sandbox kept on disk across the restart
     (tmp_path / "layers" / "lhalfmade").mkdir()  # a copy cut short: no record
 
-    layers.LayerStore(tmp_path / "layers").sweep({"i-dead"})
+    layers.LayerStore(tmp_path / "layers").sweep({"i-kept"})
     assert store.tree(pinned).is_dir() and store.tree(kept).is_dir()
     assert not store.tree(forked).exists() and not (tmp_path / "layers" / "lhalfmade").exists()
 
