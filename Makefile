@@ -94,6 +94,7 @@ bench: install
 	$(PY) bench/layers_bench.py --json $(BENCH_FIGURES)
 	$(PY) bench/sandboxd_bench.py --json $(BENCH_FIGURES)
 	$(PY) bench/pause_bench.py --json $(BENCH_FIGURES)
+	$(PY) bench/fork_bench.py --json $(BENCH_FIGURES)
 	$(PY) bench/queue_bench.py --json $(BENCH_FIGURES)
 	$(PY) bench/nodes_bench.py
 	$(PY) bench/map_bench.py

@@ -46,6 +46,8 @@ class HostSettings:
     - ``E2BQ_SANDBOXD_FORK_KERNELS=0``: bwrap starts every agent and every agent spawns its own
       kernel; none is forked by the host's fork server (which sandboxd runs when it is root; see
       ``agent.forkserver``).
+    - ``E2BQ_SANDBOXD_MAX_SNAPSHOTS``: snapshots kept at most; past it ``create_snapshot`` answers
+      400 (100).
     - ``E2BQ_SANDBOXD_MAX_TIMEOUT``: the longest sandbox lifetime a client may ask for, seconds.
     - ``E2BQ_SANDBOX_UID``: the unprivileged host uid sandboxes run as when sandboxd is root.
     - ``E2BQ_SANDBOX_PRIVATE_NETWORKS=allow``: let sandboxes with internet reach private and
@@ -65,6 +67,7 @@ class HostSettings:
     state_dir: Path | None = None
     max_sandboxes: int = 100
     max_paused: int = 20
+    max_snapshots: int = 100
     warm_pool: int = 0
     warm_pool_max: int = 0
     default_timeout: int = 300
@@ -84,6 +87,8 @@ class HostSettings:
             raise ValueError("volumes must be 8 MiB or more (E2BQ_SANDBOXD_VOLUME_MB)")
         if self.max_paused < 0:
             raise ValueError("E2BQ_SANDBOXD_MAX_PAUSED must be 0 or more sandboxes")
+        if self.max_snapshots < 0:
+            raise ValueError("the maximum of snapshots must be 0 or more")
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **overrides: Any) -> HostSettings:
@@ -97,6 +102,7 @@ class HostSettings:
             "state_dir": ("E2BQ_SANDBOXD_STATE_DIR", Path),
             "max_sandboxes": ("E2BQ_SANDBOXD_MAX_SANDBOXES", int),
             "max_paused": ("E2BQ_SANDBOXD_MAX_PAUSED", int),
+            "max_snapshots": ("E2BQ_SANDBOXD_MAX_SNAPSHOTS", int),
             "warm_pool": ("E2BQ_SANDBOXD_WARM_POOL", int),
             "warm_pool_max": ("E2BQ_SANDBOXD_WARM_POOL_MAX", int),
             "max_timeout": ("E2BQ_SANDBOXD_MAX_TIMEOUT", int),

@@ -129,6 +129,12 @@ class JailPaths:
         return self.root / "data"
 
     @property
+    def disk(self) -> Path:
+        """Where the disk image is mounted when the data folder is an overlay of layers on it
+        (see ``layers``): the overlay's upper and work folders."""
+        return self.root / "disk"
+
+    @property
     def home(self) -> Path:
         return self.data / "home"
 

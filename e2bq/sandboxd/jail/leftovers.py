@@ -14,6 +14,9 @@ another one, and the old one may be gone):
 - A run's leftovers are reclaimed only when the run is dead: the mounts unmounted, the loop device
   detached, the image deleted. Anything without the mark (another program's loop devices, the
   ``disk.img`` of older e2bq versions) and anything of a live run is never touched.
+- A sandbox made from layers has an overlay on its image (see ``layers``), mounted with the source
+  name ``e2bq-run-<pid>-<ticks>``. The overlays of dead runs go first (they hold the image busy),
+  also when something else has already unmounted the image beneath.
 - cgroups (``e2bq-<pid>``) and firewall chains (``E2BQ-<pid>``) are named by pid: their sweeps
   (``Cgroups.sweep``, :func:`sweep_chains`) take those whose pid no process has.
 """
@@ -33,6 +36,7 @@ log = logging.getLogger("e2bq.sandboxd")
 
 RUN_MARK = "e2bq-run-"
 _IMAGE = re.compile(rf"^disk\.{RUN_MARK}(\d+)-(\d+)\.img$")
+_OVERLAY = re.compile(rf"^{RUN_MARK}(\d+)-(\d+)$")
 _DELETED = " (deleted)"
 _LOOPS = Path("/sys/block")
 _TIMEOUT = 60.0
@@ -57,6 +61,11 @@ def this_run() -> str:
 def image_name() -> str:
     """The file name of a disk image this run makes: it carries the run's mark."""
     return f"disk.{RUN_MARK}{this_run()}.img"
+
+
+def overlay_source() -> str:
+    """The source name of an overlay this run mounts: it carries the run's mark."""
+    return f"{RUN_MARK}{this_run()}"
 
 
 def run_alive(pid: int, ticks: int) -> bool:
@@ -106,6 +115,19 @@ def _mountpoints(numbers: str) -> list[str]:
     return sorted(points, key=len, reverse=True)
 
 
+def _dead_overlays() -> list[tuple[str, int]]:
+    """(mount point, pid) of every overlay mounted by a sandboxd run that is dead, deepest first."""
+    found = []
+    for line in Path("/proc/self/mountinfo").read_text().splitlines():
+        fields = line.split()
+        fstype, source = fields[fields.index("-") + 1: fields.index("-") + 3]
+        match = _OVERLAY.match(source)
+        if fstype == "overlay" and match and not run_alive(int(match[1]), int(match[2])):
+            point = re.sub(r"\\([0-7]{3})", lambda m: chr(int(m[1], 8)), fields[4])
+            found.append((point, int(match[1])))
+    return sorted(found, key=lambda item: len(item[0]), reverse=True)
+
+
 def _run(*argv: str) -> bool:
     try:
         return subprocess.run(argv, capture_output=True, timeout=_TIMEOUT, check=False).returncode == 0
@@ -116,6 +138,9 @@ def _run(*argv: str) -> bool:
 def reclaim_disks() -> list[str]:
     """Unmount, detach and delete the disk images of sandboxd runs that are dead; what was done."""
     done = []
+    for point, pid in _dead_overlays():
+        if _run("umount", point) or _run("umount", "-l", point):
+            done.append(f"unmounted {point} (overlay of dead sandboxd run {pid})")
     for loop in marked_loops():
         if loop.alive:
             continue

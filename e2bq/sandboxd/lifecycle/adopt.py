@@ -52,6 +52,7 @@ def kept_sandboxes(host: SandboxHost, make: type[Sandbox]) -> list[Sandbox]:
             record["internet"],
             uid=owner,
             binds=tuple((bind.source, bind.target) for bind in binds),
+            layers=tuple(record["disk"].get("layers", [])),
         )
         host.launcher.reserve_uid(jail.uid)
         sandbox = make(

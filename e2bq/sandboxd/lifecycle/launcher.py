@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import ForkServerError, LaunchError, SetupError
-from ..jail import bwrap, leftovers
+from ..jail import bwrap, layers, leftovers
 from ..jail.cgroups import Cgroups
 from ..jail.disk import Disks, chown_tree
 from ..jail.limits import Limits
@@ -51,6 +51,9 @@ class Jail:
     uplink: Uplink | None = None
     # (host folder, path inside) of the volumes bound in: a jail made again for it needs them too
     binds: tuple[tuple[Path, str], ...] = ()
+    # What its disk is built on: layer ids (topmost first) under the launcher's layer store; empty
+    # for a disk of its own alone. With ``paths`` this is all ``layers.mount`` needs to rebuild it.
+    layers: tuple[str, ...] = ()
 
 
 class Launcher:
@@ -62,6 +65,7 @@ class Launcher:
         self.uid: int | None = settings.sandbox_uid if os.geteuid() == 0 else None
         self.cgroups = Cgroups(f"e2bq-{os.getpid()}")
         self.disks = Disks()
+        self.layers = layers.LayerStore(state_dir / "layers")
         self.network = Network(self.uid, block_private=settings.block_private_networks)
         self._uids_in_use: set[int] = set()
         self._kernel_requests: set[asyncio.Task[None]] = set()
@@ -100,8 +104,12 @@ class Launcher:
             if persist.holds_record(leftover):  # a filesystem-paused sandbox: kept (see fspause)
                 continue
             jail_paths = bwrap.JailPaths(leftover)
+            layers.unmount(jail_paths)
+            self.disks.remove(jail_paths.image, jail_paths.disk)
             self.disks.remove(jail_paths.image, jail_paths.data)
             jail_paths.remove()
+        # a layer's users of an earlier run are gone with their folders (and a fork cut short)
+        self.layers.sweep({folder.name for folder in self.state_dir.glob("i*")})
         bwrap.write_etc(self.etc)
         shutil.rmtree(self.agent_lib, ignore_errors=True)
         shutil.copytree(AGENT_SOURCE, self.agent_lib / "agent", ignore=shutil.ignore_patterns("__pycache__"))
@@ -121,16 +129,21 @@ class Launcher:
         limits: Limits,
         internet: bool,
         binds: tuple[tuple[Path, str], ...] = (),
+        *,
+        layer_ids: tuple[str, ...] = (),
     ) -> Jail:
         """A jail running its agent. With the fork server up, the agent and its default kernel are
         forked in; if the agent cannot be, the jail is made again with bwrap starting the agent.
-        ``binds`` are folders of the host (volumes) mounted writable at paths inside."""
+        ``binds`` are folders of the host (volumes) mounted writable at paths inside; with
+        ``layer_ids`` its home and /tmp start as those layers hold them (see ``jail.layers``)."""
         if self.forkserver.running:
             try:
-                return await self._launch(sandbox_id, envs, limits, internet, binds, fork=True)
+                return await self._launch(
+                    sandbox_id, envs, limits, internet, binds, fork=True, layer_ids=layer_ids
+                )
             except ForkServerError as exc:
                 log.warning("sandbox %s: %s; starting its agent in the jail", sandbox_id, exc)
-        return await self._launch(sandbox_id, envs, limits, internet, binds, fork=False)
+        return await self._launch(sandbox_id, envs, limits, internet, binds, fork=False, layer_ids=layer_ids)
 
     async def relaunch(
         self,
@@ -160,16 +173,21 @@ class Launcher:
         *,
         fork: bool,
         disk: DiskRecord | None = None,
+        layer_ids: tuple[str, ...] = (),
     ) -> Jail:
         uid = self._take_uid() if disk is None else self._owner_again(disk)
         paths = bwrap.JailPaths(self.state_dir / sandbox_id)
         handle = Jail(sandbox_id, paths, None, limits, internet=False, uid=uid, binds=binds)
         try:
             paths.create()
-            if disk is None:
-                await asyncio.to_thread(self.disks.create, paths.image, paths.data, limits.disk_mb, uid)
-            else:
+            if disk is not None:
+                handle.layers = tuple(disk.get("layers", []))
                 await asyncio.to_thread(self._mount_again, paths, disk, uid)
+            elif layer_ids:
+                handle.layers = layer_ids
+                await asyncio.to_thread(self.mount_layered, handle)
+            else:
+                await asyncio.to_thread(self.disks.create, paths.image, paths.data, limits.disk_mb, uid)
             paths.create_data(uid)
             cgroup_dirs = self.cgroups.create(sandbox_id, limits)
             if internet:
@@ -297,6 +315,18 @@ class Launcher:
             stderr = paths.log.read_text(errors="replace") if paths.log.exists() else ""
             raise LaunchError(f"the sandbox failed to start: {stderr[-2000:]}")
 
+    def mount_layered(self, handle: Jail) -> None:
+        """Make the jail's image and build its data folder on its layers (taken for it first).
+        Blocks: call from a thread. Raises LaunchError (a layer gone, a mount refused)."""
+        paths = handle.paths
+        try:
+            for layer_id in handle.layers:
+                self.layers.acquire(layer_id, handle.sandbox_id)
+            image_ready = self.disks.create(paths.image, paths.disk, handle.limits.disk_mb, handle.uid)
+            layers.mount(paths, self.layers, handle.layers, handle.uid, image_ready=image_ready)
+        except layers.LayerError as exc:
+            raise LaunchError(f"the sandbox's disk could not be built from its snapshot: {exc}") from exc
+
     def oom_kills(self, handle: Jail) -> int:
         return self.cgroups.oom_kills(handle.sandbox_id)
 
@@ -315,8 +345,13 @@ class Launcher:
             _kill_jail(handle.proc)
         self.network.disconnect(handle.uplink)
         self.cgroups.remove(handle.sandbox_id)
+        if handle.layers:
+            layers.unmount(handle.paths)
+            self.disks.remove(handle.paths.image, handle.paths.disk)
         self.disks.remove(handle.paths.image, handle.paths.data)
         handle.paths.remove()
+        if handle.layers:
+            self.layers.release(handle.sandbox_id, handle.layers)
         self._uids_in_use.discard(handle.uid or -1)
 
     # -- filesystem pause: a jail ended with its disk kept, and a new one on that disk ----------
@@ -339,13 +374,18 @@ class Launcher:
         self.network.disconnect(handle.uplink)
         handle.uplink = None
         self.cgroups.remove(handle.sandbox_id)
-        self.disks.unmount(handle.paths.data)
+        if handle.layers:  # the overlay first, then the image beneath it
+            layers.unmount(handle.paths)
+            self.disks.unmount(handle.paths.disk)
+        else:
+            self.disks.unmount(handle.paths.data)
         kept = handle.paths.root / persist.PAUSED_IMAGE
         if handle.paths.image.exists():
             handle.paths.image.replace(kept)
         if kept.exists():
             kept.chmod(0o600)
-        return {"image": kept.name if kept.exists() else None, "owner": handle.uid}
+        image = kept.name if kept.exists() else None
+        return {"image": image, "owner": handle.uid, "layers": list(handle.layers)}
 
     def reserve_uid(self, uid: int | None) -> None:
         """Keep ``uid`` from new sandboxes: a paused sandbox's files belong to it."""
@@ -366,11 +406,14 @@ class Launcher:
     def _mount_again(self, paths: bwrap.JailPaths, disk: DiskRecord, uid: int | None) -> None:
         """Mount a kept disk where a jail's writable space goes, under this run's mark (so a crash
         of this run is reclaimed as any). Raises LaunchError."""
+        layer_ids = tuple(disk.get("layers", []))
         if disk["image"] is not None:
             try:
                 (paths.root / disk["image"]).replace(paths.image)
-                self.disks.mount(paths.image, paths.data)
-            except OSError as exc:
+                self.disks.mount(paths.image, paths.disk if layer_ids else paths.data)
+                if layer_ids:  # the overlay again, on the layers it was made from (still held)
+                    layers.mount(paths, self.layers, layer_ids, disk["owner"], image_ready=True)
+            except (OSError, layers.LayerError) as exc:
                 raise LaunchError(f"the sandbox's disk could not be mounted again: {exc}") from exc
         if uid is not None and disk["owner"] is not None and uid != disk["owner"]:
             chown_tree(paths.data, disk["owner"], uid)

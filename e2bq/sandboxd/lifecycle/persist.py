@@ -35,6 +35,7 @@ class DiskRecord(TypedDict):
 
     image: str | None
     owner: int | None
+    layers: list[str]  # the layers its files lie on (a fork's, or one made from a snapshot), topmost first
 
 
 class NetworkRecord(TypedDict):

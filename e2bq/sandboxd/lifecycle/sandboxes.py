@@ -31,6 +31,7 @@ from .launcher import Jail, Launcher
 from .pause import Lifecycle
 from .pool import WarmPool
 from .ports import PortPublisher
+from .snapshots import SnapshotStore
 
 log = logging.getLogger("e2bq.sandboxd")
 
@@ -129,6 +130,7 @@ class SandboxHost:
         self.state_dir = settings.state_dir or Path(tempfile.mkdtemp(prefix="e2bq-sandboxd-"))
         self.launcher: Launcher | None = None
         self.pool: WarmPool | None = None
+        self.snapshots: SnapshotStore | None = None
         self.metrics = HostMetrics()
         self.volumes = VolumeStore(self.state_dir / "volumes", size_mb=settings.volume_mb)
         self._sweeper: asyncio.Task[None] | None = None
@@ -148,6 +150,9 @@ class SandboxHost:
             raise SetupError("bubblewrap is not installed: apt-get install -y bubblewrap")
         self.launcher = Launcher(self.settings, self.state_dir)
         self.launcher.prepare()
+        self.snapshots = SnapshotStore(
+            self.state_dir / "snapshots", self.launcher.layers, max_snapshots=self.settings.max_snapshots
+        )
         await asyncio.to_thread(self.volumes.load)
         for kept in adopt.kept_sandboxes(self, Sandbox):  # filesystem-paused by an earlier run
             kept.ports.wake = functools.partial(pause.wake, self, kept)
@@ -236,8 +241,14 @@ class SandboxHost:
         lifecycle: Lifecycle | None = None,
         rules: ResolvedEgress | None = None,
         binds: list[Bind] | None = None,
+        layer_ids: tuple[str, ...] = (),
     ) -> Sandbox:
-        if template_id not in TEMPLATES:
+        """A new sandbox; ``template_id`` may name a snapshot (its files are the new sandbox's), and
+        ``layer_ids`` give the layers its disk starts from (a fork's)."""
+        snapshot = self.snapshots.find(template_id) if self.snapshots and not layer_ids else None
+        if snapshot is not None:
+            template_id, layer_ids = snapshot["snapshotID"], (snapshot["layer"],)
+        if template_id not in TEMPLATES and not layer_ids:
             raise HostError(404, f"template '{template_id}' not found; this host serves {TEMPLATES}")
         if self.load >= self.settings.max_sandboxes:
             self.metrics.limits_hit.labels("sandboxes").inc()
@@ -252,13 +263,15 @@ class SandboxHost:
         self._creating += 1
         started = time.monotonic()
         try:
-            # a pooled jail was built without the volumes' binds: one that mounts some is made anew
-            pooled = not binds and self.pool.serves(envs, limits, internet)
+            # a pooled jail was built without volumes' binds or layers: one that needs some is made anew
+            pooled = not binds and not layer_ids and self.pool.serves(envs, limits, internet)
             handle = self.pool.take() if pooled else None
             if handle is None:
                 mounts = tuple((bind.source, bind.target) for bind in binds or [])
                 try:
-                    handle = await self.launcher.launch(new_sandbox_id(), envs, limits, internet, mounts)
+                    handle = await self.launcher.launch(
+                        new_sandbox_id(), envs, limits, internet, mounts, layer_ids=layer_ids
+                    )
                 except LaunchError as exc:
                     self.metrics.create_failures.labels("launch").inc()
                     raise HostError(500, str(exc)) from exc
