@@ -1,6 +1,6 @@
-"""A sandbox resumed from a filesystem pause gets back what its jail was made with besides its disk:
-its volumes bound at the same paths, and its outbound rules in its new network namespace, also
-after a restart of sandboxd."""
+"""What a sandbox is made with besides its files — its volumes at their paths, its outbound rules,
+the layers its disk lies on — is kept when it is resumed from a filesystem pause (also after a
+restart of sandboxd), and a fork is made with its source's."""
 
 from __future__ import annotations
 
@@ -80,3 +80,45 @@ def test_after_a_restart_of_sandboxd_too(tmp_path: Path, monkeypatch: pytest.Mon
             _as_it_was(sandbox.sandbox_id)
             Sandbox.kill(sandbox.sandbox_id)
             Volume.destroy(volume.volume_id)
+
+
+def test_a_fork_keeps_its_sources_rules_and_volumes(sdk_env: SandboxHostProcess) -> None:
+    control = Sandbox.create(timeout=120)
+    volume = Volume.create(f"forked-{uuid.uuid4().hex[:8]}")
+    try:
+        _registry_reachable(control)
+        source = _made(volume)
+        try:
+            [fork] = source.fork(1)
+            try:
+                assert fork.files.read("/mnt/data/before.txt") == "written before the pause"
+                assert reach(fork, REGISTRY)[REGISTRY] != "connected"  # never looser than its source
+            finally:
+                fork.kill()
+        finally:
+            source.kill()
+    finally:
+        control.kill()
+        Volume.destroy(volume.volume_id)
+
+
+def test_a_sandbox_made_from_a_snapshot_pauses_to_disk_and_resumes_on_its_layers(
+    sdk_env: SandboxHostProcess,
+) -> None:
+    source = Sandbox.create(timeout=120)
+    source.files.write("/home/user/from-snapshot.txt", "layer")
+    snapshot = source.create_snapshot()
+    made = Sandbox.create(template=snapshot.snapshot_id, timeout=120)
+    try:
+        made.files.write("/home/user/own.txt", "own")
+        made.pause(keep_memory=False)
+        with pytest.raises(Exception, match="paused to disk"):
+            made.create_snapshot()
+        resumed = Sandbox.connect(made.sandbox_id)
+        assert resumed.files.read("/home/user/from-snapshot.txt") == "layer"
+        assert resumed.files.read("/home/user/own.txt") == "own"
+        assert resumed.run_code("1 + 1").text == "2"
+    finally:
+        made.kill()
+        source.kill()
+        Sandbox.delete_snapshot(snapshot.snapshot_id)
