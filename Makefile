@@ -95,6 +95,8 @@ bench: install
 	$(PY) bench/sandboxd_bench.py --json $(BENCH_FIGURES)
 	$(PY) bench/pause_bench.py --json $(BENCH_FIGURES)
 	$(PY) bench/fork_bench.py --json $(BENCH_FIGURES)
+	$(PY) bench/envd_fs_bench.py
+	$(PY) bench/volumes_bench.py
 	$(PY) bench/queue_bench.py --json $(BENCH_FIGURES)
 	$(PY) bench/nodes_bench.py
 	$(PY) bench/map_bench.py
@@ -102,6 +104,7 @@ bench: install
 	$(PY) bench/output_bench.py
 	$(PY) bench/frameworks_bench.py
 	$(PY) bench/follow_bench.py
+	$(PY) bench/pause_tools_bench.py
 	$(PY) bench/failover_bench.py
 	$(PY) bench/soak.py
 	$(PY) bench/targets.py $(BENCH_FIGURES)

@@ -37,10 +37,7 @@ log = logging.getLogger("e2bq.sandboxd")
 async def pause(host: SandboxHost, sandbox: Sandbox) -> None:
     """Filesystem-only pause; raises HostError 409 if it is paused already (either way)."""
     async with sandbox.transition:
-        if sandbox.state == "paused":
-            raise HostError(409, f"sandbox {sandbox.sandbox_id} is already paused")
-        if sandbox.state != "running":
-            raise HostError(404, f"sandbox {sandbox.sandbox_id} not found")
+        sandbox.check_pausable()
         await to_disk(host, sandbox)
 
 

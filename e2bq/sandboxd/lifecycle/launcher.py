@@ -14,7 +14,6 @@ import contextlib
 import logging
 import os
 import shutil
-import signal
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,11 +21,11 @@ from pathlib import Path
 from ..errors import ForkServerError, LaunchError, SetupError
 from ..jail import bwrap, layers, leftovers
 from ..jail.cgroups import Cgroups
-from ..jail.disk import Disks, chown_tree
+from ..jail.disk import Disks
 from ..jail.limits import Limits
 from ..jail.network import Network, Uplink
 from ..settings import HostSettings
-from . import persist
+from . import jailend, keptdisk, persist
 from .forkserver import ForkServer
 from .persist import DiskRecord
 
@@ -131,19 +130,23 @@ class Launcher:
         binds: tuple[tuple[Path, str], ...] = (),
         *,
         layer_ids: tuple[str, ...] = (),
+        disk: DiskRecord | None = None,
     ) -> Jail:
         """A jail running its agent. With the fork server up, the agent and its default kernel are
         forked in; if the agent cannot be, the jail is made again with bwrap starting the agent.
         ``binds`` are folders of the host (volumes) mounted writable at paths inside; with
-        ``layer_ids`` its home and /tmp start as those layers hold them (see ``jail.layers``)."""
+        ``layer_ids`` its home and /tmp start as those layers hold them (see ``jail.layers``); with
+        ``disk`` (what :meth:`suspend` kept) it starts on that disk, kept as it was if it fails."""
         if self.forkserver.running:
             try:
                 return await self._launch(
-                    sandbox_id, envs, limits, internet, binds, fork=True, layer_ids=layer_ids
+                    sandbox_id, envs, limits, internet, binds, fork=True, disk=disk, layer_ids=layer_ids
                 )
             except ForkServerError as exc:
                 log.warning("sandbox %s: %s; starting its agent in the jail", sandbox_id, exc)
-        return await self._launch(sandbox_id, envs, limits, internet, binds, fork=False, layer_ids=layer_ids)
+        return await self._launch(
+            sandbox_id, envs, limits, internet, binds, fork=False, disk=disk, layer_ids=layer_ids
+        )
 
     async def relaunch(
         self,
@@ -156,12 +159,7 @@ class Launcher:
     ) -> Jail:
         """A new jail running its agent on the disk a :meth:`suspend` kept. Raises LaunchError, and
         then the disk is kept as it was."""
-        if self.forkserver.running:
-            try:
-                return await self._launch(sandbox_id, envs, limits, internet, binds, fork=True, disk=disk)
-            except ForkServerError as exc:
-                log.warning("sandbox %s: %s; starting its agent in the jail", sandbox_id, exc)
-        return await self._launch(sandbox_id, envs, limits, internet, binds, fork=False, disk=disk)
+        return await self.launch(sandbox_id, envs, limits, internet, binds, disk=disk)
 
     async def _launch(
         self,
@@ -182,7 +180,7 @@ class Launcher:
             paths.create()
             if disk is not None:
                 handle.layers = tuple(disk.get("layers", []))
-                await asyncio.to_thread(self._mount_again, paths, disk, uid)
+                await asyncio.to_thread(keptdisk.mount_again, paths, disk, uid, self.disks, self.layers)
             elif layer_ids:
                 handle.layers = layer_ids
                 await asyncio.to_thread(self.mount_layered, handle)
@@ -268,8 +266,8 @@ class Launcher:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.settings.ready_timeout
         while handle.proc is not None and handle.proc.poll() is None and loop.time() < deadline:
-            inits = _children(handle.proc.pid)  # bwrap's child: the jail's init
-            if len(inits) == 1 and _children(inits[0]):
+            inits = jailend.children(handle.proc.pid)  # bwrap's child: the jail's init
+            if len(inits) == 1 and jailend.children(inits[0]):
                 return inits[0]
             await asyncio.sleep(_INIT_POLL)
         raise LaunchError("the jail's init did not start its agent")
@@ -311,7 +309,7 @@ class Launcher:
             loop.remove_reader(ready_fd)
             os.close(ready_fd)
         if signal_byte != b"1":  # the pipe closed: the jail died before its agent was up
-            await asyncio.to_thread(_wait_quietly, proc)
+            await asyncio.to_thread(jailend.wait_quietly, proc)
             stderr = paths.log.read_text(errors="replace") if paths.log.exists() else ""
             raise LaunchError(f"the sandbox failed to start: {stderr[-2000:]}")
 
@@ -332,17 +330,7 @@ class Launcher:
 
     def destroy(self, handle: Jail) -> None:
         """End every process of the jail and remove all it had. Blocks: call from a thread."""
-        freezer = self.cgroups.freezer(handle.sandbox_id)
-        if handle.proc is not None and freezer is not None and freezer.frozen():
-            # A paused jail: the kill waits in its frozen tasks and takes them as they thaw, so
-            # none of the sandbox's code runs again; its init's exit then lets bwrap exit.
-            for pid in _children(handle.proc.pid):
-                with contextlib.suppress(ProcessLookupError):
-                    os.kill(pid, signal.SIGKILL)
-            with contextlib.suppress(OSError):
-                freezer.thaw()
-        if handle.proc is not None:
-            _kill_jail(handle.proc)
+        jailend.end_processes(handle.proc, self.cgroups.freezer(handle.sandbox_id))
         self.network.disconnect(handle.uplink)
         self.cgroups.remove(handle.sandbox_id)
         if handle.layers:
@@ -358,34 +346,14 @@ class Launcher:
 
     def suspend(self, handle: Jail) -> DiskRecord:
         """End every process of the jail and release its cgroups and network, but keep its disk
-        (unmounted, renamed out of this run's mark so no start-up sweep deletes it) and its uid,
-        which owns the files on it. Blocks: call from a thread. Raises OSError if the disk cannot
-        be unmounted."""
-        freezer = self.cgroups.freezer(handle.sandbox_id)
-        if handle.proc is not None and freezer is not None and freezer.frozen():
-            for pid in _children(handle.proc.pid):  # as in destroy: killed as they thaw
-                with contextlib.suppress(ProcessLookupError):
-                    os.kill(pid, signal.SIGKILL)
-            with contextlib.suppress(OSError):
-                freezer.thaw()
-        if handle.proc is not None:
-            _kill_jail(handle.proc)
-            handle.proc = None
+        (see ``keptdisk``) and its uid, which owns the files on it. Blocks: call from a thread.
+        Raises OSError if the disk cannot be unmounted."""
+        jailend.end_processes(handle.proc, self.cgroups.freezer(handle.sandbox_id))
+        handle.proc = None
         self.network.disconnect(handle.uplink)
         handle.uplink = None
         self.cgroups.remove(handle.sandbox_id)
-        if handle.layers:  # the overlay first, then the image beneath it
-            layers.unmount(handle.paths)
-            self.disks.unmount(handle.paths.disk)
-        else:
-            self.disks.unmount(handle.paths.data)
-        kept = handle.paths.root / persist.PAUSED_IMAGE
-        if handle.paths.image.exists():
-            handle.paths.image.replace(kept)
-        if kept.exists():
-            kept.chmod(0o600)
-        image = kept.name if kept.exists() else None
-        return {"image": image, "owner": handle.uid, "layers": list(handle.layers)}
+        return keptdisk.keep(handle.paths, handle.uid, handle.layers, self.disks)
 
     def reserve_uid(self, uid: int | None) -> None:
         """Keep ``uid`` from new sandboxes: a paused sandbox's files belong to it."""
@@ -403,28 +371,6 @@ class Launcher:
         self._uids_in_use.add(owner)
         return owner
 
-    def _mount_again(self, paths: bwrap.JailPaths, disk: DiskRecord, uid: int | None) -> None:
-        """Mount a kept disk where a jail's writable space goes, under this run's mark (so a crash
-        of this run is reclaimed as any). Raises LaunchError."""
-        layer_ids = tuple(disk.get("layers", []))
-        if disk["image"] is not None:
-            try:
-                (paths.root / disk["image"]).replace(paths.image)
-                self.disks.mount(paths.image, paths.disk if layer_ids else paths.data)
-                if layer_ids:  # the overlay again, on the layers it was made from (still held)
-                    layers.mount(paths, self.layers, layer_ids, disk["owner"], image_ready=True)
-            except (OSError, layers.LayerError) as exc:
-                raise LaunchError(f"the sandbox's disk could not be mounted again: {exc}") from exc
-        if uid is not None and disk["owner"] is not None and uid != disk["owner"]:
-            chown_tree(paths.data, disk["owner"], uid)
-        # What the last life left for a kernel handover would be taken as this life's (an adoption
-        # file naming a pid of the old PID namespace, sandboxd's word that no kernel comes).
-        # Nothing runs in the sandbox now, and rmtree neither follows nor accepts a symlink.
-        (paths.run / bwrap.KERNEL_FALLBACK).unlink(missing_ok=True)
-        kernels = paths.tmp / bwrap.KERNEL_DIR.name
-        if kernels.is_dir() and not kernels.is_symlink():
-            shutil.rmtree(kernels, ignore_errors=True)
-
 
 def _check_traversable(folder: Path) -> None:
     """Jails are set up as the unprivileged sandbox uid, which must reach the state folder."""
@@ -434,40 +380,3 @@ def _check_traversable(folder: Path) -> None:
                 f"the sandboxes' uid cannot reach {folder}: {parent} is not searchable by others; "
                 "choose another --state-dir (E2BQ_SANDBOXD_STATE_DIR) or chmod o+x it"
             )
-
-
-def _kill_jail(proc: subprocess.Popen[bytes]) -> None:
-    """SIGKILL the jail; return once none of its processes runs any more.
-
-    The signal goes to the jail's init (bwrap's child, pid 1 inside). When the init of a PID
-    namespace dies, the kernel kills every other process in it and lets the init's parent reap
-    it only once they have all exited; bwrap exits when its child is reaped, so bwrap's exit
-    means the jail is empty. Killing bwrap itself returns sooner, while the jail's processes
-    may still run and write into the sandbox's folder. Blocks: call it from a worker thread.
-    """
-    if proc.poll() is not None:
-        return
-    inits = _children(proc.pid)
-    for pid in inits:
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(pid, signal.SIGKILL)
-    if inits:
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            proc.wait(timeout=5)
-    if proc.poll() is None:  # no init found, or bwrap did not follow it
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait()
-
-
-def _children(pid: int) -> list[int]:
-    """The processes ``pid`` started (from /proc; empty when the kernel does not list them)."""
-    try:
-        return [int(child) for child in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
-    except OSError:
-        return []
-
-
-def _wait_quietly(proc: subprocess.Popen[bytes]) -> None:
-    with contextlib.suppress(subprocess.TimeoutExpired):
-        proc.wait(timeout=5)

@@ -79,10 +79,7 @@ def _freezer(host: SandboxHost, sandbox: Sandbox) -> Freezer:
 async def pause(host: SandboxHost, sandbox: Sandbox) -> None:
     """Freeze the sandbox's processes; raises HostError 409 if it is paused already."""
     async with sandbox.transition:
-        if sandbox.state == "paused":
-            raise HostError(409, f"sandbox {sandbox.sandbox_id} is already paused")
-        if sandbox.state != "running":
-            raise HostError(404, f"sandbox {sandbox.sandbox_id} not found")
+        sandbox.check_pausable()
         freezer = _freezer(host, sandbox)
         started = time.perf_counter()
         try:

@@ -25,17 +25,19 @@ PAUSED_IMAGE = "disk.paused.img"  # no run mark: the start-up sweep of dead runs
 VERSION = 1
 
 
-class DiskRecord(TypedDict):
+class _Disk(TypedDict):
+    image: str | None
+    owner: int | None
+
+
+class DiskRecord(_Disk, total=False):
     """A sandbox's disk, as data: enough to mount it again in a new jail.
 
     ``image`` is the image's file name in the sandbox's folder (None: a plain folder, on a host
-    without disk images); ``owner`` is the host uid its files belong to. Other disk layouts add
-    their fields here (e.g. read-only lower layers under an image).
+    without disk images); ``owner`` is the host uid its files belong to.
     """
 
-    image: str | None
-    owner: int | None
-    layers: list[str]  # the layers its files lie on (a fork's, or one made from a snapshot), topmost first
+    layers: list[str]  # the layers its files lie on (a fork's, or from a snapshot), topmost first
 
 
 class NetworkRecord(TypedDict):
@@ -53,9 +55,7 @@ class MountRecord(TypedDict):
     path: str
 
 
-class PausedRecord(TypedDict):
-    """``paused.json``: everything a filesystem-paused sandbox is, besides its files."""
-
+class _Paused(TypedDict):
     version: int
     sandbox_id: str
     template_id: str
@@ -71,6 +71,12 @@ class PausedRecord(TypedDict):
     limits: dict[str, Any]  # Limits' fields
     internet: bool
     disk: DiskRecord
+
+
+class PausedRecord(_Paused, total=False):
+    """``paused.json``: everything a filesystem-paused sandbox is, besides its files."""
+
+    # Not in the records of earlier releases (read as none):
     network: NetworkRecord | None  # its outbound rules, put back in its new namespace on resume
     volume_mounts: list[MountRecord]  # bound again on resume
 

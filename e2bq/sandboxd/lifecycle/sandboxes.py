@@ -74,6 +74,13 @@ class Sandbox:
     # Paused without its memory: no process, its disk kept (see lifecycle.fspause).
     filesystem_paused: bool = False
 
+    def check_pausable(self) -> None:
+        """Before a pause: HostError 409 if it is paused already (either way), 404 if it is gone."""
+        if self.state == "paused":
+            raise HostError(409, f"sandbox {self.sandbox_id} is already paused")
+        if self.state != "running":
+            raise HostError(404, f"sandbox {self.sandbox_id} not found")
+
     def alive(self, now: float | None = None) -> bool:
         """Not past its timeout; a paused sandbox's clock is stopped, so it is alive until killed,
         and one that pauses at its timeout is alive in the moment before the sweeper pauses it."""
