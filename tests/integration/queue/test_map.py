@@ -22,15 +22,17 @@ BLOCK = "import time\nwhile True:\n    time.sleep(0.05)"
 # sandbox set `first`; on a fresh sandbox it returns.
 # The sandbox dies under the item when its kernel has run an earlier item: code that kills the
 # sandbox's agent (the jail ends with it).
+# The agent's supervisor first (it would start the agent again), then the agent: the sandbox ends.
 KILL_IF_NOT_FRESH = """
 import os
 if globals().get('first'):
-    for pid in filter(str.isdigit, os.listdir('/proc')):
-        try:
-            if b'agent.server' in open(f'/proc/{pid}/cmdline', 'rb').read():
-                os.kill(int(pid), 9)
-        except OSError:
-            pass
+    for mark in (b'e2bq-supervisor', b'agent.server'):
+        for pid in filter(str.isdigit, os.listdir('/proc')):
+            try:
+                if mark in open(f'/proc/{pid}/cmdline', 'rb').read():
+                    os.kill(int(pid), 9)
+            except OSError:
+                pass
 6 * 7
 """
 
