@@ -3,6 +3,7 @@ mounts (the latter is what a sandboxd that is not root gets: a plain copy)."""
 
 from __future__ import annotations
 
+import logging
 import os
 from pathlib import Path
 
@@ -60,6 +61,9 @@ def test_a_restart_forgets_sandboxes_that_are_gone_and_keeps_snapshots(tmp_path:
 def test_without_mounts_the_layers_are_copied_into_a_plain_folder(
     tmp_path: Path, source: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
+    # the level set on the logger itself: an in-process Celery worker earlier in the session
+    # leaves the root logger at ERROR
+    caplog.set_level(logging.WARNING, logger="e2bq.sandboxd")
     store = layers.LayerStore(tmp_path / "layers")
     layer = store.capture(source, None, pinned=True)
     paths = bwrap.JailPaths(tmp_path / "isandbox")
