@@ -19,8 +19,8 @@ the Python a sandbox's user and kernels find on ``PATH`` is then the one with th
 E2B's templates, and ``pip install`` inside a sandbox adds to the same place.
 
 The build happens in a staging folder and is renamed into ``builds/<hash>`` only when every step
-succeeded: a failed or interrupted build leaves nothing behind but its staging folder, removed at
-once (or by the next build, when the process was killed).
+succeeded: a failed build leaves nothing behind (its staging folder is removed at once; a killed build's, by
+the next build).
 """
 
 from __future__ import annotations
@@ -45,6 +45,7 @@ from .store import (
     check_name,
     content_hash,
     disk_usage,
+    remove_tree,
     write_json,
 )
 
@@ -108,8 +109,8 @@ def build_template(
             template=store.publish(name, existing), cached=True, seconds=time.monotonic() - started
         )
     _check_host()
-    store.staging.mkdir(parents=True, exist_ok=True)
-    work = Path(tempfile.mkdtemp(prefix=f"{digest}-", dir=store.staging))
+    store.sweep_staging()
+    work = Path(tempfile.mkdtemp(prefix=f"{digest}-{os.getpid()}-", dir=store.staging))
     try:
         record = _run_steps(definition, template_file.parent, work, digest, options or BuildOptions(), report)
         target = store.build_dir(digest)
@@ -121,7 +122,8 @@ def build_template(
             if store.find_build(digest) is None:
                 raise
     finally:
-        shutil.rmtree(work, ignore_errors=True)
+        if work.exists():
+            remove_tree(work)
     return BuildResult(template=store.publish(name, record), cached=False, seconds=time.monotonic() - started)
 
 
@@ -130,7 +132,7 @@ def _check_host() -> None:
         raise TemplateError(
             "building a template needs root (mmdebstrap installs packages as root): run it with sudo"
         )
-    for tool, package in (("mmdebstrap", "mmdebstrap"), ("bwrap", "bubblewrap")):
+    for tool, package in (("mmdebstrap", "mmdebstrap"), ("bwrap", "bubblewrap"), ("unshare", "util-linux")):
         if shutil.which(tool) is None:
             raise TemplateError(f"{tool} is not installed: apt-get install {package} (or `make system`)")
 
@@ -183,6 +185,11 @@ def _mmdebstrap_argv(definition: TemplateDefinition, rootfs: Path, options: Buil
     if definition.npm:
         packages += ["nodejs", "npm"]
     return [
+        # In a mount namespace of its own: the /proc, /dev and /sys mmdebstrap mounts in the root
+        # filesystem go away with it even when it is killed, and never reach the host's mount table.
+        "unshare",
+        "--mount",
+        "--propagation=private",
         "mmdebstrap",
         "--variant=minbase",
         "--mode=root",

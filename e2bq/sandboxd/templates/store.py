@@ -76,6 +76,16 @@ def content_hash(definition: TemplateDefinition, folder: Path) -> str:
     return digest.hexdigest()[:32]
 
 
+def remove_tree(path: Path) -> None:
+    """``rm -r``, refusing a folder with anything mounted below it (a host /dev bound into a rootfs)."""
+    prefix = str(path.resolve()) + "/"
+    with open("/proc/self/mountinfo") as table:
+        mounted = [line.split()[4] for line in table if (line.split()[4] + "/").startswith(prefix)]
+    if mounted:
+        raise TemplateError(f"{path} still has {mounted[0]} mounted in it: unmount it (umount -R), then retry")
+    shutil.rmtree(path)
+
+
 def disk_usage(path: Path) -> int:
     """Bytes on disk, hard links counted once (what ``du -s`` says)."""
     out = subprocess.run(
@@ -91,6 +101,15 @@ class TemplateStore:
     @property
     def staging(self) -> Path:
         return self.root / ".staging"
+
+    def sweep_staging(self) -> None:
+        """Make the staging folder; remove what builds whose process is gone left in it."""
+        self.staging.mkdir(parents=True, exist_ok=True)
+        for leftover in self.staging.iterdir():
+            parts = leftover.name.split("-")
+            pid = int(parts[1]) if len(parts) > 2 and parts[1].isdigit() else 0
+            if leftover.name.startswith("delete-") or (pid and not Path(f"/proc/{pid}").exists()):
+                remove_tree(leftover)
 
     def build_dir(self, digest: str) -> Path:
         return self.root / "builds" / digest
@@ -143,7 +162,7 @@ class TemplateStore:
                 doomed = self.staging / f"delete-{build.name}"
                 self.staging.mkdir(parents=True, exist_ok=True)
                 os.replace(build, doomed)
-                shutil.rmtree(doomed)
+                remove_tree(doomed)
                 removed.append(build.name)
         return removed
 
