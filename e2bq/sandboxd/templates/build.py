@@ -11,7 +11,9 @@ The steps run in this order, each named in the progress shown:
 Steps 2-6 run in bubblewrap with the new root filesystem as ``/``, as root, sharing the host's
 network (pip, npm and commands reach the registries). bubblewrap rather than chroot because its
 mount namespace takes ``/proc``, ``/dev`` and the copied files' bind mounts away with the step's
-process, however it ends: nothing is left mounted on the host after a killed build.
+process, however it ends (nothing is left mounted on the host after a killed build), and because a
+step then runs in its own pid namespace without the capabilities that reach past its root
+filesystem (see ``_DROPPED``): an sdist's ``setup.py`` or a command cannot touch the host.
 
 pip installs system-wide into the root filesystem's own ``/usr/bin/python3`` (under ``/usr/local``,
 where pip puts a root install on Debian, apart from apt's ``/usr/lib/python3``), not into a venv:
@@ -55,6 +57,14 @@ _PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 # Left out of the root filesystem: nothing in a sandbox reads them, and they are a fifth of its size.
 _EXCLUDED = ("/usr/share/doc/*", "/usr/share/man/*", "/usr/share/info/*", "/usr/share/locale/*")
 
+# Root in a step keeps what installing packages needs (owning files, changing users) but not what
+# would reach past the root filesystem: mounts, devices, the host's network (shared for the
+# registries), its kernel. With its own pid namespace it cannot see, signal or enter host processes.
+_DROPPED = (
+    "CAP_SYS_ADMIN", "CAP_SYS_MODULE", "CAP_SYS_RAWIO", "CAP_SYS_BOOT", "CAP_SYS_TIME", "CAP_SYS_PTRACE",
+    "CAP_NET_ADMIN", "CAP_MKNOD", "CAP_MAC_ADMIN", "CAP_MAC_OVERRIDE", "CAP_SYSLOG", "CAP_BPF",
+    "CAP_PERFMON", "CAP_AUDIT_CONTROL", "CAP_SYS_PACCT", "CAP_WAKE_ALARM", "CAP_BLOCK_SUSPEND",
+)  # fmt: skip
 _CA_PATH = "/run/e2bq-ca.crt"
 _CA_VARIABLES = (
     "PIP_CERT", "SSL_CERT_FILE", "REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE", "GIT_SSL_CAINFO",
@@ -257,8 +267,12 @@ class _Stepper:
         argv = [
             "bwrap", "--bind", str(self.rootfs), "/", "--proc", "/proc", "--dev", "/dev",
             "--tmpfs", "/tmp", "--tmpfs", "/run",
+            "--unshare-pid", "--unshare-ipc", "--unshare-uts", "--unshare-cgroup-try",
+            "--hostname", "sandbox",
             "--die-with-parent", "--new-session", "--clearenv", "--chdir", "/",
         ]  # fmt: skip
+        for capability in _DROPPED:
+            argv += ["--cap-drop", capability]
         if host_files:
             argv += ["--ro-bind", "/etc/resolv.conf", "/etc/resolv.conf"]
         for key, value in self.env.items():

@@ -82,7 +82,9 @@ def remove_tree(path: Path) -> None:
     with open("/proc/self/mountinfo") as table:
         mounted = [line.split()[4] for line in table if (line.split()[4] + "/").startswith(prefix)]
     if mounted:
-        raise TemplateError(f"{path} still has {mounted[0]} mounted in it: unmount it (umount -R), then retry")
+        raise TemplateError(
+            f"{path} still has {mounted[0]} mounted in it: unmount it (umount -R), then retry"
+        )
     shutil.rmtree(path)
 
 

@@ -27,6 +27,11 @@ pip = ["six"]
 commands = [
     "jq --version > /etc/built-by-command",
     "python3 -c 'import six' && echo ok >> /etc/built-by-command",
+    # What a hostile command would try: the host's root through pid 1, a mount, a disk's device node.
+    "ls /proc/1/root/work >/dev/null 2>&1 && echo host-root >> /etc/probes || echo own-root >> /etc/probes",
+    "mount -t tmpfs none /mnt 2>/dev/null && echo mounted >> /etc/probes || echo no-mount >> /etc/probes",
+    "mknod /tmp/disk b 8 0 2>/dev/null && echo mknod >> /etc/probes || echo no-mknod >> /etc/probes",
+    "cat /proc/1/comm >> /etc/probes; hostname >> /etc/probes",
 ]
 user = "user"
 
@@ -87,6 +92,13 @@ def test_the_build_holds_the_packages_files_and_commands(folders: tuple[Path, Pa
     assert motd.read_text() == "built from a template file\n"
     assert motd.stat().st_mode & 0o777 == 0o640
     assert (rootfs / "etc/built-by-command").read_text().splitlines() == ["jq-1.6", "ok"]
+    assert (rootfs / "etc/probes").read_text().splitlines() == [
+        "own-root",
+        "no-mount",
+        "no-mknod",
+        "bwrap",
+        "sandbox",
+    ]
     assert "user:x:1000:1000::/home/user:/bin/bash" in (rootfs / "etc/passwd").read_text()
     assert (rootfs / "home/user").stat().st_uid == 1000
     # Nothing of the build host's identity or package caches stays in the template.
