@@ -11,7 +11,7 @@ LOCK := requirements/dev.txt
 LOWEST_LOCK := requirements/lowest.txt
 LOWEST_VENV ?= .venv-lowest
 RUNTIME_LOCK := e2bq/sandboxd/runtime-requirements.txt
-SYSTEM_PACKAGES := redis-server bubblewrap slirp4netns iptables iproute2 e2fsprogs util-linux python3 python3-venv python3-seccomp procps
+SYSTEM_PACKAGES := redis-server bubblewrap slirp4netns iptables iproute2 e2fsprogs util-linux python3 python3-venv python3-seccomp procps mmdebstrap
 # uv resolves against PyPI only, for every platform and Python 3.11+, and records hashes, no URLs.
 COMPILE := $(VENV)/bin/uv pip compile --quiet --generate-hashes --universal --python-version 3.11
 

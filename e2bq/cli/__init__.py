@@ -15,6 +15,7 @@ import click
 from ..integrations.mcp.command import mcp_command
 from ..sandboxd.cli import sandboxd
 from ..sandboxd.settings import DEFAULT_RUNTIME, HostSettings
+from ..sandboxd.templates.cli import template
 from .execute import exec_command, run
 from .jobcommands import job, kill, show_jobs
 from .lifecycle import fork, pause, resume, snapshots
@@ -28,6 +29,7 @@ def cli() -> None:
 
 
 cli.add_command(sandboxd)
+cli.add_command(template)
 
 
 @cli.command()

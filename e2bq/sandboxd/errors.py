@@ -6,8 +6,10 @@
     ├── LaunchError    a jail did not start (a create answers 500; the warm pool tries again later)
     │   └── ForkServerError  the fork server did not fork an agent or kernel into a jail (sandboxd falls
     │                        back to starting the process itself)
-    └── SetupError     this host cannot run sandboxes as configured: no sandbox runtime, no
-                       bubblewrap, no system Python, a state folder the sandboxes' uid cannot reach
+    ├── SetupError     this host cannot run sandboxes as configured: no sandbox runtime, no
+    │                  bubblewrap, no system Python, a state folder the sandboxes' uid cannot reach
+    └── TemplateError  a template definition that does not parse or validate, a build step that
+                       failed, a template that does not exist (``templates/``)
 
 The in-jail agent is another process with a root of its own (``agent/errors.py``): nothing it raises
 crosses into sandboxd, which sees only its HTTP answers. Invalid limits and settings raise
@@ -40,3 +42,7 @@ class ForkServerError(LaunchError):
 
 class SetupError(SandboxdError):
     """Something this host lacks or its settings get wrong; sandboxd cannot start sandboxes."""
+
+
+class TemplateError(SandboxdError):
+    """A template file that is invalid, a build that failed, or a template name that is unknown."""

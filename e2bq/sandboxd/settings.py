@@ -13,6 +13,9 @@ from .jail.limits import Limits
 
 DEFAULT_RUNTIME = "/opt/e2bq/runtime"
 DEFAULT_SANDBOX_UID = 64000
+DEFAULT_TEMPLATES_DIR = "/var/lib/e2bq/templates"
+DEFAULT_DEBIAN_MIRROR = "http://deb.debian.org/debian"
+DEFAULT_CA_BUNDLE = "/etc/ssl/certs/ca-certificates.crt"
 
 
 def generate_api_key() -> str:
@@ -57,6 +60,15 @@ class HostSettings:
       :class:`Limits`); a sandbox may ask for less at create time, never more.
     - ``E2BQ_SANDBOXD_VOLUME_MB``: the size of every new volume, MiB (1024): writing past it fails
       with "No space left on device" inside and 507 through the volume content API (needs root).
+    - ``E2BQ_SANDBOXD_TEMPLATES_DIR``: where built templates live (``/var/lib/e2bq/templates``).
+    - ``E2BQ_TEMPLATE_DEBIAN_MIRROR``: the Debian archive template builds install from
+      (``http://deb.debian.org/debian``).
+    - ``E2BQ_TEMPLATE_PIP_INDEX_URL`` (else ``PIP_INDEX_URL``) and ``E2BQ_TEMPLATE_NPM_REGISTRY`` (else
+      ``npm_config_registry``): the package indexes a build's pip and npm use inside the root
+      filesystem (empty: their own defaults, PyPI and the npm registry).
+    - ``E2BQ_TEMPLATE_CA_BUNDLE`` (else ``PIP_CERT``, else ``SSL_CERT_FILE``): the certificates a
+      build's pip, npm, curl and git trust, this host's own (``/etc/ssl/certs/ca-certificates.crt``);
+      shown to the build's steps only, never kept in the template.
     """
 
     host: str = "127.0.0.1"
@@ -78,6 +90,11 @@ class HostSettings:
     block_private_networks: bool = True
     fork_kernels: bool = True
     volume_mb: int = 1024
+    templates_dir: Path = Path(DEFAULT_TEMPLATES_DIR)
+    template_mirror: str = DEFAULT_DEBIAN_MIRROR
+    template_pip_index: str = ""
+    template_npm_registry: str = ""
+    template_ca_bundle: Path = Path(DEFAULT_CA_BUNDLE)
     key_generated: bool = False  # no key was given, so from_env made one (to be printed)
 
     def __post_init__(self) -> None:
@@ -108,6 +125,8 @@ class HostSettings:
             "max_timeout": ("E2BQ_SANDBOXD_MAX_TIMEOUT", int),
             "sandbox_uid": ("E2BQ_SANDBOX_UID", int),
             "volume_mb": ("E2BQ_SANDBOXD_VOLUME_MB", int),
+            "templates_dir": ("E2BQ_SANDBOXD_TEMPLATES_DIR", Path),
+            "template_mirror": ("E2BQ_TEMPLATE_DEBIAN_MIRROR", str),
         }
         for name, (var, convert) in simple.items():
             if env.get(var):
@@ -123,6 +142,14 @@ class HostSettings:
             values["block_private_networks"] = False
         if env.get("E2BQ_SANDBOXD_FORK_KERNELS", "").lower() in ("0", "false", "no"):
             values["fork_kernels"] = False
+        # pip and npm inside a build use the index this host's own pip and npm were pointed at.
+        values["template_pip_index"] = env.get("E2BQ_TEMPLATE_PIP_INDEX_URL") or env.get("PIP_INDEX_URL", "")
+        values["template_npm_registry"] = env.get("E2BQ_TEMPLATE_NPM_REGISTRY") or env.get(
+            "npm_config_registry", ""
+        )
+        bundle = env.get("E2BQ_TEMPLATE_CA_BUNDLE") or env.get("PIP_CERT") or env.get("SSL_CERT_FILE")
+        if bundle:
+            values["template_ca_bundle"] = Path(bundle)
         key = env.get("E2BQ_SANDBOXD_API_KEY") or env.get("E2B_API_KEY")
         if key:
             values["api_key"] = key

@@ -1,0 +1,6 @@
+"""Templates: root filesystems built from a TOML file (Debian's archive, PyPI, npm), shared read-only.
+
+``definition`` parses and validates the file, ``build`` runs the steps, ``store`` keeps the builds
+by content hash under the templates folder, ``cli`` is ``e2bq template build|list|delete``; the
+shipped definitions are in ``defs/``.
+"""
