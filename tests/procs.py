@@ -63,6 +63,8 @@ def sandbox_host(
     ``extra`` are sandboxd options and ``env`` adds to its environment. ``port`` is a free one by
     default: pass the port of a stopped host to restart it at the same address.
     """
+    # Templates built on this machine must not change what a test's host serves.
+    env = {"E2BQ_SANDBOXD_TEMPLATES_DIR": str(tmp / "no-templates"), **(env or {})}
     with start_sandboxd(tmp, *extra, port=port, api_key=API_KEY, env=env) as host:
         yield host
 

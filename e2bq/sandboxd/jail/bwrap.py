@@ -135,6 +135,11 @@ class JailPaths:
         return self.root / "disk"
 
     @property
+    def rootfs(self) -> Path:
+        """Where a sandbox on a template has its root overlay mounted (see ``rootfs``)."""
+        return self.root / "rootfs"
+
+    @property
     def home(self) -> Path:
         return self.data / "home"
 
@@ -205,12 +210,14 @@ def bwrap_command(
     own_network: bool = True,
     holder_fd: int | None = None,
     binds: tuple[tuple[Path, str], ...] = (),
+    rootfs: Path | None = None,
 ) -> list[str]:
     """The full bwrap command line that starts a sandbox's agent.
 
     The agent writes one byte to ``ready_fd`` (inherited through bwrap) once it accepts requests.
     ``binds`` are (host folder, path inside) pairs mounted writable after home and /tmp, so a
-    volume may sit below either (see ``volumes.mounts`` for the paths allowed).
+    volume may sit below either (see ``volumes.mounts`` for the paths allowed). With ``rootfs``
+    (a template's root overlay, mounted) that tree is ``/`` and no host system folder is bound.
     """
     cmd = [
         shutil.which("bwrap") or "bwrap",
@@ -231,11 +238,8 @@ def bwrap_command(
         "--cap-drop",
         "ALL",
         *(["--seccomp", str(seccomp_fd)] if seccomp_fd is not None else []),
-        *system_binds(),
+        *(["--bind", str(rootfs), "/"] if rootfs is not None else host_system_binds()),
     ]
-    for name in _ETC_ALLOW:
-        if os.path.exists(f"/etc/{name}"):
-            cmd += ["--ro-bind", f"/etc/{name}", f"/etc/{name}"]
     for name in GENERATED_ETC:
         cmd += ["--ro-bind", str(etc / name), f"/etc/{name}"]
     cmd += [
@@ -249,8 +253,7 @@ def bwrap_command(
         "/proc",
         "--dev",
         "/dev",
-        "--tmpfs",
-        "/home",
+        *(["--tmpfs", "/home"] if rootfs is None else []),
         "--bind",
         str(paths.home),
         str(HOME),
@@ -274,6 +277,22 @@ def bwrap_command(
     # with a bwrap-started agent.
     # (the pipe is the jail's stdin: reopening it through /proc is refused, it is root's)
     return [*cmd, "--", "/usr/bin/cat"]
+
+
+def host_system_binds() -> list[str]:
+    """A jail's system folders when it is on no template: the host's, read-only, and the files of
+    the host's /etc that hold no secret."""
+    options = system_binds()
+    for name in _ETC_ALLOW:
+        if os.path.exists(f"/etc/{name}"):
+            options += ["--ro-bind", f"/etc/{name}", f"/etc/{name}"]
+    return options
+
+
+def mountpoints(binds: tuple[tuple[Path, str], ...]) -> tuple[list[str], list[str]]:
+    """The folders and files a jail on a template binds onto, which must exist in its root."""
+    folders = [str(RUNTIME), str(AGENT_ROOT), str(RUN), str(HOME), "/tmp", "/proc", "/dev"]
+    return [*folders, *(target for _, target in binds)], [f"/etc/{name}" for name in GENERATED_ETC]
 
 
 def system_binds() -> list[str]:
@@ -313,6 +332,7 @@ def spawn(
     fork_kernel: bool = False,
     fork_agent: bool = False,
     binds: tuple[tuple[Path, str], ...] = (),
+    rootfs: Path | None = None,
 ) -> tuple[subprocess.Popen[bytes], int, list[int]]:
     """Start the jail; return the bwrap process, the fd that turns readable when it is ready, and
     the fds to hand a forked agent (none without ``fork_agent``; the caller closes them).
@@ -356,6 +376,7 @@ def spawn(
         own_network=own_network,
         holder_fd=holder_fd,
         binds=binds,
+        rootfs=rootfs,
     )
     agent_fds = [] if holder_fd is not None else [write_fd, *(lst.fileno() for lst in listeners)]
     try:

@@ -8,18 +8,26 @@ or one made from a snapshot) keeps those layers, held for it, and gets its overl
 from __future__ import annotations
 
 import shutil
+from pathlib import Path
 
 from ..errors import LaunchError
-from ..jail import bwrap, layers
+from ..jail import bwrap, layers, rootfs
 from ..jail.disk import Disks, chown_tree
 from ..jail.layers import LayerStore
 from . import persist
 from .persist import DiskRecord
 
 
-def keep(paths: bwrap.JailPaths, owner: int | None, layer_ids: tuple[str, ...], disks: Disks) -> DiskRecord:
+def keep(
+    paths: bwrap.JailPaths,
+    owner: int | None,
+    layer_ids: tuple[str, ...],
+    disks: Disks,
+    template_root: Path | None = None,
+) -> DiskRecord:
     """Unmount the jail's disk (its processes have ended) and keep it; what it is, as data.
     Blocks. Raises OSError if the disk cannot be unmounted."""
+    rootfs.unmount(paths)  # a template's overlay holds its upper layer, on the image
     if layer_ids:  # the overlay first, then the image beneath it
         layers.unmount(paths)
         disks.unmount(paths.disk)
@@ -30,7 +38,11 @@ def keep(paths: bwrap.JailPaths, owner: int | None, layer_ids: tuple[str, ...], 
         paths.image.replace(kept)
     if kept.exists():
         kept.chmod(0o600)
-    return {"image": kept.name if kept.exists() else None, "owner": owner, "layers": list(layer_ids)}
+    image = kept.name if kept.exists() else None
+    record: DiskRecord = {"image": image, "owner": owner, "layers": list(layer_ids)}
+    if template_root is not None:
+        record["rootfs"] = str(template_root)
+    return record
 
 
 def mount_again(

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import os
 import shutil
@@ -19,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import ForkServerError, LaunchError, SetupError
-from ..jail import bwrap, layers, leftovers
+from ..jail import bwrap, layers, leftovers, rootfs
 from ..jail.cgroups import Cgroups
 from ..jail.disk import Disks
 from ..jail.limits import Limits
@@ -53,6 +54,9 @@ class Jail:
     # What its disk is built on: layer ids (topmost first) under the launcher's layer store; empty
     # for a disk of its own alone. With ``paths`` this is all ``layers.mount`` needs to rebuild it.
     layers: tuple[str, ...] = ()
+    # The template's root filesystem its ``/`` is an overlay of (see ``jail.rootfs``); None: the
+    # jail sees the host's system folders read-only.
+    rootfs: Path | None = None
 
 
 class Launcher:
@@ -103,6 +107,7 @@ class Launcher:
             if persist.holds_record(leftover):  # a filesystem-paused sandbox: kept (see fspause)
                 continue
             jail_paths = bwrap.JailPaths(leftover)
+            rootfs.unmount(jail_paths)
             layers.unmount(jail_paths)
             self.disks.remove(jail_paths.image, jail_paths.disk)
             self.disks.remove(jail_paths.image, jail_paths.data)
@@ -131,22 +136,24 @@ class Launcher:
         *,
         layer_ids: tuple[str, ...] = (),
         disk: DiskRecord | None = None,
+        template_root: Path | None = None,
     ) -> Jail:
         """A jail running its agent. With the fork server up, the agent and its default kernel are
         forked in; if the agent cannot be, the jail is made again with bwrap starting the agent.
         ``binds`` are folders of the host (volumes) mounted writable at paths inside; with
         ``layer_ids`` its home and /tmp start as those layers hold them (see ``jail.layers``); with
-        ``disk`` (what :meth:`suspend` kept) it starts on that disk, kept as it was if it fails."""
+        ``disk`` (what :meth:`suspend` kept) it starts on that disk, kept as it was if it fails;
+        with ``template_root`` its ``/`` is an overlay of that template's tree (see ``jail.rootfs``)."""
+        launch = functools.partial(
+            self._launch, sandbox_id, envs, limits, internet, binds,
+            disk=disk, layer_ids=layer_ids, template_root=template_root,
+        )  # fmt: skip
         if self.forkserver.running:
             try:
-                return await self._launch(
-                    sandbox_id, envs, limits, internet, binds, fork=True, disk=disk, layer_ids=layer_ids
-                )
+                return await launch(fork=True)
             except ForkServerError as exc:
                 log.warning("sandbox %s: %s; starting its agent in the jail", sandbox_id, exc)
-        return await self._launch(
-            sandbox_id, envs, limits, internet, binds, fork=False, disk=disk, layer_ids=layer_ids
-        )
+        return await launch(fork=False)
 
     async def relaunch(
         self,
@@ -172,10 +179,12 @@ class Launcher:
         fork: bool,
         disk: DiskRecord | None = None,
         layer_ids: tuple[str, ...] = (),
+        template_root: Path | None = None,
     ) -> Jail:
         uid = self._take_uid() if disk is None else self._owner_again(disk)
         paths = bwrap.JailPaths(self.state_dir / sandbox_id)
         handle = Jail(sandbox_id, paths, None, limits, internet=False, uid=uid, binds=binds)
+        handle.rootfs = Path(disk["rootfs"]) if disk is not None and "rootfs" in disk else template_root
         try:
             paths.create()
             if disk is not None:
@@ -187,6 +196,8 @@ class Launcher:
             else:
                 await asyncio.to_thread(self.disks.create, paths.image, paths.data, limits.disk_mb, uid)
             paths.create_data(uid)
+            if handle.rootfs is not None:
+                await asyncio.to_thread(self.mount_root, handle)
             cgroup_dirs = self.cgroups.create(sandbox_id, limits)
             if internet:
                 handle.uplink = await asyncio.to_thread(
@@ -210,6 +221,7 @@ class Launcher:
                 fork_kernel=fork_kernel,
                 fork_agent=fork_kernel,
                 binds=binds,
+                rootfs=paths.rootfs if handle.rootfs is not None else None,
             )
             if handover:
                 try:
@@ -325,6 +337,21 @@ class Launcher:
         except layers.LayerError as exc:
             raise LaunchError(f"the sandbox's disk could not be built from its snapshot: {exc}") from exc
 
+    def mount_root(self, handle: Jail) -> None:
+        """Mount the jail's root overlay on its template, with the points bwrap binds onto.
+        Blocks: call from a thread. Raises LaunchError."""
+        assert handle.rootfs is not None
+        if handle.layers or not os.path.ismount(handle.paths.data):
+            raise LaunchError(
+                "a sandbox on a template needs a disk image of its own (root, mkfs.ext4, loop devices) "
+                "and cannot be made from a snapshot yet"
+            )
+        try:
+            rootfs.mount(handle.paths, handle.rootfs, handle.paths.data)
+            rootfs.make_mountpoints(handle.paths.rootfs, *bwrap.mountpoints(handle.binds))
+        except rootfs.RootfsError as exc:
+            raise LaunchError(str(exc)) from exc
+
     def oom_kills(self, handle: Jail) -> int:
         return self.cgroups.oom_kills(handle.sandbox_id)
 
@@ -333,6 +360,7 @@ class Launcher:
         jailend.end_processes(handle.proc, self.cgroups.freezer(handle.sandbox_id))
         self.network.disconnect(handle.uplink)
         self.cgroups.remove(handle.sandbox_id)
+        rootfs.unmount(handle.paths)
         if handle.layers:
             layers.unmount(handle.paths)
             self.disks.remove(handle.paths.image, handle.paths.disk)
@@ -353,7 +381,7 @@ class Launcher:
         self.network.disconnect(handle.uplink)
         handle.uplink = None
         self.cgroups.remove(handle.sandbox_id)
-        return keptdisk.keep(handle.paths, handle.uid, handle.layers, self.disks)
+        return keptdisk.keep(handle.paths, handle.uid, handle.layers, self.disks, handle.rootfs)
 
     def reserve_uid(self, uid: int | None) -> None:
         """Keep ``uid`` from new sandboxes: a paused sandbox's files belong to it."""

@@ -38,6 +38,7 @@ class DiskRecord(_Disk, total=False):
     """
 
     layers: list[str]  # the layers its files lie on (a fork's, or from a snapshot), topmost first
+    rootfs: str  # the template's root filesystem its / is an overlay of (see jail.rootfs)
 
 
 class NetworkRecord(TypedDict):

@@ -27,6 +27,7 @@ from ..errors import LaunchError
 from ..jail.limits import Limits
 from ..metrics import HostMetrics
 from .launcher import Jail, Launcher
+from .templateroots import TemplateRoot
 
 log = logging.getLogger("e2bq.sandboxd")
 
@@ -59,8 +60,11 @@ class WarmPool:
         metrics: HostMetrics,
         new_id: Callable[[], str],
         max_size: int = 0,
+        template: TemplateRoot | None = None,
     ) -> None:
         self.launcher, self.size, self.limits = launcher, size, limits
+        # The template its jails are made on (see jail.rootfs), with that template's environment.
+        self.template = template or TemplateRoot("", None)
         self.max_size = max(size, max_size)
         self.metrics, self.new_id = metrics, new_id
         self._ready: list[Jail] = []
@@ -72,9 +76,17 @@ class WarmPool:
         if self.max_size > 0:
             self._filler = asyncio.create_task(self._fill())
 
-    def serves(self, envs: dict[str, str], limits: Limits, internet: bool) -> bool:
-        """Whether a create asking for this can take a pooled jail."""
-        return self.max_size > 0 and not envs and limits == self.limits and internet
+    def serves(self, envs: dict[str, str], limits: Limits, internet: bool, template: TemplateRoot) -> bool:
+        """Whether a create asking for this (``envs``: its own, not the template's) can take a
+        pooled jail."""
+        return (
+            self.max_size > 0
+            and not envs
+            and limits == self.limits
+            and internet
+            and template.rootfs == self.template.rootfs
+            and template.env == self.template.env
+        )
 
     def target(self) -> int:
         """How many ready jails the pool aims at now."""
@@ -135,7 +147,13 @@ class WarmPool:
                     await asyncio.sleep(QUIET - wait)  # launches would slow the takes it can serve
                     continue
                 try:
-                    jail = await self.launcher.launch(self.new_id(), {}, self.limits, True)
+                    jail = await self.launcher.launch(
+                        self.new_id(),
+                        dict(self.template.env),
+                        self.limits,
+                        True,
+                        template_root=self.template.rootfs,
+                    )
                 except Exception as exc:  # the pool must outlive a failed launch
                     level = logging.WARNING if isinstance(exc, LaunchError) else logging.ERROR
                     log.log(level, "could not launch a sandbox for the warm pool: %s", exc)

@@ -32,10 +32,13 @@ from .pause import Lifecycle
 from .pool import WarmPool
 from .ports import PortPublisher
 from .snapshots import SnapshotStore
+from .templateroots import TemplateRoot, TemplateRoots
 
 log = logging.getLogger("e2bq.sandboxd")
 
-TEMPLATES = ("code-interpreter-v1", "base", "code-interpreter")
+# The template the warm pool's jails are made on when it is built here: what the code interpreter
+# SDK (and so every worker) asks for.
+POOLED_TEMPLATE = "code-interpreter-v1"
 ENVD_VERSION = "0.6.4"
 CLIENT_ID = "e2bq-local"
 
@@ -140,6 +143,7 @@ class SandboxHost:
         self.snapshots: SnapshotStore | None = None
         self.metrics = HostMetrics()
         self.volumes = VolumeStore(self.state_dir / "volumes", size_mb=settings.volume_mb)
+        self.templates = TemplateRoots(settings.templates_dir)
         self._sweeper: asyncio.Task[None] | None = None
         self._creating = 0
         # When this run of the host began: a node whose host restarted has lost the sandboxes it had.
@@ -174,9 +178,19 @@ class SandboxHost:
             limits=self.settings.limits,
             metrics=self.metrics,
             new_id=new_sandbox_id,
+            template=self._pooled_template(),
         )
         self.pool.start()
         self._sweeper = asyncio.create_task(self._sweep())
+
+    def _pooled_template(self) -> TemplateRoot | None:
+        """The template the warm pool's jails are made on: POOLED_TEMPLATE (its build when there is
+        one here, else the host's system folders)."""
+        try:
+            return self.templates.find(POOLED_TEMPLATE)
+        except HostError as exc:
+            log.warning("the warm pool is made on the host's system folders: %s", exc.message)
+            return None
 
     async def close(self) -> None:
         if self._sweeper is not None:
@@ -255,8 +269,8 @@ class SandboxHost:
         snapshot = self.snapshots.find(template_id) if self.snapshots and not layer_ids else None
         if snapshot is not None:
             template_id, layer_ids = snapshot["snapshotID"], (snapshot["layer"],)
-        if template_id not in TEMPLATES and not layer_ids:
-            raise HostError(404, f"template '{template_id}' not found; this host serves {TEMPLATES}")
+        # a fork's or a snapshot's sandbox: its source's envs (the template's among them) come in envs
+        template = TemplateRoot(template_id, None) if layer_ids else self.templates.find(template_id)
         if self.load >= self.settings.max_sandboxes:
             self.metrics.limits_hit.labels("sandboxes").inc()
             self.metrics.create_failures.labels("cap").inc()
@@ -271,13 +285,20 @@ class SandboxHost:
         started = time.monotonic()
         try:
             # a pooled jail was built without volumes' binds or layers: one that needs some is made anew
-            pooled = not binds and not layer_ids and self.pool.serves(envs, limits, internet)
+            pooled = not binds and not layer_ids and self.pool.serves(envs, limits, internet, template)
+            envs = {**template.env, **envs}
             handle = self.pool.take() if pooled else None
             if handle is None:
                 mounts = tuple((bind.source, bind.target) for bind in binds or [])
                 try:
                     handle = await self.launcher.launch(
-                        new_sandbox_id(), envs, limits, internet, mounts, layer_ids=layer_ids
+                        new_sandbox_id(),
+                        envs,
+                        limits,
+                        internet,
+                        mounts,
+                        layer_ids=layer_ids,
+                        template_root=template.rootfs,
                     )
                 except LaunchError as exc:
                     self.metrics.create_failures.labels("launch").inc()

@@ -163,6 +163,12 @@ async def capture(host: SandboxHost, sandbox: Sandbox, *, pinned: bool) -> str:
     async with sandbox.transition:  # no pause, resume or kill half-way through the copy
         if sandbox.state not in ("running", "paused"):
             raise HostError(404, f"sandbox {sandbox.sandbox_id} not found")
+        if sandbox.jail.rootfs is not None:  # a layer holds home and /tmp, not a root's upper layer
+            raise HostError(
+                501,
+                f"sandbox {sandbox.sandbox_id} runs on template '{sandbox.template_id}': snapshots and "
+                "forks of a sandbox on a built template are not served yet",
+            )
         if sandbox.filesystem_paused:  # its disk is not mounted: nothing to copy from
             raise HostError(
                 409,

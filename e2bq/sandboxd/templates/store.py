@@ -153,13 +153,19 @@ class TemplateStore:
         return record
 
     def delete(self, name: str) -> list[str]:
-        """Remove a name, then every build no name points at; returns the builds removed."""
-        self.get(name)
+        """Remove a name, then every build no name points at and no sandbox runs on; returns the
+        builds removed. Raises TemplateError while a sandbox runs on the name's build."""
+        record = self.get(name)
+        in_use = builds_in_use()
+        if str(Path(record["rootfs"]).resolve()) in in_use:
+            raise TemplateError(
+                f"template {name!r} is in use by running or paused sandboxes: kill them, then delete it"
+            )
         shutil.rmtree(self.root / name)
         used = {record["hash"] for record in self.templates()}
         removed = []
         for build in sorted((self.root / "builds").glob("*")):
-            if build.name not in used:
+            if build.name not in used and str((build / "rootfs").resolve()) not in in_use:
                 # Renamed away first, so a reader never sees a half-deleted root filesystem.
                 doomed = self.staging / f"delete-{build.name}"
                 self.staging.mkdir(parents=True, exist_ok=True)
@@ -167,6 +173,20 @@ class TemplateStore:
                 remove_tree(doomed)
                 removed.append(build.name)
         return removed
+
+
+def builds_in_use() -> set[str]:
+    """The root filesystems some sandbox's overlay lies on now (its lowerdir, in the mount table)."""
+    used = set()
+    with open("/proc/self/mountinfo") as table:
+        for line in table:
+            _, _, after = line.partition(" - ")
+            fields = after.split()
+            if len(fields) >= 3 and fields[0] == "overlay":
+                for option in fields[2].split(","):
+                    if option.startswith("lowerdir="):
+                        used.update(option.removeprefix("lowerdir=").split(":"))
+    return used
 
 
 def write_json(path: Path, value: dict[str, Any]) -> None:

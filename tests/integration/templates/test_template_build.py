@@ -8,9 +8,6 @@ archive is out of reach; CI (``CI=true``) fails instead of skipping, so it canno
 from __future__ import annotations
 
 import json
-import os
-import shutil
-import urllib.request
 from pathlib import Path
 
 import pytest
@@ -20,47 +17,9 @@ from e2bq.sandboxd.templates.cli import template
 
 pytestmark = [pytest.mark.slow, pytest.mark.network, pytest.mark.timeout(600)]
 
-TINY = """\
-base = "bookworm"
-apt = ["jq"]
-pip = ["six"]
-commands = [
-    "jq --version > /etc/built-by-command",
-    "python3 -c 'import six' && echo ok >> /etc/built-by-command",
-    # What a hostile command would try: the host's root through pid 1, a mount, a disk's device node.
-    "ls /proc/1/root/work >/dev/null 2>&1 && echo host-root >> /etc/probes || echo own-root >> /etc/probes",
-    "mount -t tmpfs none /mnt 2>/dev/null && echo mounted >> /etc/probes || echo no-mount >> /etc/probes",
-    "mknod /tmp/disk b 8 0 2>/dev/null && echo mknod >> /etc/probes || echo no-mknod >> /etc/probes",
-    "cat /proc/1/comm >> /etc/probes; hostname >> /etc/probes",
-]
-user = "user"
-
-[env]
-GREETING = "hello"
-
-[[files]]
-src = "data/motd.txt"
-dest = "/opt/tiny/motd.txt"
-mode = "0640"
-"""
-
-
-def _archive_reachable() -> bool:
-    try:
-        with urllib.request.urlopen("http://deb.debian.org/debian/dists/bookworm/Release", timeout=10):
-            return True
-    except OSError:
-        return False
-
-
-@pytest.fixture(scope="module", autouse=True)
-def can_build() -> None:
-    if os.geteuid() != 0 or not shutil.which("mmdebstrap"):
-        pytest.skip("building a template needs root and mmdebstrap (make system)")
-    if not _archive_reachable():
-        if os.environ.get("CI"):
-            pytest.fail("Debian's archive is unreachable from CI: template builds were not tested")
-        pytest.skip("Debian's archive (deb.debian.org) is unreachable from this host")
+@pytest.fixture(autouse=True)
+def _can_build(tiny_template: tuple[Path, Path]) -> None:
+    """Every test here needs what a build needs (root, mmdebstrap, Debian's archive)."""
 
 
 def run(*args: str) -> Result:
@@ -68,16 +27,9 @@ def run(*args: str) -> Result:
 
 
 @pytest.fixture(scope="module")
-def folders(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+def folders(tiny_template: tuple[Path, Path]) -> tuple[Path, Path]:
     """(the templates folder, the template file) with the tiny template built once."""
-    store = tmp_path_factory.mktemp("templates")
-    source = tmp_path_factory.mktemp("source")
-    (source / "data").mkdir()
-    (source / "data" / "motd.txt").write_text("built from a template file\n")
-    (source / "tiny.toml").write_text(TINY)
-    result = run("build", "tiny", "--from", str(source / "tiny.toml"), "--dir", str(store))
-    assert result.exit_code == 0, result.output
-    return store, source / "tiny.toml"
+    return tiny_template
 
 
 def test_the_build_holds_the_packages_files_and_commands(folders: tuple[Path, Path]) -> None:

@@ -1,0 +1,115 @@
+"""A sandbox's root filesystem made from a template: the template's tree below, its own layer above.
+
+A built template (see ``templates.store``) is a Debian root filesystem on the host, shared read-only
+by every sandbox made from it. A sandbox on a template gets an overlayfs as its ``/``: the template's
+tree as the lower layer, and upper and work folders in ``system/`` on the sandbox's own disk image,
+so whatever it writes anywhere lands on its own disk, counts against its own limit, and never reaches
+the template or another sandbox. Nothing of the host's system folders is bound in; the jail adds only
+e2bq's runtime and agent (read-only, at ``/opt/e2bq``), generated ``/etc`` files, ``/proc``, ``/dev``
+and the sandbox's home and ``/tmp`` (see ``bwrap``).
+
+The overlay is mounted by sandboxd (root) before the jail starts, with this run's mark as its source
+so that the overlays of a run that died are found and unmounted (see ``leftovers``). bwrap, running
+as the sandbox's unprivileged uid, cannot create the folders it binds onto in a tree that root owns:
+:func:`make_mountpoints` creates them first, one component at a time and never through a symlink,
+since a sandbox kept on disk may have left symlinks in its upper layer.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import subprocess
+from collections.abc import Iterable
+from pathlib import Path, PurePosixPath
+
+from . import bwrap, leftovers
+
+SYSTEM = "system"  # on the sandbox's disk image: the root overlay's upper and work folders
+# The agent's Python is e2bq's runtime, a venv of the host's Python: its interpreter inside the
+# jail is the template's, which must be the same minor version (see ``check``).
+AGENT_PYTHON = PurePosixPath("/usr/bin/python3.11")
+
+
+class RootfsError(OSError):
+    """A template's root could not be mounted or prepared."""
+
+
+def check(rootfs: Path) -> None:
+    """Raise RootfsError if e2bq's agent cannot run on ``rootfs`` (no Python 3.11 there)."""
+    if not rootfs.is_dir():
+        raise RootfsError(f"the template's root filesystem {rootfs} is missing: build the template again")
+    if not (rootfs / AGENT_PYTHON.relative_to("/")).exists():
+        raise RootfsError(
+            f"the template has no {AGENT_PYTHON}, which e2bq's agent runs on: build it from "
+            "Debian bookworm with python3 among its apt packages"
+        )
+
+
+def mount(paths: bwrap.JailPaths, rootfs: Path, image_root: Path) -> None:
+    """Mount the overlay at ``paths.rootfs``: ``rootfs`` below, the upper layer in ``image_root``
+    (where the sandbox's image is mounted). Blocks. Raises RootfsError."""
+    check(rootfs)
+    system = image_root / SYSTEM
+    upper, work = system / "upper", system / "work"
+    for folder in (system, upper, work):
+        folder.mkdir(mode=0o755, exist_ok=True)
+    paths.rootfs.mkdir(mode=0o755, exist_ok=True)
+    options = f"lowerdir={rootfs},upperdir={upper},workdir={work},nosuid,nodev"
+    result = subprocess.run(
+        ["mount", "-t", "overlay", leftovers.overlay_source(), "-o", options, str(paths.rootfs)],
+        capture_output=True,
+        timeout=60,
+    )
+    if result.returncode != 0:
+        detail = result.stderr.decode(errors="replace")[-300:]
+        raise RootfsError(f"cannot mount the template's root: {detail}")
+
+
+def unmount(paths: bwrap.JailPaths) -> None:
+    """Undo :func:`mount` (the jail's processes have ended). Blocks."""
+    if os.path.ismount(paths.rootfs):
+        result = subprocess.run(["umount", str(paths.rootfs)], capture_output=True, timeout=60)
+        if result.returncode != 0:
+            subprocess.run(["umount", "-l", str(paths.rootfs)], capture_output=True, timeout=60)
+
+
+def make_mountpoints(root: Path, folders: Iterable[str], files: Iterable[str]) -> None:
+    """Create, below ``root``, the folders and (empty) files the jail binds onto. Blocks.
+    Raises RootfsError where a path crosses a symlink or a file stands where a folder goes."""
+    for folder in folders:
+        with contextlib.closing(_Walk(root)) as walk:
+            walk.into(PurePosixPath(folder).relative_to("/").parts, last_is_file=False)
+    for file in files:
+        with contextlib.closing(_Walk(root)) as walk:
+            walk.into(PurePosixPath(file).relative_to("/").parts, last_is_file=True)
+
+
+class _Walk:
+    """Descend from a folder one name at a time with O_NOFOLLOW, making what is missing."""
+
+    def __init__(self, root: Path) -> None:
+        self.fd = os.open(root, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)
+
+    def into(self, parts: tuple[str, ...], *, last_is_file: bool) -> None:
+        for index, name in enumerate(parts):
+            if name in ("", ".", ".."):
+                raise RootfsError(f"bad mount point component {name!r}")
+            if last_is_file and index == len(parts) - 1:
+                flags = os.O_RDONLY | os.O_CREAT | os.O_NOFOLLOW | os.O_NONBLOCK  # never wait on a fifo
+                try:
+                    os.close(os.open(name, flags, 0o644, dir_fd=self.fd))
+                except OSError as exc:
+                    raise RootfsError(f"cannot make mount point {'/'.join(parts)}: {exc}") from exc
+                return
+            with contextlib.suppress(FileExistsError):
+                os.mkdir(name, 0o755, dir_fd=self.fd)
+            try:
+                child = os.open(name, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW, dir_fd=self.fd)
+            except OSError as exc:
+                raise RootfsError(f"cannot make mount point {'/'.join(parts)}: {exc}") from exc
+            os.close(self.fd)
+            self.fd = child
+
+    def close(self) -> None:
+        os.close(self.fd)

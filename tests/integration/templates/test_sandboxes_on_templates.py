@@ -1,0 +1,143 @@
+"""A sandbox made from a built template runs on that template's root filesystem, not the host's.
+
+Its ``/`` is an overlay: the template's tree below, shared read-only, and the sandbox's own layer on
+its own disk above. Nothing of the host's system folders is bound in: files the host keeps under
+``/usr``, ``/opt`` or ``/etc`` are not the sandbox's.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+from e2b import SandboxException
+from e2b_code_interpreter import Sandbox
+
+from e2bq.sandboxd.templates.cli import template
+from tests.integration.templates.conftest import build_tiny
+from tests.procs import SandboxHostProcess, sandbox_host
+
+pytestmark = [pytest.mark.slow, pytest.mark.network, pytest.mark.timeout(600)]
+
+
+@pytest.fixture(scope="module")
+def store(tiny_template: tuple[Path, Path]) -> Path:
+    """The templates folder, with the tiny template in it (built again if a test deleted it)."""
+    folder, source = tiny_template
+    build_tiny(folder, source)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def host(store: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[SandboxHostProcess]:
+    tmp = tmp_path_factory.mktemp("templated-host")
+    with sandbox_host(tmp, env={"E2BQ_SANDBOXD_TEMPLATES_DIR": str(store)}) as running:
+        yield running
+
+
+@pytest.fixture
+def tiny(host: SandboxHostProcess, monkeypatch: pytest.MonkeyPatch) -> Iterator[Sandbox]:
+    for name, value in host.env.items():
+        monkeypatch.setenv(name, value)
+    sandbox = Sandbox.create(template="tiny", timeout=120)
+    try:
+        yield sandbox
+    finally:
+        sandbox.kill()
+
+
+def sh(sandbox: Sandbox, command: str) -> str:
+    return sandbox.commands.run(command).stdout
+
+
+def test_the_sandbox_runs_on_the_template(tiny: Sandbox) -> None:
+    assert sh(tiny, "cat /etc/built-by-command").splitlines() == ["jq-1.6", "ok"]
+    assert sh(tiny, "jq -n 1+1").strip() == "2"  # jq is the template's, not the host's
+    assert sh(tiny, "stat -c %a /opt/tiny/motd.txt").strip() == "640"  # root's, as the template has it
+    assert sh(tiny, "echo $GREETING").strip() == "hello"  # the template's environment
+    assert sh(tiny, "whoami; pwd").split() == ["user", "/home/user"]
+    assert tiny.get_info().template_id == "tiny"
+
+    execution = tiny.run_code("import os, six; x = 20\nos.getcwd()")
+    assert execution.error is None and (execution.text or "").strip("'") == "/home/user"
+    assert tiny.run_code("x * 2 + 2").text == "42"
+
+
+def test_the_hosts_files_are_not_the_sandboxes(tiny: Sandbox, tmp_path: Path) -> None:
+    marker = f"e2bq-host-marker-{secrets.token_hex(4)}"
+    planted = [Path("/usr/local/share") / marker, Path("/opt") / marker, Path("/etc") / marker]
+    for path in planted:
+        path.write_text("the host's\n")
+    try:
+        for path in planted:
+            assert sh(tiny, f"test -e {path} && echo seen || echo absent").strip() == "absent", path
+        # /opt holds the template's folder and e2bq's agent, nothing else of the host's
+        assert sorted(sh(tiny, "ls /opt").split()) == ["e2bq", "tiny"]
+        assert sh(tiny, "cat /etc/hostname").strip() == "e2b"
+        assert "bookworm" in sh(tiny, "cat /etc/os-release")
+        # the host's /root (where this test runs from) is not the sandbox's /root
+        assert sh(tiny, f"ls /root 2>&1 | grep -c {Path.cwd().name} || true").strip() == "0"
+    finally:
+        for path in planted:
+            path.unlink()
+
+
+def test_writes_stay_in_the_sandboxes_own_layer(tiny: Sandbox, store: Path) -> None:
+    other = Sandbox.create(template="tiny", timeout=120)
+    try:
+        tiny.commands.run("echo mine > /var/tmp/written-here && mkdir -p /var/tmp/deep/er")
+        assert tiny.files.read("/var/tmp/written-here") == "mine\n"
+        assert not other.files.exists("/var/tmp/written-here")
+        rootfs = (store / "tiny" / "rootfs").resolve()
+        assert not (rootfs / "var/tmp/written-here").exists()
+        # the template's own files cannot be changed by the sandbox's user
+        denied = tiny.commands.run("echo x > /usr/bin/jq 2>&1; echo $?; rm /etc/built-by-command 2>&1; echo $?")
+        assert denied.stdout.split()[-1] != "0" and "Permission denied" in denied.stdout
+        assert (rootfs / "usr/bin/jq").stat().st_size > 1000
+        # a write anywhere counts against the sandbox's own disk
+        usage = tiny.commands.run("df --output=source,size / | tail -1").stdout.split()
+        assert usage[0].startswith("e2bq-run-")
+    finally:
+        other.kill()
+
+
+def test_a_filesystem_pause_keeps_the_sandboxes_root(tiny: Sandbox) -> None:
+    tiny.commands.run("echo kept > /var/tmp/across-pause")
+    assert tiny.pause(keep_memory=False) is True
+
+    resumed = Sandbox.connect(tiny.sandbox_id)
+
+    assert resumed.files.read("/var/tmp/across-pause") == "kept\n"
+    assert sh(resumed, "cat /etc/built-by-command").splitlines() == ["jq-1.6", "ok"]
+
+
+def test_snapshots_of_a_sandbox_on_a_template_are_refused(tiny: Sandbox) -> None:
+    with pytest.raises(SandboxException, match="not served yet"):
+        tiny.create_snapshot()
+
+
+def test_an_unknown_template_is_a_404_that_names_the_ones_served(
+    host: SandboxHostProcess, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for name, value in host.env.items():
+        monkeypatch.setenv(name, value)
+    with pytest.raises(SandboxException, match=r"template 'no-such-template' not found.*'tiny'"):
+        Sandbox.create(template="no-such-template")
+
+
+def test_a_template_in_use_is_not_deleted(tiny: Sandbox, store: Path) -> None:
+    result = CliRunner().invoke(template, ["delete", "tiny", "--dir", str(store)])
+    assert result.exit_code == 1 and "in use" in result.output
+    assert (store / "tiny" / "rootfs" / "usr/bin/jq").is_file()
+    assert sh(tiny, "jq --version").strip() == "jq-1.6"
+
+
+def test_no_overlay_is_left_once_its_sandboxes_are_gone(host: SandboxHostProcess, store: Path) -> None:
+    rootfs = str((store / "tiny" / "rootfs").resolve())
+    with open("/proc/self/mountinfo") as table:
+        assert not [line for line in table if rootfs in line], "an overlay outlived its sandbox"
+    assert os.path.isdir(rootfs)
