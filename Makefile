@@ -97,6 +97,7 @@ bench: install
 	$(PY) bench/fork_bench.py --json $(BENCH_FIGURES)
 	$(PY) bench/envd_fs_bench.py
 	$(PY) bench/volumes_bench.py
+	$(PY) bench/template_bench.py
 	$(PY) bench/queue_bench.py --json $(BENCH_FIGURES)
 	$(PY) bench/nodes_bench.py
 	$(PY) bench/map_bench.py

@@ -8,6 +8,7 @@ API key, so a host restarted on the same port answers the clients of the earlier
 from __future__ import annotations
 
 import contextlib
+import os
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -54,6 +55,10 @@ def wait_for(condition: Callable[[], object], timeout: float, what: str) -> obje
         time.sleep(0.02)
 
 
+# Read at import, before each test clears E2BQ_* from its environment.
+TEMPLATES_DIR = os.environ.get("E2BQ_TEST_TEMPLATES_DIR", "")
+
+
 @contextlib.contextmanager
 def sandbox_host(
     tmp: Path, *extra: str, env: dict[str, str] | None = None, port: int | None = None
@@ -63,8 +68,9 @@ def sandbox_host(
     ``extra`` are sandboxd options and ``env`` adds to its environment. ``port`` is a free one by
     default: pass the port of a stopped host to restart it at the same address.
     """
-    # Templates built on this machine must not change what a test's host serves.
-    env = {"E2BQ_SANDBOXD_TEMPLATES_DIR": str(tmp / "no-templates"), **(env or {})}
+    # Templates built on this machine must not change what a test's host serves, unless a run
+    # asks for it (E2BQ_TEST_TEMPLATES_DIR: e.g. the security suite on code-interpreter-v1).
+    env = {"E2BQ_SANDBOXD_TEMPLATES_DIR": TEMPLATES_DIR or str(tmp / "no-templates"), **(env or {})}
     with start_sandboxd(tmp, *extra, port=port, api_key=API_KEY, env=env) as host:
         yield host
 

@@ -141,3 +141,21 @@ def test_no_overlay_is_left_once_its_sandboxes_are_gone(host: SandboxHostProcess
     with open("/proc/self/mountinfo") as table:
         assert not [line for line in table if rootfs in line], "an overlay outlived its sandbox"
     assert os.path.isdir(rootfs)
+
+
+def test_hostile_code_on_a_template_stays_in_its_sandbox(tiny: Sandbox, store: Path) -> None:
+    probes = tiny.commands.run(
+        # a setuid program of the template gives nothing (nosuid mount, no_new_privs)
+        "ls -l /usr/bin/passwd >/dev/null;"
+        " (passwd -S root >/dev/null 2>&1 && echo passwd-ran) || echo no-setuid;"
+        # no mount, no device node, the jail's own pid 1 root
+        " (mount -t tmpfs none /var/tmp 2>/dev/null && echo mounted) || echo no-mount;"
+        " (mknod /var/tmp/disk b 8 0 2>/dev/null && echo mknod) || echo no-mknod;"
+        " (ls /proc/1/root/work >/dev/null 2>&1 && echo host-root) || echo own-root;"
+        # the overlay's upper layer on the host is out of reach: there is no path to it inside
+        " (ls /proc/1/root/../../system 2>/dev/null | grep -q upper && echo upper-seen) || echo no-upper",
+    )
+    assert probes.stdout.split() == ["no-setuid", "no-mount", "no-mknod", "own-root", "no-upper"]
+    identity = sh(tiny, "id -u; grep CapEff /proc/self/status").split()
+    assert identity == ["1000", "CapEff:", "0000000000000000"]
+    assert not (store / "tiny" / "rootfs" / "var/tmp/disk").exists()

@@ -17,6 +17,7 @@ from e2bq.sandboxd.templates.cli import template
 
 pytestmark = [pytest.mark.slow, pytest.mark.network, pytest.mark.timeout(600)]
 
+
 @pytest.fixture(autouse=True)
 def _can_build(tiny_template: tuple[Path, Path]) -> None:
     """Every test here needs what a build needs (root, mmdebstrap, Debian's archive)."""
