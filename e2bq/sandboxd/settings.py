@@ -43,6 +43,8 @@ class HostSettings:
       host's limits, internet access and no environment variables takes one at once. Each costs the
       memory of an idle sandbox, and does not count against the maximum. With no maximum below, a
       fixed size; with one, the floor.
+    - ``E2BQ_SANDBOXD_WARM_POOL_TEMPLATES``: ``name=count,...``, a fixed warm pool per template
+      besides the host's own (which is made on ``code-interpreter-v1``).
     - ``E2BQ_SANDBOXD_WARM_POOL_MAX``: how far the warm pool may grow past that floor: to the
       largest burst of creates it could serve (within 10 s) seen in the last 5 minutes, while the
       host has 1 GiB of memory available (0: it does not grow). It shrinks back after that.
@@ -82,6 +84,8 @@ class HostSettings:
     max_snapshots: int = 100
     warm_pool: int = 0
     warm_pool_max: int = 0
+    # (template name, count): a fixed warm pool per named template, besides the host's own
+    warm_pool_templates: tuple[tuple[str, int], ...] = ()
     default_timeout: int = 300
     max_timeout: int = 86_400
     sandbox_uid: int = DEFAULT_SANDBOX_UID
@@ -147,6 +151,8 @@ class HostSettings:
         values["template_npm_registry"] = env.get("E2BQ_TEMPLATE_NPM_REGISTRY") or env.get(
             "npm_config_registry", ""
         )
+        if env.get("E2BQ_SANDBOXD_WARM_POOL_TEMPLATES"):
+            values["warm_pool_templates"] = parse_warm_pools(env["E2BQ_SANDBOXD_WARM_POOL_TEMPLATES"])
         bundle = env.get("E2BQ_TEMPLATE_CA_BUNDLE") or env.get("PIP_CERT") or env.get("SSL_CERT_FILE")
         if bundle:
             values["template_ca_bundle"] = Path(bundle)
@@ -170,3 +176,16 @@ class HostSettings:
     @property
     def python(self) -> Path:
         return self.runtime / "bin" / "python"
+
+
+def parse_warm_pools(text: str) -> tuple[tuple[str, int], ...]:
+    """``"base=2,mine=1"`` → (("base", 2), ("mine", 1)). Raises ValueError naming the bad entry."""
+    pools = []
+    for entry in filter(None, (part.strip() for part in text.split(","))):
+        name, _, count = entry.partition("=")
+        if not name.strip() or not count.strip().isdigit():
+            raise ValueError(
+                f"E2BQ_SANDBOXD_WARM_POOL_TEMPLATES entry {entry!r}: write NAME=COUNT, e.g. base=2"
+            )
+        pools.append((name.strip(), int(count)))
+    return tuple(pools)

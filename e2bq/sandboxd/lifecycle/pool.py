@@ -71,6 +71,16 @@ class WarmPool:
         self._wanted = asyncio.Event()
         self._filler: asyncio.Task[None] | None = None
         self._demand: collections.deque[float] = collections.deque()  # times of creates it could serve
+        # Sets the pool gauges; a host with a pool per template sums its pools (see ``pools``).
+        self.report: Callable[[], None] = self._report_alone
+
+    @property
+    def ready(self) -> int:
+        return len(self._ready)
+
+    def _report_alone(self) -> None:
+        self.metrics.pool_ready.set(len(self._ready))
+        self.metrics.pool_target.set(self.target())
 
     def start(self) -> None:
         if self.max_size > 0:
@@ -103,11 +113,11 @@ class WarmPool:
     def take(self) -> Jail | None:
         """A ready jail, now, or None when there is none (the caller launches one)."""
         self._demand.append(asyncio.get_running_loop().time())
-        self.metrics.pool_target.set(self.target())
+        self.report()
         self._wanted.set()
         while self._ready:
             jail = self._ready.pop(0)
-            self.metrics.pool_ready.set(len(self._ready))
+            self.report()
             if jail.proc is not None and jail.proc.poll() is None:
                 self.metrics.pool_takes.labels("ready").inc()
                 return jail
@@ -122,7 +132,7 @@ class WarmPool:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._filler  # a launch cut short cleans up after itself
         ready, self._ready = self._ready, []
-        self.metrics.pool_ready.set(0)
+        self.report()
         await asyncio.gather(*(asyncio.to_thread(self.launcher.destroy, jail) for jail in ready))
 
     def _since_last_take(self) -> float:
@@ -141,7 +151,7 @@ class WarmPool:
         while True:
             self._wanted.clear()
             target = self.target()
-            self.metrics.pool_target.set(target)
+            self.report()
             while len(self._ready) < target and self._may_grow():
                 if self._ready and (wait := self._since_last_take()) < QUIET:
                     await asyncio.sleep(QUIET - wait)  # launches would slow the takes it can serve
@@ -160,11 +170,11 @@ class WarmPool:
                     await asyncio.sleep(_RETRY_AFTER)
                     continue
                 self._ready.append(jail)
-                self.metrics.pool_ready.set(len(self._ready))
+                self.report()
                 target = self.target()
             while len(self._ready) > target:  # demand fell: idle jails give their memory back
                 jail = self._ready.pop()
-                self.metrics.pool_ready.set(len(self._ready))
+                self.report()
                 await asyncio.to_thread(self.launcher.destroy, jail)
             # Wake for a take, or to shrink once the window has moved past the last creates
             with contextlib.suppress(TimeoutError):

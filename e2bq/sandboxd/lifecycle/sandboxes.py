@@ -29,16 +29,13 @@ from ..volumes.store import VolumeStore
 from . import adopt, fspause, pause
 from .launcher import Jail, Launcher
 from .pause import Lifecycle
-from .pool import WarmPool
+from .pools import Pools, pool_sizes
 from .ports import PortPublisher
 from .snapshots import SnapshotStore
 from .templateroots import TemplateRoot, TemplateRoots
 
 log = logging.getLogger("e2bq.sandboxd")
 
-# The template the warm pool's jails are made on when it is built here: what the code interpreter
-# SDK (and so every worker) asks for.
-POOLED_TEMPLATE = "code-interpreter-v1"
 ENVD_VERSION = "0.6.4"
 CLIENT_ID = "e2bq-local"
 
@@ -139,7 +136,7 @@ class SandboxHost:
         self._own_state_dir = settings.state_dir is None
         self.state_dir = settings.state_dir or Path(tempfile.mkdtemp(prefix="e2bq-sandboxd-"))
         self.launcher: Launcher | None = None
-        self.pool: WarmPool | None = None
+        self.pools: Pools | None = None
         self.snapshots: SnapshotStore | None = None
         self.metrics = HostMetrics()
         self.volumes = VolumeStore(self.state_dir / "volumes", size_mb=settings.volume_mb)
@@ -171,32 +168,25 @@ class SandboxHost:
         if self.sandboxes:
             log.info("%d paused sandboxes kept from an earlier run", len(self.sandboxes))
             self.metrics.live.set(len(self.sandboxes))
-        self.pool = WarmPool(
+        sizes = pool_sizes(
+            self.settings.warm_pool, self.settings.warm_pool_max, self.settings.warm_pool_templates
+        )
+        self.pools = Pools(
             self.launcher,
-            size=self.settings.warm_pool,
-            max_size=self.settings.warm_pool_max,
+            self.templates,
+            sizes=sizes,
             limits=self.settings.limits,
             metrics=self.metrics,
             new_id=new_sandbox_id,
-            template=self._pooled_template(),
         )
-        self.pool.start()
+        self.pools.start()
         self._sweeper = asyncio.create_task(self._sweep())
-
-    def _pooled_template(self) -> TemplateRoot | None:
-        """The template the warm pool's jails are made on: POOLED_TEMPLATE (its build when there is
-        one here, else the host's system folders)."""
-        try:
-            return self.templates.find(POOLED_TEMPLATE)
-        except HostError as exc:
-            log.warning("the warm pool is made on the host's system folders: %s", exc.message)
-            return None
 
     async def close(self) -> None:
         if self._sweeper is not None:
             self._sweeper.cancel()
-        if self.pool is not None:
-            await self.pool.close()
+        if self.pools is not None:
+            await self.pools.close()
         if not self._own_state_dir:  # a folder of its own is removed below: nothing would survive
             await fspause.shelve_all(self)
         await asyncio.gather(*(self.kill(sid) for sid in list(self.sandboxes)))
@@ -209,6 +199,8 @@ class SandboxHost:
     async def _sweep(self) -> None:
         while True:
             await asyncio.sleep(0.25)
+            if self.pools is not None:
+                await self.pools.refresh()
             now = time.time()
             for sandbox in list(self.sandboxes.values()):
                 if sandbox.state == "paused":
@@ -279,15 +271,15 @@ class SandboxHost:
                 f"this host runs at most {self.settings.max_sandboxes} sandboxes at once; "
                 "kill one or raise E2BQ_SANDBOXD_MAX_SANDBOXES",
             )
-        assert self.launcher is not None and self.pool is not None, "start() the host first"
+        assert self.launcher is not None and self.pools is not None, "start() the host first"
         limits = limits or self.settings.limits
         self._creating += 1
         started = time.monotonic()
         try:
             # a pooled jail was built without volumes' binds or layers: one that needs some is made anew
-            pooled = not binds and not layer_ids and self.pool.serves(envs, limits, internet, template)
+            pooled = not binds and not layer_ids
+            handle = self.pools.take(envs, limits, internet, template) if pooled else None
             envs = {**template.env, **envs}
-            handle = self.pool.take() if pooled else None
             if handle is None:
                 mounts = tuple((bind.source, bind.target) for bind in binds or [])
                 try:

@@ -12,6 +12,7 @@ import secrets
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 from click.testing import CliRunner
 from e2b import SandboxException
@@ -19,7 +20,7 @@ from e2b_code_interpreter import Sandbox
 
 from e2bq.sandboxd.templates.cli import template
 from tests.integration.templates.conftest import build_tiny
-from tests.procs import SandboxHostProcess, sandbox_host
+from tests.procs import SandboxHostProcess, sandbox_host, wait_for
 
 pytestmark = [pytest.mark.slow, pytest.mark.network, pytest.mark.timeout(600)]
 
@@ -159,3 +160,30 @@ def test_hostile_code_on_a_template_stays_in_its_sandbox(tiny: Sandbox, store: P
     identity = sh(tiny, "id -u; grep CapEff /proc/self/status").split()
     assert identity == ["1000", "CapEff:", "0000000000000000"]
     assert not (store / "tiny" / "rootfs" / "var/tmp/disk").exists()
+
+
+def _metric(host: SandboxHostProcess, name: str) -> float:
+    text = httpx.get(host.env["E2B_API_URL"] + "/metrics").text
+    return sum(float(line.split()[-1]) for line in text.splitlines() if line.startswith(name))
+
+
+def test_a_template_built_while_the_host_runs_gets_its_warm_pool(
+    tiny_template: tuple[Path, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    folder, source = tiny_template
+    env = {"E2BQ_SANDBOXD_TEMPLATES_DIR": str(folder), "E2BQ_SANDBOXD_WARM_POOL_TEMPLATES": "tiny-pooled=1"}
+    with sandbox_host(tmp_path, env=env) as running:
+        for name, value in running.env.items():
+            monkeypatch.setenv(name, value)
+        assert _metric(running, "e2bq_sandboxd_pool_ready") == 0  # not built: no pool
+        build_tiny(folder, source, "tiny-pooled")  # the same definition: the cached build, at once
+        wait_for(lambda: _metric(running, "e2bq_sandboxd_pool_ready") >= 1, 60, "a pooled tiny jail")
+        served = _metric(running, 'e2bq_sandboxd_pool_takes_total{outcome="ready"}')
+
+        sandbox = Sandbox.create(template="tiny-pooled", timeout=60)
+
+        assert _metric(running, 'e2bq_sandboxd_pool_takes_total{outcome="ready"}') == served + 1
+        assert sh(sandbox, "cat /etc/built-by-command; echo $GREETING").split() == ["jq-1.6", "ok", "hello"]
+        assert sandbox.get_info().template_id == "tiny-pooled"
+        sandbox.kill()
+    CliRunner().invoke(template, ["delete", "tiny-pooled", "--dir", str(folder)])
