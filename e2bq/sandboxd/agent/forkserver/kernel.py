@@ -31,6 +31,7 @@ from jupyter_client.connect import write_connection_file
 from ..config import AgentConfig
 from ..interpreter.adoption import ADOPT_FILE
 from ..interpreter.kernels import kernel_env
+from ..privatedir import private_folder
 from .agent import set_cmdline
 
 CONFIG_FILE = Path("/run/e2bq/agent.json")
@@ -50,8 +51,7 @@ def become_kernel(import_env: dict[str, str]) -> NoReturn:
         config = AgentConfig.load(CONFIG_FILE)
         if config.kernel_dir is None:
             raise RuntimeError("the agent is not waiting for a kernel")
-        folder = Path(config.kernel_dir)
-        folder.mkdir(mode=0o700, exist_ok=True)
+        folder = private_folder(Path(config.kernel_dir))
         env = kernel_env(config.envs, folder)
         env.pop("JPY_PARENT_PID", None)
         os.environ.clear()

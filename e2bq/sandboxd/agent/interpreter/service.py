@@ -27,6 +27,7 @@ from starlette.routing import BaseRoute, Route
 from ..config import AgentConfig
 from ..errors import ConnectError, HTTPError, KernelError
 from ..paths import resolve
+from ..privatedir import private_folder
 from .adoption import Adoptable, wait_for_kernel
 from .contexts import LANGUAGES, Context, normalize_language
 from .detached import DetachedExecutions
@@ -61,8 +62,7 @@ class InterpreterService:
     async def start(self) -> None:
         """Prepare the kernels' private folder; start the default context in the background."""
         if self.config.kernel_dir is not None:  # shared with the kernel sandboxd forks in
-            self._runtime_dir = Path(self.config.kernel_dir)
-            self._runtime_dir.mkdir(mode=0o700, exist_ok=True)
+            self._runtime_dir = private_folder(Path(self.config.kernel_dir))
         else:
             self._runtime_dir = Path(tempfile.mkdtemp(prefix="e2bq-kernels-"))
         self._zmq = zmq.asyncio.Context()
