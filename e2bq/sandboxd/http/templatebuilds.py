@@ -34,6 +34,7 @@ Endpoint = Callable[[Request], Awaitable[Response]]
 JsonBody = Callable[[Request], Awaitable[dict[str, Any]]]
 _LEVELS = ("debug", "info", "warn", "error")
 _PAGE = 100  # log entries per status answer at most, as E2B's
+_MAX_TOKENS = 1000  # upload links outstanding
 
 
 class TemplateBuildRoutes:
@@ -99,10 +100,14 @@ class TemplateBuildRoutes:
             present = self.builds.has_upload(files_hash)
         except TemplateError as exc:
             raise HostError(400, str(exc)) from exc
+        if present:  # no url: the SDK uploads nothing (forceUpload would send the same bytes again)
+            return JSONResponse({"present": True}, status_code=201)
+        while len(self._tokens) >= _MAX_TOKENS:  # links asked for and never used: the oldest go
+            del self._tokens[next(iter(self._tokens))]
         token = secrets.token_urlsafe(24)
         self._tokens[token] = files_hash
         url = f"{str(request.base_url).rstrip('/')}/template-uploads/{token}"
-        return JSONResponse({"present": present, "url": url}, status_code=201)
+        return JSONResponse({"present": False, "url": url}, status_code=201)
 
     async def receive(self, request: Request) -> Response:
         """The upload url: no API key (the SDK sends none there), the token given with it instead."""
