@@ -160,9 +160,6 @@ class TemplateBuildRoutes:
             answer["reason"] = job.reason
         return JSONResponse(answer)
 
-    def close(self) -> None:
-        self.builds.close()
-
 
 def _whole(text: str | None, name: str, default: int) -> int:
     if text is None:

@@ -8,7 +8,9 @@ steps would otherwise both do the work the content hash lets the second skip.
 The files an SDK ``copy()`` sends are kept as uploaded, by the SDK's files hash, in
 ``<templates folder>/.uploads/<hash>.tar``, so a build whose files are unchanged uploads nothing;
 a build unpacks the ones it needs into a folder of its own (refusing links and paths that leave it).
-The jobs are kept in memory: a restarted sandboxd forgets them, not the templates they built.
+The jobs are kept in memory: a restarted sandboxd forgets them, not the templates they built. A
+build running when sandboxd stops is finished before the process exits (its thread is joined);
+queued ones are dropped.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from typing import Any, Literal, NotRequired, TypedDict
 
 from ..errors import TemplateError
 from .build import BuildOptions, build_definition
+from .definition import TemplateDefinition
 from .sdksteps import copy_hashes, translate
 from .store import TemplateStore
 
@@ -138,7 +141,7 @@ class SdkBuilds:
             job.log(note, "warn")
         self._executor.submit(self._build, job, translation.definition, context)
 
-    def _build(self, job: BuildJob, definition: Any, context: Path) -> None:
+    def _build(self, job: BuildJob, definition: TemplateDefinition, context: Path) -> None:
         job.status = "building"
         job.log(f"building {job.template_id} from Debian {definition.base}")
 
@@ -167,9 +170,6 @@ class SdkBuilds:
         job.logs.extend(failed)
         job.reason = Reason(message=message, logEntries=failed)
         job.status = "error"
-
-    def close(self) -> None:
-        self._executor.shutdown(wait=False, cancel_futures=True)
 
 
 def _unpack(archive: Path, folder: Path) -> None:
