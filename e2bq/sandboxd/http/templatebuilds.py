@@ -41,6 +41,7 @@ class TemplateBuildRoutes:
     def __init__(self, host: SandboxHost, json_body: JsonBody) -> None:
         settings = host.settings
         self.json_body = json_body
+        self.enabled = settings.template_builds
         self.builds = SdkBuilds(
             settings.templates_dir,
             BuildOptions(
@@ -63,6 +64,12 @@ class TemplateBuildRoutes:
         ]
 
     async def request(self, request: Request) -> Response:
+        if not self.enabled:
+            raise HostError(
+                403,
+                "template builds through the API are off on this host (E2BQ_SANDBOXD_TEMPLATE_BUILDS=0): "
+                "build on the host with `e2bq template build NAME --from FILE`",
+            )
         body = await self.json_body(request)
         name = body.get("name") or body.get("alias")
         if not isinstance(name, str) or not name:

@@ -200,3 +200,11 @@ def test_uploads_cannot_leave_their_folder(host: SandboxHostProcess) -> None:
         assert not Path("/etc/e2bq-escaped").exists()
         status = api.get(f"/templates/sdk-hostile/builds/{made['buildID']}/status").json()
         assert status["status"] == "error" and status["reason"]["message"]
+
+
+def test_builds_can_be_turned_off(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    with sandbox_host(tmp_path, env={"E2BQ_SANDBOXD_TEMPLATE_BUILDS": "0"}) as off:
+        for name, value in off.env.items():
+            monkeypatch.setenv(name, value)
+        with pytest.raises(BuildException, match="403: template builds through the API are off"):
+            Template.build(Template().from_debian_image("bookworm"), "sdk-off")
