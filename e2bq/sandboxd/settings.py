@@ -99,6 +99,9 @@ class HostSettings:
     template_pip_index: str = ""
     template_npm_registry: str = ""
     template_ca_bundle: Path = Path(DEFAULT_CA_BUNDLE)
+    # E2B's template build API (Template.build): its steps run as root in the build's jail, on the
+    # host's network, so it is off unless asked for; off, only `e2bq template build` on the host builds.
+    template_builds: bool = False
     key_generated: bool = False  # no key was given, so from_env made one (to be printed)
 
     def __post_init__(self) -> None:
@@ -146,6 +149,8 @@ class HostSettings:
             values["block_private_networks"] = False
         if env.get("E2BQ_SANDBOXD_FORK_KERNELS", "").lower() in ("0", "false", "no"):
             values["fork_kernels"] = False
+        if env.get("E2BQ_SANDBOXD_TEMPLATE_BUILDS", "").lower() in ("1", "true", "yes"):
+            values["template_builds"] = True
         # pip and npm inside a build use the index this host's own pip and npm were pointed at.
         values["template_pip_index"] = env.get("E2BQ_TEMPLATE_PIP_INDEX_URL") or env.get("PIP_INDEX_URL", "")
         values["template_npm_registry"] = env.get("E2BQ_TEMPLATE_NPM_REGISTRY") or env.get(

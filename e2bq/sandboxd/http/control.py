@@ -29,6 +29,7 @@ from . import netrules
 from . import usage as usage_api
 from .listing import ListQuery
 from .snapshots import SnapshotRoutes
+from .templatebuilds import TemplateBuildRoutes
 
 Endpoint = Callable[[Request], Awaitable[Response]]
 V1_LIST_LIMIT = 1000  # GET /sandboxes (v1) has no pages in E2B's API: this many at most
@@ -86,6 +87,7 @@ class ControlPlane:
             Route("/sandboxes/{sandbox_id}/metrics", guard(self.sandbox_metrics), methods=["GET"]),
             Route("/sandboxes/{sandbox_id}/network", guard(self.update_network), methods=["PUT"]),
             *SnapshotRoutes(self.host, _json_body).routes(guard),
+            *TemplateBuildRoutes(self.host, _json_body).routes(guard),
         ]
 
     def _guard(self, endpoint: Endpoint) -> Endpoint:

@@ -109,10 +109,26 @@ def build_template(
     Raises ``TemplateError`` for an invalid file, a failed step (with the end of its output) or a
     host that cannot build (not root, no mmdebstrap or bwrap).
     """
-    started = time.monotonic()
     check_name(name)
     definition = load(template_file)
-    digest = content_hash(definition, template_file.parent)
+    return build_definition(
+        name, definition, template_file.parent, store=store, options=options, report=report
+    )
+
+
+def build_definition(
+    name: str,
+    definition: TemplateDefinition,
+    folder: Path,
+    *,
+    store: TemplateStore,
+    options: BuildOptions | None = None,
+    report: Reporter | None = None,
+) -> BuildResult:
+    """Build a definition whose ``files`` lie in ``folder`` as ``name`` (see ``build_template``)."""
+    started = time.monotonic()
+    check_name(name)
+    digest = content_hash(definition, folder)
     existing = store.find_build(digest)
     if existing is not None:
         return BuildResult(
@@ -122,7 +138,7 @@ def build_template(
     store.sweep_staging()
     work = Path(tempfile.mkdtemp(prefix=f"{digest}-{os.getpid()}-", dir=store.staging))
     try:
-        record = _run_steps(definition, template_file.parent, work, digest, options or BuildOptions(), report)
+        record = _run_steps(definition, folder, work, digest, options or BuildOptions(), report)
         target = store.build_dir(digest)
         target.parent.mkdir(parents=True, exist_ok=True)
         try:

@@ -1,0 +1,180 @@
+"""Builds asked for through E2B's template API: their uploads, their state and logs, their thread.
+
+A build goes ``waiting`` (requested, steps not sent yet, or queued behind another build) →
+``building`` → ``ready`` or ``error``. Builds run one at a time in a thread of their own: each is
+minutes of mmdebstrap, pip and npm on a host that also runs sandboxes, and two builds of the same
+steps would otherwise both do the work the content hash lets the second skip.
+
+The files an SDK ``copy()`` sends are kept as uploaded, by the SDK's files hash, in
+``<templates folder>/.uploads/<hash>.tar``, so a build whose files are unchanged uploads nothing;
+a build unpacks the ones it needs into a folder of its own (refusing links and paths that leave it).
+The jobs are kept in memory: a restarted sandboxd forgets them, not the templates they built. A
+build running when sandboxd stops is finished before the process exits (its thread is joined);
+queued ones are dropped.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import tarfile
+import threading
+import uuid
+from collections.abc import AsyncIterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Literal, NotRequired, TypedDict
+
+from ..errors import TemplateError
+from .build import BuildOptions, build_definition
+from .definition import TemplateDefinition
+from .sdksteps import copy_hashes, translate
+from .store import TemplateStore
+
+Level = Literal["debug", "info", "warn", "error"]
+Status = Literal["waiting", "building", "ready", "error"]
+_HASH = re.compile(r"^[A-Za-z0-9_-]{16,128}$")
+MAX_UPLOAD_BYTES = 4 << 30  # one copy()'s archive; E2B's own limit is of the same order
+
+
+class LogEntry(TypedDict):
+    """E2B's ``BuildLogEntry``."""
+
+    timestamp: str
+    level: Level
+    message: str
+    step: NotRequired[str]
+
+
+class Reason(TypedDict):
+    """E2B's ``BuildStatusReason``: why a build ended in ``error``."""
+
+    message: str
+    logEntries: list[LogEntry]
+
+
+@dataclass
+class BuildJob:
+    template_id: str  # the template's name: E2B's ids and names are one here
+    build_id: str
+    status: Status = "waiting"
+    logs: list[LogEntry] = field(default_factory=list)
+    reason: Reason | None = None
+    started: bool = False
+
+    def log(self, message: str, level: Level = "info") -> None:
+        self.logs.append(LogEntry(timestamp=datetime.now(UTC).isoformat(), level=level, message=message))
+
+
+class SdkBuilds:
+    def __init__(self, templates_dir: Path, options: BuildOptions) -> None:
+        self.store = TemplateStore(templates_dir)
+        self.options = options
+        self.uploads = templates_dir / ".uploads"
+        self.work = templates_dir / ".sdk-builds"
+        self.jobs: dict[str, BuildJob] = {}
+        self._lock = threading.Lock()
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="template-build")
+
+    def request(self, name: str) -> BuildJob:
+        job = BuildJob(template_id=name, build_id=str(uuid.uuid4()))
+        job.log(f"build {job.build_id} of template {name} requested")
+        self.jobs[job.build_id] = job
+        return job
+
+    def job(self, template_id: str, build_id: str) -> BuildJob | None:
+        job = self.jobs.get(build_id)
+        return job if job is not None and job.template_id == template_id else None
+
+    # Uploads -------------------------------------------------------------------------------------
+
+    def upload_path(self, files_hash: str) -> Path:
+        if not _HASH.match(files_hash):
+            raise TemplateError(f"files hash {files_hash!r} is not a hash (letters and digits)")
+        return self.uploads / f"{files_hash}.tar"
+
+    def has_upload(self, files_hash: str) -> bool:
+        return self.upload_path(files_hash).is_file()
+
+    async def receive(self, files_hash: str, chunks: AsyncIterator[bytes]) -> int:
+        """Keep an uploaded archive under its hash; it replaces an earlier one only when complete."""
+        target = self.upload_path(files_hash)
+        self.uploads.mkdir(parents=True, exist_ok=True)
+        partial = target.with_name(f"{target.name}.{uuid.uuid4().hex}.part")
+        size = 0
+        try:
+            with partial.open("wb") as out:
+                async for chunk in chunks:
+                    size += len(chunk)
+                    if size > MAX_UPLOAD_BYTES:
+                        raise TemplateError(f"the upload is larger than {MAX_UPLOAD_BYTES >> 30} GiB")
+                    out.write(chunk)
+            os.replace(partial, target)
+        finally:
+            partial.unlink(missing_ok=True)
+        return size
+
+    # Builds --------------------------------------------------------------------------------------
+
+    def start(self, job: BuildJob, body: dict[str, Any]) -> None:
+        """Check the steps and queue the build. Raises TemplateError (nothing queued) for steps this
+        host cannot build or files that were not uploaded."""
+        with self._lock:
+            if job.started:
+                raise TemplateError(f"build {job.build_id} was started already: request a new build")
+            job.started = True
+        context = self.work / job.build_id
+        try:
+            for files_hash in copy_hashes(body):
+                if not self.has_upload(files_hash):
+                    raise TemplateError(f"copy: the files of hash {files_hash} were not uploaded")
+                _unpack(self.upload_path(files_hash), context / files_hash)
+            translation = translate(body, context)
+        except (TemplateError, tarfile.TarError, OSError) as exc:
+            shutil.rmtree(context, ignore_errors=True)
+            self._fail(job, str(exc))
+            raise TemplateError(str(exc)) from exc
+        for note in translation.notes:
+            job.log(note, "warn")
+        self._executor.submit(self._build, job, translation.definition, context)
+
+    def _build(self, job: BuildJob, definition: TemplateDefinition, context: Path) -> None:
+        job.status = "building"
+        job.log(f"building {job.template_id} from Debian {definition.base}")
+
+        def report(step: str, seconds: float | None) -> None:
+            job.log(f"step {step} ..." if seconds is None else f"step {step} done in {seconds:.1f} s")
+
+        try:
+            result = build_definition(
+                job.template_id, definition, context, store=self.store, options=self.options, report=report
+            )
+        except Exception as exc:
+            self._fail(job, str(exc) if isinstance(exc, TemplateError) else f"the build failed: {exc!r}")
+        else:
+            record = result["template"]
+            size = record["size_bytes"] / 2**20
+            how = "unchanged: build reused" if result["cached"] else f"built in {result['seconds']:.0f} s"
+            job.log(f"template {job.template_id} ready: {how} ({record['hash']}, {size:.0f} MiB)")
+            job.status = "ready"
+        finally:
+            shutil.rmtree(context, ignore_errors=True)
+
+    @staticmethod
+    def _fail(job: BuildJob, message: str) -> None:
+        now = datetime.now(UTC).isoformat()
+        failed = [LogEntry(timestamp=now, level="error", message=line) for line in message.splitlines()]
+        job.logs.extend(failed)
+        job.reason = Reason(message=message, logEntries=failed)
+        job.status = "error"
+
+
+def _unpack(archive: Path, folder: Path) -> None:
+    """Unpack an uploaded tar (gzipped or not) into ``folder``; members that would land outside it,
+    devices and links leaving it are refused by tarfile's ``data`` filter."""
+    folder.mkdir(parents=True, exist_ok=True)
+    with tarfile.open(archive) as tar:
+        tar.extractall(folder, filter="data")
