@@ -57,6 +57,9 @@ def wait_for(condition: Callable[[], object], timeout: float, what: str) -> obje
 
 # Read at import, before each test clears E2BQ_* from its environment.
 TEMPLATES_DIR = os.environ.get("E2BQ_TEST_TEMPLATES_DIR", "")
+# The root filesystem a default create (code-interpreter-v1) runs on in such a run; None: the host's.
+_DEFAULT_ROOTFS = Path(TEMPLATES_DIR) / "code-interpreter-v1" / "rootfs" if TEMPLATES_DIR else None
+DEFAULT_ROOTFS = _DEFAULT_ROOTFS.resolve() if _DEFAULT_ROOTFS and _DEFAULT_ROOTFS.exists() else None
 
 
 @contextlib.contextmanager
@@ -71,6 +74,8 @@ def sandbox_host(
     # Templates built on this machine must not change what a test's host serves, unless a run
     # asks for it (E2BQ_TEST_TEMPLATES_DIR: e.g. the security suite on code-interpreter-v1).
     env = {"E2BQ_SANDBOXD_TEMPLATES_DIR": TEMPLATES_DIR or str(tmp / "no-templates"), **(env or {})}
+    if TEMPLATES_DIR:  # sandboxes on a template trust what the host trusts (a proxy's CA, say)
+        env.setdefault("E2BQ_SANDBOX_CA_BUNDLE", "/etc/ssl/certs/ca-certificates.crt")
     with start_sandboxd(tmp, *extra, port=port, api_key=API_KEY, env=env) as host:
         yield host
 

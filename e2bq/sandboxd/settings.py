@@ -43,6 +43,8 @@ class HostSettings:
       host's limits, internet access and no environment variables takes one at once. Each costs the
       memory of an idle sandbox, and does not count against the maximum. With no maximum below, a
       fixed size; with one, the floor.
+    - ``E2BQ_SANDBOX_CA_BUNDLE``: a PEM file sandboxes on a template trust instead of the
+      template's own CA certificates (bound read-only at ``/etc/ssl/certs/ca-certificates.crt``).
     - ``E2BQ_SANDBOXD_WARM_POOL_TEMPLATES``: ``name=count,...``, a fixed warm pool per template
       besides the host's own (which is made on ``code-interpreter-v1``).
     - ``E2BQ_SANDBOXD_WARM_POOL_MAX``: how far the warm pool may grow past that floor: to the
@@ -99,6 +101,8 @@ class HostSettings:
     template_pip_index: str = ""
     template_npm_registry: str = ""
     template_ca_bundle: Path = Path(DEFAULT_CA_BUNDLE)
+    # Certificates sandboxes on a template trust instead of the template's own (a proxy's CA)
+    sandbox_ca_bundle: Path | None = None
     # E2B's template build API (Template.build): its steps run as root in the build's jail, on the
     # host's network, so it is off unless asked for; off, only `e2bq template build` on the host builds.
     template_builds: bool = False
@@ -134,6 +138,7 @@ class HostSettings:
             "volume_mb": ("E2BQ_SANDBOXD_VOLUME_MB", int),
             "templates_dir": ("E2BQ_SANDBOXD_TEMPLATES_DIR", Path),
             "template_mirror": ("E2BQ_TEMPLATE_DEBIAN_MIRROR", str),
+            "sandbox_ca_bundle": ("E2BQ_SANDBOX_CA_BUNDLE", Path),
         }
         for name, (var, convert) in simple.items():
             if env.get(var):

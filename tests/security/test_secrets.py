@@ -16,7 +16,7 @@ import pytest
 from e2b import SandboxException
 from e2b_code_interpreter import Sandbox
 
-from tests.procs import SandboxHostProcess
+from tests.procs import DEFAULT_ROOTFS, SandboxHostProcess
 from tests.security.harness import HOST_SECRETS, run
 from tests.security.probes import host_pids_running
 
@@ -168,9 +168,17 @@ def test_another_sandboxs_files_are_invisible(
 
 
 def test_the_jail_is_not_the_hosts_root(make_sandbox: Callable[..., Sandbox]) -> None:
-    """/ inside is a small allow-list: none of the host's own top-level folders with data."""
+    """/ inside is a small allow-list: none of the host's own top-level folders with data. On a
+    template, / is the template's: its folders hold what the template's do, not the host's."""
     sandbox = make_sandbox()
     inside = {entry.name for entry in sandbox.files.list("/")}
     with_data = {"root", "var", "srv", "mnt", "media", "boot", "work", "farm", "old_root", "sys"}
     host_only = with_data & set(os.listdir("/"))
-    assert inside & host_only == set()
+    if DEFAULT_ROOTFS is None:
+        assert inside & host_only == set()
+        return
+    assert "work" not in inside
+    for name in inside & host_only - {"root"}:  # root's folder is unreadable inside: checked below
+        listed = {entry.name for entry in sandbox.files.list(f"/{name}")}
+        assert listed == set(os.listdir(DEFAULT_ROOTFS / name)), name
+    assert run(sandbox, "ls /root 2>&1; true").stdout.strip().endswith("Permission denied")

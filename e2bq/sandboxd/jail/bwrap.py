@@ -35,6 +35,7 @@ SANDBOX_DNS = "10.0.2.3"  # slirp4netns's resolver
 # ready pipe, the lifeline (the jail ends when it closes), and stderr, the jail's log.
 FORKED_AGENT_FDS = (3, 4, 5, 6, 2)
 GENERATED_ETC = ("passwd", "group", "hosts", "hostname", "profile", "resolv.conf")
+CA_BUNDLE = Path("/etc/ssl/certs/ca-certificates.crt")  # where a template's trusted CAs are
 
 # Files of the host's /etc that programs need and that hold no secret.
 _ETC_ALLOW = (
@@ -211,13 +212,15 @@ def bwrap_command(
     holder_fd: int | None = None,
     binds: tuple[tuple[Path, str], ...] = (),
     rootfs: Path | None = None,
+    ca_bundle: Path | None = None,
 ) -> list[str]:
     """The full bwrap command line that starts a sandbox's agent.
 
     The agent writes one byte to ``ready_fd`` (inherited through bwrap) once it accepts requests.
     ``binds`` are (host folder, path inside) pairs mounted writable after home and /tmp, so a
     volume may sit below either (see ``volumes.mounts`` for the paths allowed). With ``rootfs``
-    (a template's root overlay, mounted) that tree is ``/`` and no host system folder is bound.
+    (a template's root overlay, mounted) that tree is ``/`` and no host system folder is bound;
+    ``ca_bundle`` then replaces the template's trusted CA certificates.
     """
     cmd = [
         shutil.which("bwrap") or "bwrap",
@@ -242,6 +245,8 @@ def bwrap_command(
     ]
     for name in GENERATED_ETC:
         cmd += ["--ro-bind", str(etc / name), f"/etc/{name}"]
+    if rootfs is not None and ca_bundle is not None:
+        cmd += ["--ro-bind", str(ca_bundle), str(CA_BUNDLE)]
     cmd += [
         "--ro-bind",
         str(runtime),
@@ -289,10 +294,11 @@ def host_system_binds() -> list[str]:
     return options
 
 
-def mountpoints(binds: tuple[tuple[Path, str], ...]) -> tuple[list[str], list[str]]:
+def mountpoints(binds: tuple[tuple[Path, str], ...], *, ca_bundle: bool) -> tuple[list[str], list[str]]:
     """The folders and files a jail on a template binds onto, which must exist in its root."""
     folders = [str(RUNTIME), str(AGENT_ROOT), str(RUN), str(HOME), "/tmp", "/proc", "/dev"]
-    return [*folders, *(target for _, target in binds)], [f"/etc/{name}" for name in GENERATED_ETC]
+    files = [f"/etc/{name}" for name in GENERATED_ETC] + ([str(CA_BUNDLE)] if ca_bundle else [])
+    return [*folders, *(target for _, target in binds)], files
 
 
 def system_binds() -> list[str]:
@@ -333,6 +339,7 @@ def spawn(
     fork_agent: bool = False,
     binds: tuple[tuple[Path, str], ...] = (),
     rootfs: Path | None = None,
+    ca_bundle: Path | None = None,
 ) -> tuple[subprocess.Popen[bytes], int, list[int]]:
     """Start the jail; return the bwrap process, the fd that turns readable when it is ready, and
     the fds to hand a forked agent (none without ``fork_agent``; the caller closes them).
@@ -377,6 +384,7 @@ def spawn(
         holder_fd=holder_fd,
         binds=binds,
         rootfs=rootfs,
+        ca_bundle=ca_bundle,
     )
     agent_fds = [] if holder_fd is not None else [write_fd, *(lst.fileno() for lst in listeners)]
     try:

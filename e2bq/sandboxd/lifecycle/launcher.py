@@ -222,6 +222,7 @@ class Launcher:
                 fork_agent=fork_kernel,
                 binds=binds,
                 rootfs=paths.rootfs if handle.rootfs is not None else None,
+                ca_bundle=self.settings.sandbox_ca_bundle,
             )
             if handover:
                 try:
@@ -348,7 +349,8 @@ class Launcher:
             )
         try:
             rootfs.mount(handle.paths, handle.rootfs, handle.paths.data)
-            rootfs.make_mountpoints(handle.paths.rootfs, *bwrap.mountpoints(handle.binds))
+            points = bwrap.mountpoints(handle.binds, ca_bundle=self.settings.sandbox_ca_bundle is not None)
+            rootfs.make_mountpoints(handle.paths.rootfs, *points)
         except rootfs.RootfsError as exc:
             raise LaunchError(str(exc)) from exc
 

@@ -187,3 +187,23 @@ def test_a_template_built_while_the_host_runs_gets_its_warm_pool(
         assert sandbox.get_info().template_id == "tiny-pooled"
         sandbox.kill()
     CliRunner().invoke(template, ["delete", "tiny-pooled", "--dir", str(folder)])
+
+
+def test_sandboxes_on_a_template_can_trust_the_hosts_certificates(
+    store: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    bundle = tmp_path / "proxy-ca.pem"
+    bundle.write_text("-----BEGIN CERTIFICATE-----\nthe host's proxy\n-----END CERTIFICATE-----\n")
+    env = {"E2BQ_SANDBOXD_TEMPLATES_DIR": str(store), "E2BQ_SANDBOX_CA_BUNDLE": str(bundle)}
+    with sandbox_host(tmp_path, env=env) as running:
+        for name, value in running.env.items():
+            monkeypatch.setenv(name, value)
+        sandbox = Sandbox.create(template="tiny", timeout=60)
+        try:
+            assert sandbox.files.read("/etc/ssl/certs/ca-certificates.crt") == bundle.read_text()
+            denied = sandbox.commands.run("echo x >> /etc/ssl/certs/ca-certificates.crt 2>&1; true").stdout
+            assert "Read-only file system" in denied or "Permission denied" in denied
+        finally:
+            sandbox.kill()
+    template_bundle = (store / "tiny" / "rootfs" / "etc/ssl/certs/ca-certificates.crt").resolve()
+    assert "the host's proxy" not in template_bundle.read_text()
