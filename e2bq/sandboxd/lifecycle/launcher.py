@@ -115,11 +115,26 @@ class Launcher:
         # a layer's users of an earlier run are gone with their folders (and a fork cut short)
         self.layers.sweep({folder.name for folder in self.state_dir.glob("i*")})
         bwrap.write_etc(self.etc)
+        self._copy_ca_bundle()
         shutil.rmtree(self.agent_lib, ignore_errors=True)
         shutil.copytree(AGENT_SOURCE, self.agent_lib / "agent", ignore=shutil.ignore_patterns("__pycache__"))
         for path in [self.agent_lib, *self.agent_lib.rglob("*")]:
             path.chmod(0o755 if path.is_dir() else 0o644)
         self.forkserver.start()
+
+    @property
+    def ca_bundle(self) -> Path | None:
+        """sandboxd's copy of E2BQ_SANDBOX_CA_BUNDLE (readable by every sandbox's uid), if set."""
+        return self.etc / "ca-certificates.crt" if self.settings.sandbox_ca_bundle is not None else None
+
+    def _copy_ca_bundle(self) -> None:
+        if self.settings.sandbox_ca_bundle is None or self.ca_bundle is None:
+            return
+        try:
+            shutil.copyfile(self.settings.sandbox_ca_bundle, self.ca_bundle)
+        except OSError as exc:
+            raise SetupError(f"E2BQ_SANDBOX_CA_BUNDLE {self.settings.sandbox_ca_bundle}: {exc}") from exc
+        self.ca_bundle.chmod(0o644)
 
     def close(self) -> None:
         self.forkserver.close()
@@ -222,7 +237,7 @@ class Launcher:
                 fork_agent=fork_kernel,
                 binds=binds,
                 rootfs=paths.rootfs if handle.rootfs is not None else None,
-                ca_bundle=self.settings.sandbox_ca_bundle,
+                ca_bundle=self.ca_bundle,
             )
             if handover:
                 try:

@@ -201,8 +201,9 @@ def test_sandboxes_on_a_template_can_trust_the_hosts_certificates(
         sandbox = Sandbox.create(template="tiny", timeout=60)
         try:
             assert sandbox.files.read("/etc/ssl/certs/ca-certificates.crt") == bundle.read_text()
-            denied = sandbox.commands.run("echo x >> /etc/ssl/certs/ca-certificates.crt 2>&1; true").stdout
+            denied = sandbox.commands.run("(echo x >> /etc/ssl/certs/ca-certificates.crt) 2>&1; true").stdout
             assert "Read-only file system" in denied or "Permission denied" in denied
+            assert sandbox.files.read("/etc/ssl/certs/ca-certificates.crt") == bundle.read_text()
         finally:
             sandbox.kill()
     template_bundle = (store / "tiny" / "rootfs" / "etc/ssl/certs/ca-certificates.crt").resolve()
