@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import io
-import os
-import shutil
 import tarfile
 import time
 from collections.abc import Iterator
@@ -22,7 +20,7 @@ import pytest
 from e2b import AsyncTemplate, BuildException, LogEntry, Sandbox, Template, TemplateBuildStatus
 from e2b.template.main import TemplateBuilder
 
-from tests.integration.templates.conftest import _archive_reachable
+from tests.integration.templates.conftest import require_build_host
 from tests.procs import SandboxHostProcess, sandbox_host
 
 pytestmark = [pytest.mark.slow, pytest.mark.network, pytest.mark.timeout(900)]
@@ -35,12 +33,7 @@ def store(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def host(store: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[SandboxHostProcess]:
-    if os.geteuid() != 0 or not shutil.which("mmdebstrap"):
-        pytest.skip("building a template needs root and mmdebstrap (make system)")
-    if not _archive_reachable():
-        if os.environ.get("CI"):
-            pytest.fail("Debian's archive is unreachable from CI: template builds were not tested")
-        pytest.skip("Debian's archive (deb.debian.org) is unreachable from this host")
+    require_build_host()
     tmp = tmp_path_factory.mktemp("sdk-template-host")
     env = {"E2BQ_SANDBOXD_TEMPLATES_DIR": str(store), "E2BQ_SANDBOXD_TEMPLATE_BUILDS": "1"}
     with sandbox_host(tmp, env=env) as running:
