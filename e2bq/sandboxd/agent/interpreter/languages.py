@@ -128,8 +128,8 @@ def _r_set(values: dict[str, str]) -> str:
     names = ", ".join(_literal(k) for k in values)
     pairs = ", ".join(f"{_literal(k)} = {_literal(v)}" for k, v in values.items())
     return (
-        f"invisible(local({{ assign('.e2bq_env', Sys.getenv(c({names}), unset = NA), envir = globalenv()); "
-        f"Sys.setenv({pairs}) }}))"
+        f"invisible(local({{ old <- Sys.getenv(c({names}), unset = NA, names = TRUE); "
+        f"assign('.e2bq_env', old, envir = globalenv()); Sys.setenv({pairs}) }}))"
     )
 
 
