@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from e2b.exceptions import SandboxException
+from e2b.exceptions import SandboxException, TimeoutException
 from e2b_code_interpreter import AsyncSandbox, Execution, Sandbox
 
 from e2bq.sandboxd.agent.interpreter.languages import LANGUAGES, runtime_of
@@ -36,6 +36,7 @@ class Case:
     get_x: str  # code whose value (or stdout) shows x
     pwd: str  # code whose value (or stdout) shows the working folder
     getenv: str  # code whose value (or stdout) shows the variable E2BQ_LANG_VAR ("" or a default)
+    spin: str  # code that runs until it is stopped
     display: str | None = None  # code that displays HTML
 
 
@@ -51,6 +52,7 @@ CASES = [
         get_x="echo $x",
         pwd="pwd",
         getenv='echo "${E2BQ_LANG_VAR:-unset}"',
+        spin="sleep 600",
     ),
     Case(
         "javascript",
@@ -63,6 +65,7 @@ CASES = [
         get_x="x",
         pwd="process.cwd()",
         getenv='process.env.E2BQ_LANG_VAR ?? "unset"',
+        spin="while (true) {}",
         display='const { display } = require("tslab"); display.html("<b>hi</b>")',
     ),
     Case(
@@ -76,6 +79,7 @@ CASES = [
         get_x="x",
         pwd="process.cwd()",
         getenv='process.env.E2BQ_LANG_VAR ?? "unset"',
+        spin="while (true) {}",
     ),
     Case(
         "r",
@@ -88,6 +92,7 @@ CASES = [
         get_x="x",
         pwd="getwd()",
         getenv='Sys.getenv("E2BQ_LANG_VAR", "unset")',
+        spin="while (TRUE) {}",
         display="data.frame(a = c(1, 2))",
     ),
     Case(
@@ -101,6 +106,7 @@ CASES = [
         get_x="x",
         pwd='System.getProperty("user.dir")',
         getenv='System.getProperty("E2BQ_LANG_VAR", "unset")',
+        spin="while (true) {}",
     ),
 ]
 
@@ -199,6 +205,17 @@ def test_display_result(case: Case, shared_sandbox: Sandbox, sdk_env: SandboxHos
     execution = shared_sandbox.run_code(case.display, language=case.language)
     assert execution.error is None
     assert any(result.html for result in execution.results)
+
+
+@pytest.mark.parametrize("case", _params())
+def test_timeout_stops_a_running_cell(
+    case: Case, shared_sandbox: Sandbox, sdk_env: SandboxHostProcess
+) -> None:
+    """The SDK's timeout ends the request; the agent then interrupts the cell (the Java kernel exits on
+    SIGINT and is started again), and the next cell runs."""
+    with pytest.raises(TimeoutException):
+        shared_sandbox.run_code(case.spin, language=case.language, timeout=2)
+    assert _shown(shared_sandbox.run_code(case.value, language=case.language, timeout=60)) == case.value_text
 
 
 def test_unknown_language_is_a_400_naming_the_supported_ones(sdk_env: SandboxHostProcess) -> None:
