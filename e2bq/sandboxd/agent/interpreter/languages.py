@@ -238,10 +238,12 @@ LANGUAGES: dict[str, Language] = {
     "java": Language(
         name="java",
         kernel="JJava",
+        # the kernel's jar itself, as its launcher jar would start it: one JVM instead of two
         argv=lambda runtime, _python, cf: [
             "/usr/bin/java",
+            "--add-opens",
+            "jdk.jshell/jdk.jshell=ALL-UNNAMED",
             "-jar",
-            str(_jjava_dir(runtime) / "jjava-launcher.jar"),
             str(_jjava_dir(runtime) / "jjava.jar"),
             cf,
         ],
