@@ -9,12 +9,14 @@ Each line is one JSON object with a ``type``: ``stdout``/``stderr`` ``{"text", "
 from __future__ import annotations
 
 import datetime
+import re
 from typing import Any
 
 Output = dict[str, Any]
 Message = dict[str, Any]
 
 END_OF_EXECUTION: Output = {"type": "end_of_execution"}
+_COLOUR = re.compile(r"\x1b\[[0-9;]*m")
 
 # MIME type -> result field; every other MIME type goes under "extra".
 RESULT_FIELDS = {
@@ -55,7 +57,8 @@ def result(bundle: dict[str, Any], *, is_main_result: bool) -> Output:
 def error(name: str, value: str, traceback: list[str] | str) -> Output:
     """An ``error`` line; a traceback given as IPython's list of parts is joined into one string."""
     text = traceback if isinstance(traceback, str) else "\n".join(traceback)
-    return {"type": "error", "name": name, "value": value, "traceback": text}
+    # colour codes out, as the Python kernel's (JJava colours its tracebacks)
+    return {"type": "error", "name": name, "value": value, "traceback": _COLOUR.sub("", text)}
 
 
 def stream(name: str, text: str, timestamp: datetime.datetime | str | None = None) -> Output:
