@@ -46,7 +46,7 @@ def test_it_builds_on_debian_bookworm_slim() -> None:
 
 
 def test_it_installs_the_makefiles_system_packages_less_the_redis_server() -> None:
-    makefile = (ROOT / "Makefile").read_text()
+    makefile = re.sub(r"\\\n\s*", " ", (ROOT / "Makefile").read_text())  # continued lines joined, as make does
     wanted = set(re.search(r"^SYSTEM_PACKAGES := (.+)$", makefile, re.MULTILINE).group(1).split())
     installed: set[str] = set()
     for run in arguments_of("RUN"):
