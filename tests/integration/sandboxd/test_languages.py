@@ -143,7 +143,7 @@ def shared_sandbox(sandboxd: SandboxHostProcess) -> Iterator[Sandbox]:
 
 def _shown(execution: Execution) -> str:
     """What a cell showed: its first result's text (IRkernel's values are display data, as in
-    E2B), else its stdout (bash has no values; tslab prints them)."""
+    E2B), else its stdout (bash has no values)."""
     results = [result.text for result in execution.results if result.text]
     if results:
         return str(results[0]).strip().removeprefix("[1] ").strip('"')
@@ -241,15 +241,41 @@ def test_async_sdk_and_top_level_await(sdk_env: SandboxHostProcess) -> None:
                 "const wait = await new Promise((ok) => setTimeout(() => ok(5), 10)); wait * 2",
                 language="js",
             )
-            assert _shown(execution) == "10"  # tslab prints a cell's value
+            assert execution.text == "10" and execution.logs.stdout == []
             context = await sbx.create_code_context(language="typescript")
             await sbx.run_code('import * as path from "path"', context=context)
             execution = await sbx.run_code('path.join("a", "b")', context=context)
-            assert _shown(execution) == "a/b"
+            assert execution.text == "a/b"
         finally:
             await sbx.kill()
 
     asyncio.run(scenario())
+
+
+@pytest.mark.skipif(not _installed("javascript"), reason="tslab is not installed")
+@pytest.mark.parametrize("language", ["js", "ts"])
+def test_a_javascript_cells_last_value_is_its_main_result(
+    language: str, shared_sandbox: Sandbox, sdk_env: SandboxHostProcess
+) -> None:
+    """As E2B's kernel: ``run_code("1+1", language="js").results[0].text == "2"``, not stdout;
+    what the cell prints stays stdout, a display stays a display, no value is no result."""
+    execution = shared_sandbox.run_code("1+1", language=language)
+    assert [(r.text, r.is_main_result) for r in execution.results] == [("2", True)]
+    assert execution.text == "2"
+    assert execution.logs.stdout == [] and execution.error is None
+
+    printing = 'console.log("2"); console.info("i"); ({ a: [1, 2] })'
+    execution = shared_sandbox.run_code(printing, language=language)
+    assert execution.logs.stdout == ["2\n", "i\n"]
+    assert execution.text == "{ a: [ 1, 2 ] }"
+
+    displaying = 'require("tslab").display.html("<b>hi</b>"); undefined'
+    execution = shared_sandbox.run_code(displaying, language=language)
+    assert [(r.html, r.is_main_result) for r in execution.results] == [("<b>hi</b>", False)]
+    assert execution.text is None and execution.logs.stdout == []
+
+    execution = shared_sandbox.run_code('process.stdout.write("raw\\n"); null', language=language)
+    assert execution.results == [] and execution.logs.stdout == ["raw\n"]
 
 
 def test_settings_python_is_in_a_runtime() -> None:

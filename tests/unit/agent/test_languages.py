@@ -9,6 +9,7 @@ import subprocess
 
 import pytest
 
+from e2bq.sandboxd.agent.interpreter import mime
 from e2bq.sandboxd.agent.interpreter.contexts import normalize_language
 from e2bq.sandboxd.agent.interpreter.languages import LANGUAGES, bad_env_names, error_from_stderr
 
@@ -91,3 +92,18 @@ def test_names_errors_and_aliases() -> None:
         "python",
         "r",
     ]
+
+
+def test_a_display_marked_as_the_cells_value_is_the_main_result() -> None:
+    """tslab's last value arrives as a display carrying mime's mark (languages' tslab startup)."""
+    marked = {"data": {"text/plain": "2"}, "metadata": {mime.MAIN_RESULT_MARK: True}, "transient": {}}
+    plain = {"data": {"text/html": "<b>hi</b>"}, "metadata": {}, "transient": {}}
+
+    def line(content: dict[str, object]) -> mime.Output | None:
+        return mime.from_message({"msg_type": "display_data", "content": content, "header": {}})
+
+    assert line(marked) == mime.result({"text/plain": "2"}, is_main_result=True)
+    assert line(plain) == mime.result({"text/html": "<b>hi</b>"}, is_main_result=False)
+    for language in ("javascript", "typescript"):
+        startup = LANGUAGES[language].startup
+        assert startup is not None and mime.MAIN_RESULT_MARK in startup({})

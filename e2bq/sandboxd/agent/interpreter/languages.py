@@ -18,7 +18,7 @@ sandbox runtime; the Makefile's ``SYSTEM_PACKAGES`` brings the Debian ones):
   ``default-jdk-headless``: the kernel uses JShell). As in E2B's Java kernel, environment variables
   are Java system properties (``System.getProperty``), since a JVM cannot change its environment.
 
-This module imports only the standard library.
+This module imports only the standard library (and ``mime``, which does too).
 """
 
 from __future__ import annotations
@@ -29,6 +29,8 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+
+from .mime import MAIN_RESULT_MARK
 
 _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
@@ -167,6 +169,35 @@ def _java_startup(envs: dict[str, str]) -> str:
     return "{ " + sets + "}"
 
 
+# tslab prints a cell's last value with the console.log it was given when it started (console.log
+# of that value), where E2B's kernels return it as the cell's result. So, once per kernel: user code
+# gets a console of its own on the same stdout and stderr, and the console tslab kept (the global
+# one, whose bound log tslab holds) writes its stdout as a display marked as the main result, which
+# ``mime`` turns into ``execute_result``'s line. Valid JavaScript and TypeScript alike: no
+# annotations, and what TypeScript would type strictly is reached through Reflect (typed any).
+_TSLAB_LAST_VALUE = (
+    "(() => {\n"
+    '  const path = require("path");\n'
+    "  // the running kernel's own module (argv[1] is <runtime>/node_modules/tslab/bin/tslab)\n"
+    '  const jupyter = require(path.join(path.dirname(process.argv[1]), "..", "dist", "jupyter.js"));\n'
+    '  const { Console } = require("console");\n'
+    '  const { Writable } = require("stream");\n'
+    '  const kept = Reflect.get(globalThis, "console");\n'
+    '  Reflect.set(globalThis, "console", new Console({ stdout: process.stdout, stderr: process.stderr }));\n'
+    "  const value = new Writable({\n"
+    "    write(chunk, _encoding, done) {\n"
+    '      const send = Reflect.get(jupyter, "lastWriteDisplayData");\n'
+    '      const text = String(chunk).replace(/\\n$/, "");\n'
+    f'      const metadata = {{ {MAIN_RESULT_MARK}: true }};\n'
+    '      if (send) send({ data: { "text/plain": text }, metadata, transient: {} }, false);\n'
+    "      done();\n"
+    "    },\n"
+    "  });\n"
+    '  Reflect.set(kept, "_stdout", value);\n'
+    "})()"
+)
+
+
 def _tslab(js: bool) -> Callable[[Path, str, str], list[str]]:
     def argv(runtime: Path, _python: str, connection_file: str) -> list[str]:
         main = runtime / "node_modules" / "tslab" / "bin" / "tslab"
@@ -212,6 +243,7 @@ LANGUAGES: dict[str, Language] = {
         install=_TSLAB_INSTALL,
         set_env=_js_set,
         restore_env=_JS_RESTORE,
+        startup=lambda _envs: _TSLAB_LAST_VALUE,
         quiet_after_error=0.25,
     ),
     "typescript": Language(
@@ -223,6 +255,7 @@ LANGUAGES: dict[str, Language] = {
         install=_TSLAB_INSTALL,
         set_env=_js_set,
         restore_env=_JS_RESTORE,
+        startup=lambda _envs: _TSLAB_LAST_VALUE,
         quiet_after_error=0.25,
     ),
     "r": Language(

@@ -16,6 +16,9 @@ Output = dict[str, Any]
 Message = dict[str, Any]
 
 END_OF_EXECUTION: Output = {"type": "end_of_execution"}
+# a display_data metadata key: this display is the cell's value, for kernels that cannot send
+# execute_result themselves (tslab: see ``languages``)
+MAIN_RESULT_MARK = "e2bq_main_result"
 _COLOUR = re.compile(r"\x1b\[[0-9;]*m")
 
 # MIME type -> result field; every other MIME type goes under "extra".
@@ -79,7 +82,8 @@ def from_message(message: Message) -> Output | None:
     if kind == "execute_result":
         return result(content["data"], is_main_result=True)
     if kind == "display_data":
-        return result(content["data"], is_main_result=False)
+        main = bool((content.get("metadata") or {}).get(MAIN_RESULT_MARK))
+        return result(content["data"], is_main_result=main)
     if kind == "error":
         return error(content["ename"], content["evalue"], content["traceback"])
     if kind == "execute_input":
