@@ -11,7 +11,8 @@ LOCK := requirements/dev.txt
 LOWEST_LOCK := requirements/lowest.txt
 LOWEST_VENV ?= .venv-lowest
 RUNTIME_LOCK := e2bq/sandboxd/runtime-requirements.txt
-SYSTEM_PACKAGES := redis-server bubblewrap slirp4netns iptables iproute2 e2fsprogs util-linux python3 python3-venv python3-seccomp procps mmdebstrap
+SYSTEM_PACKAGES := redis-server bubblewrap slirp4netns iptables iproute2 e2fsprogs util-linux python3 python3-venv python3-seccomp procps mmdebstrap \
+	nodejs default-jdk-headless r-base-core r-cran-irkernel
 # uv resolves against PyPI only, for every platform and Python 3.11+, and records hashes, no URLs.
 COMPILE := $(VENV)/bin/uv pip compile --quiet --generate-hashes --universal --python-version 3.11
 
@@ -25,6 +26,8 @@ venv: $(STAMP)/python
 $(STAMP)/system:
 	$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get update -qq
 	$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(SYSTEM_PACKAGES)
+	# Debian's nodejs comes without npm; NodeSource's has it built in and conflicts with Debian's npm
+	command -v npm >/dev/null || $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq npm
 	@mkdir -p $(STAMP) && touch $@
 
 # A new lock makes a new environment, so it holds exactly what the lock says.
@@ -38,7 +41,7 @@ $(STAMP)/python: $(LOCK) pyproject.toml | $(STAMP)/system
 
 # RUNTIME_FLAGS=--upgrade builds it anew even when it was built from this very lock (CI does).
 RUNTIME_FLAGS ?=
-$(STAMP)/runtime: $(RUNTIME_LOCK) e2bq/sandboxd/jail/seccomp_policy.py $(STAMP)/python
+$(STAMP)/runtime: $(RUNTIME_LOCK) e2bq/sandboxd/runtime-npm/package-lock.json e2bq/sandboxd/jail/seccomp_policy.py $(STAMP)/python
 	$(SUDO) $(PY) -m e2bq.cli sandboxd install-runtime --target $(RUNTIME) $(RUNTIME_FLAGS)
 	@mkdir -p $(STAMP) && touch $@
 
@@ -58,6 +61,7 @@ UPGRADE ?= --upgrade
 lock: $(STAMP)/python
 	$(COMPILE) $(UPGRADE) pyproject.toml requirements/build.in --extra dev --extra frameworks -o $(LOCK)
 	$(COMPILE) $(UPGRADE) e2bq/sandboxd/runtime-requirements.in -o $(RUNTIME_LOCK)
+	cd e2bq/sandboxd/runtime-npm && npm install --package-lock-only --install-strategy=nested --ignore-scripts --no-audit --no-fund
 	$(COMPILE) pyproject.toml requirements/build.in -c $(LOCK) -o requirements/main.txt
 	$(COMPILE) --resolution lowest-direct pyproject.toml requirements/build.in --extra dev -o $(LOWEST_LOCK)
 

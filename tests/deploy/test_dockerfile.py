@@ -46,7 +46,8 @@ def test_it_builds_on_debian_bookworm_slim() -> None:
 
 
 def test_it_installs_the_makefiles_system_packages_less_the_redis_server() -> None:
-    makefile = (ROOT / "Makefile").read_text()
+    # continued lines joined, as make does
+    makefile = re.sub(r"\\\n\s*", " ", (ROOT / "Makefile").read_text())
     wanted = set(re.search(r"^SYSTEM_PACKAGES := (.+)$", makefile, re.MULTILINE).group(1).split())
     installed: set[str] = set()
     for run in arguments_of("RUN"):

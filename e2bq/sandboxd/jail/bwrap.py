@@ -49,6 +49,7 @@ _ETC_ALLOW = (
     "gitconfig",
     "host.conf",
     "inputrc",
+    "java-17-openjdk",  # the JDK's configuration (the Java kernel)
     "ld.so.cache",
     "ld.so.conf",
     "ld.so.conf.d",
@@ -65,6 +66,7 @@ _ETC_ALLOW = (
     "protocols",
     "python3",
     "python3.11",
+    "R",  # R_HOME/etc (the R kernel)
     "services",
     "ssl/certs",
     "ssl/openssl.cnf",

@@ -464,7 +464,7 @@ def test_bad_requests_are_refused_with_clear_errors(client: httpx.Client) -> Non
     ruby = client.post("/execute", json={"code": "1", "language": "ruby"})
     assert ruby.status_code == 400
     assert "python" in ruby.json()["message"]
-    assert client.post("/contexts", json={"language": "r"}).status_code == 400
+    assert client.post("/contexts", json={"language": "cobol"}).status_code == 400
     assert client.post("/contexts", json={"cwd": "/no/such/dir"}).status_code == 400
     assert client.post("/execute", json={"code": 1}).status_code == 400
     assert client.post("/execute", json={"code": "1", "env_vars": {"A": 1}}).status_code == 400

@@ -105,6 +105,8 @@ def test_the_shipped_definitions_parse(name: str) -> None:
     assert {"bash", "coreutils", "python3", "git", "curl", "build-essential"} <= set(definition.apt)
     if name == "code-interpreter-v1":
         assert {"ipykernel", "jupyter_client", "pandas", "matplotlib"} <= set(definition.pip)
+        # what the bash, JavaScript/TypeScript, R and Java kernels run on (agent/interpreter/languages.py)
+        assert {"nodejs", "r-base-core", "r-cran-irkernel", "default-jdk-headless"} <= set(definition.apt)
 
 
 def test_an_empty_store_lists_nothing_and_refuses_unknown_names(tmp_path: Path) -> None:

@@ -11,8 +11,10 @@ from typing import TypedDict
 from ..errors import ContextClosed
 from .adoption import Adoptable
 from .kernels import Kernel
+from .languages import ALIASES
+from .languages import LANGUAGES as KERNELS
 
-LANGUAGES = ("python",)
+LANGUAGES = tuple(KERNELS)
 CLOSE_GRACE = 2.0  # seconds for running executions to wind down once their kernel is killed
 
 
@@ -76,4 +78,5 @@ class Context:
 
 def normalize_language(language: str | None) -> str:
     """The context language a request means: python when none is given."""
-    return (language or "python").strip().lower()
+    normalized = (language or "python").strip().lower()
+    return ALIASES.get(normalized, normalized)

@@ -17,6 +17,7 @@ from ..streaming import Piece, StreamedAnswer
 from . import mime
 from .contexts import Context
 from .kernel_startup import restore_env_code, set_env_code
+from .languages import LANGUAGES, error_from_stderr
 from .mime import Output
 
 log = logging.getLogger(__name__)
@@ -44,6 +45,8 @@ class Execution:
         self._finished = False
         self._output_bytes = 0
         self._truncated = False
+        self._stderr: list[str] = []  # what the cell wrote to stderr (a kernel's only error report)
+        self._errored = False
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._run())
@@ -81,17 +84,22 @@ class Execution:
     async def _drive(self) -> None:
         await self.context.ensure_kernel()
         kernel = self.context.kernel
+        set_code, restore_code = _env_code(self.context.language, self.env_vars)
         if self.env_vars:
-            await kernel.run_silent(set_env_code(self.env_vars))
+            await kernel.run_silent(set_code)
         try:
             if not self._abandoned.is_set():
                 msg_id = kernel.execute(self.code)
                 async for message in kernel.messages(msg_id, stop=self._abandoned):
                     self._forward(message)
-                await kernel.reply(msg_id)
+                reply = await kernel.reply(msg_id)
+                if reply is not None and reply.get("status") == "error" and not self._errored:
+                    # tslab reports an error only as stderr text and a failed reply: E2B shows an error
+                    self._emit(mime.error(*error_from_stderr("".join(self._stderr))))
+                    await asyncio.sleep(LANGUAGES[self.context.language].quiet_after_error)
         finally:
             if self.env_vars and kernel.running:
-                await kernel.run_silent(restore_env_code())
+                await kernel.run_silent(restore_code)
         if self._truncated:
             note = f"[output truncated: more than {self.max_output_bytes} bytes of stdout/stderr]\n"
             self._emit(mime.stream("stderr", note))
@@ -100,6 +108,10 @@ class Execution:
         output = mime.from_message(message)
         if output is None:
             return
+        if output["type"] == "error":
+            self._errored = True
+        elif output["type"] == "stderr":
+            self._stderr.append(output["text"])
         if output["type"] in ("stdout", "stderr") and self.max_output_bytes > 0:
             output = self._capped(output)
         if output is not None:
@@ -135,6 +147,14 @@ class ExecutionResponse(StreamedAnswer):
 async def _ndjson(outputs: AsyncIterator[Output]) -> AsyncGenerator[Piece, None]:
     async for output in outputs:
         yield json.dumps(output).encode() + b"\n", output is mime.END_OF_EXECUTION
+
+
+def _env_code(language: str, env_vars: dict[str, str]) -> tuple[str, str]:
+    """The code that sets ``env_vars`` for one execution in ``language``, and the code that undoes it."""
+    spec = LANGUAGES[language]
+    if spec.set_env is None:
+        return set_env_code(env_vars), restore_env_code()
+    return spec.set_env(env_vars), spec.restore_env
 
 
 def _error_name(exc: Exception) -> str:

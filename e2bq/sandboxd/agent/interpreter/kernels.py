@@ -29,6 +29,7 @@ from ..errors import KernelDied, KernelError
 from ..oom import prefer_for_oom
 from . import kernel_startup
 from .adoption import UNKNOWN_EXIT, Adoptable, AdoptedProcess
+from .languages import LANGUAGES, Language, runtime_of
 
 log = logging.getLogger(__name__)
 
@@ -71,8 +72,10 @@ class Kernel:
         cwd: Path,
         runtime_dir: Path,
         zmq_context: zmq.asyncio.Context,
+        language: Language | None = None,
     ) -> None:
         self.python = python
+        self.language = language or LANGUAGES["python"]
         self.env = env
         self.cwd = cwd
         self.runtime_dir = runtime_dir
@@ -126,10 +129,13 @@ class Kernel:
                 return
         self._name = f"kernel-{uuid.uuid4().hex[:12]}"
         connection_file = self.runtime_dir / f"{self._name}.json"
+        ipc = self.language.transport == "ipc"
         _, info = write_connection_file(
             str(connection_file),
-            transport="ipc",  # sockets are files named <ip>-<port>
-            ip=str(self.runtime_dir / self._name),
+            # ipc: sockets are files named <ip>-<port>; tcp: the jail's own loopback, for kernels
+            # that write ipc addresses their own way (ports are free ones of the jail's namespace)
+            transport=self.language.transport,
+            ip=str(self.runtime_dir / self._name) if ipc else "127.0.0.1",
             key=secrets.token_hex(16).encode(),
         )
         proc = await self._launch(connection_file)
@@ -153,7 +159,7 @@ class Kernel:
     async def _launch(self, connection_file: Path) -> asyncio.subprocess.Process:
         try:
             proc = await asyncio.create_subprocess_exec(
-                *(self.python, "-m", "ipykernel_launcher", "-f", str(connection_file)),
+                *self.language.argv(runtime_of(self.python), self.python, str(connection_file)),
                 env=self.env,
                 cwd=self.cwd,
                 start_new_session=True,  # its own process group, for interrupts and kills
@@ -162,7 +168,7 @@ class Kernel:
                 stderr=asyncio.subprocess.PIPE,  # it echoes low-level output here too: keep a tail
             )
         except OSError as exc:
-            raise KernelError(f"cannot start {self.python} in {self.cwd}: {exc}") from exc
+            raise KernelError(f"cannot start the {self.language.kernel} kernel in {self.cwd}: {exc}") from exc
         prefer_for_oom(proc.pid)
         return proc
 
@@ -202,7 +208,13 @@ class Kernel:
     def execute(self, code: str, *, silent: bool = False) -> str:
         """Send ``code`` for execution; returns the request's message id."""
         msg_id: str = self._require_client().execute(
-            code, silent=silent, store_history=not silent, allow_stdin=False, stop_on_error=True
+            code,
+            silent=silent,
+            store_history=not silent,
+            allow_stdin=False,
+            # tslab, once asked to stop on an error, aborts every later request: only ipykernel's
+            # stop (which aborts what is queued at the time) is what E2B's Python does
+            stop_on_error=self.language.name == "python",
         )
         return msg_id
 
@@ -304,6 +316,10 @@ class Kernel:
         raise KernelError(f"the kernel did not answer within {READY_TIMEOUT:g} s")
 
     async def _install_startup(self) -> None:
+        if self.language.name != "python":
+            if self.language.startup is not None:
+                await self.run_silent(self.language.startup(self.env))
+            return
         source = Path(kernel_startup.__file__).read_text()
         reply = await self.run_silent(kernel_startup.bootstrap_code(source))
         if reply is None or reply.get("status") != "ok":

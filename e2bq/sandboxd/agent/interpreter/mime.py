@@ -9,12 +9,17 @@ Each line is one JSON object with a ``type``: ``stdout``/``stderr`` ``{"text", "
 from __future__ import annotations
 
 import datetime
+import re
 from typing import Any
 
 Output = dict[str, Any]
 Message = dict[str, Any]
 
 END_OF_EXECUTION: Output = {"type": "end_of_execution"}
+# a display_data metadata key: this display is the cell's value, for kernels that cannot send
+# execute_result themselves (tslab: see ``languages``)
+MAIN_RESULT_MARK = "e2bq_main_result"
+_COLOUR = re.compile(r"\x1b\[[0-9;]*m")
 
 # MIME type -> result field; every other MIME type goes under "extra".
 RESULT_FIELDS = {
@@ -55,7 +60,8 @@ def result(bundle: dict[str, Any], *, is_main_result: bool) -> Output:
 def error(name: str, value: str, traceback: list[str] | str) -> Output:
     """An ``error`` line; a traceback given as IPython's list of parts is joined into one string."""
     text = traceback if isinstance(traceback, str) else "\n".join(traceback)
-    return {"type": "error", "name": name, "value": value, "traceback": text}
+    # colour codes out, as the Python kernel's (JJava colours its tracebacks)
+    return {"type": "error", "name": name, "value": value, "traceback": _COLOUR.sub("", text)}
 
 
 def stream(name: str, text: str, timestamp: datetime.datetime | str | None = None) -> Output:
@@ -76,7 +82,8 @@ def from_message(message: Message) -> Output | None:
     if kind == "execute_result":
         return result(content["data"], is_main_result=True)
     if kind == "display_data":
-        return result(content["data"], is_main_result=False)
+        main = bool((content.get("metadata") or {}).get(MAIN_RESULT_MARK))
+        return result(content["data"], is_main_result=main)
     if kind == "error":
         return error(content["ename"], content["evalue"], content["traceback"])
     if kind == "execute_input":

@@ -3,7 +3,9 @@
 ``POST /execute`` answers 200 with newline-delimited JSON lines (see ``mime``) streamed as the code
 runs; 400 for a bad request (both ``context_id`` and ``language``, an unsupported language), 404 for
 an unknown context. A default Python context (cwd: the user's home) serves requests that name no
-context; it starts in the background when the agent starts, and ``/execute`` waits for it.
+context; it starts in the background when the agent starts, and ``/execute`` waits for it. A request
+that names another language (see ``languages``) runs in that language's default context, started by
+the first such request.
 
 Errors are JSON ``{"code": <HTTP status>, "message": ...}``; the SDK shows the body as the message.
 """
@@ -33,6 +35,8 @@ from .contexts import LANGUAGES, Context, normalize_language
 from .detached import DetachedExecutions
 from .execution import Execution, ExecutionResponse
 from .kernels import Kernel, kernel_env
+from .languages import LANGUAGES as KERNELS
+from .languages import bad_env_names, runtime_of
 
 log = logging.getLogger(__name__)
 
@@ -44,6 +48,7 @@ class InterpreterService:
         self.config = config
         self._contexts: dict[str, Context] = {}
         self._default: asyncio.Task[Context] | None = None
+        self._language_defaults: dict[str, asyncio.Task[Context]] = {}  # other languages than python
         self._runtime_dir: Path | None = None
         self._zmq: zmq.asyncio.Context | None = None
         self._adoptable = True
@@ -71,9 +76,10 @@ class InterpreterService:
 
     async def close(self) -> None:
         """Stop every kernel (and what it started) and remove the private folder."""
-        if self._default is not None:
-            self._default.cancel()
-            await asyncio.gather(self._default, return_exceptions=True)
+        starting = [task for task in (self._default, *self._language_defaults.values()) if task is not None]
+        for task in starting:
+            task.cancel()
+        await asyncio.gather(*starting, return_exceptions=True)
         contexts, self._contexts = list(self._contexts.values()), {}
         await asyncio.gather(*(context.close() for context in contexts), return_exceptions=True)
         if self._zmq is not None:
@@ -86,6 +92,12 @@ class InterpreterService:
     ) -> Context:
         """A new context with its own kernel, once that kernel answers. Raises HTTPError."""
         language = _supported(language)
+        spec = KERNELS[language]
+        if missing := spec.missing(runtime_of(self.config.python)):
+            raise HTTPError(
+                400,
+                f"language {language!r} is not installed in this sandbox (no {missing[0]}): {spec.install}",
+            )
         try:
             path = resolve(cwd, self.config.home) if cwd else self.config.home
         except ConnectError as exc:
@@ -100,6 +112,7 @@ class InterpreterService:
             cwd=path,
             runtime_dir=self._runtime_dir,
             zmq_context=self._zmq,
+            language=spec,
         )
         context = Context(kernel, language=language, cwd=path)
         try:
@@ -140,9 +153,22 @@ class InterpreterService:
         """The code, context and env_vars an execute request's body names. Raises HTTPError."""
         code, context_id, language, env_vars = _execute_arguments(body)
         if context_id is not None:
-            return code, self._context(context_id), env_vars
-        _supported(language)
+            context = self._context(context_id)
+            _check_env_names(context.language, env_vars)
+            return code, context, env_vars
+        language = _supported(language)
+        _check_env_names(language, env_vars)
+        if language != "python":
+            return code, await self._language_default(language), env_vars
         return code, await self.default_context(), env_vars
+
+    async def _language_default(self, language: str) -> Context:
+        """The default context of ``language`` (not python), started now if it is not (or failed to)."""
+        task = self._language_defaults.get(language)
+        if task is None or (task.done() and _result(task) is None):
+            task = asyncio.create_task(self.create_context(language, None))
+            self._language_defaults[language] = task
+        return await asyncio.shield(task)
 
     async def _execute(self, request: Request) -> Response:
         try:
@@ -180,6 +206,9 @@ class InterpreterService:
         del self._contexts[context.id]
         if _result(self._default) is context:
             self._default = None  # the next request without a context starts a new one
+        for language, task in list(self._language_defaults.items()):
+            if _result(task) is context:
+                del self._language_defaults[language]
         await context.close()
         return Response(status_code=204)
 
@@ -202,6 +231,14 @@ def _supported(language: str | None) -> str:
         supported = ", ".join(LANGUAGES)
         raise HTTPError(400, f"language {language!r} is not supported in this sandbox: use {supported}")
     return normalized
+
+
+def _check_env_names(language: str, env_vars: dict[str, str] | None) -> None:
+    """HTTPError(400) when a variable's name cannot be set in ``language``'s kernel."""
+    if language == "python" or not env_vars:
+        return
+    if bad := bad_env_names(list(env_vars)):
+        raise HTTPError(400, f"env_vars names must be letters, digits and _ for {language}: {bad[0]!r}")
 
 
 async def _json_object(request: Request) -> dict[str, Any]:
