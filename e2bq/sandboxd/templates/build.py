@@ -280,9 +280,10 @@ class _Stepper:
 
     def jailed(self, label: str, script: str, *, source: Path | None = None, host_files: bool = True) -> None:
         """Run ``script`` as root in the root filesystem; ``host_files``: with the host's resolver."""
+        # /tmp 1777 as a system has it: apt-get update runs its gpgv as _apt, which writes there
         argv = [
             "bwrap", "--bind", str(self.rootfs), "/", "--proc", "/proc", "--dev", "/dev",
-            "--tmpfs", "/tmp", "--tmpfs", "/run",
+            "--perms", "1777", "--tmpfs", "/tmp", "--tmpfs", "/run",
             "--unshare-pid", "--unshare-ipc", "--unshare-uts", "--unshare-cgroup-try",
             "--hostname", "sandbox",
             "--die-with-parent", "--new-session", "--clearenv", "--chdir", "/",
