@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 SANDBOX_UID = 1000
+RANGE_SIZE = 65536  # ids a jail on a template maps (jail.idmap.RANGE_SIZE)
 # nsenter's order, with the user namespace last as nsenter does when it drops privileges: bwrap
 # nests the jail's user namespace in the one that owns the others, so from inside it they are
 # out of reach; host root enters them first.
@@ -105,14 +106,18 @@ def die_with_parent() -> None:
         os._exit(1)
 
 
-def open_jail(pid: int, host_uid: int | None) -> JailHandle:
+def open_jail(pid: int, host_uid: int | None, range_base: int | None = None) -> JailHandle:
     """Open the namespaces and root of ``pid`` (a process of the jail, as the host sees it).
 
     The pidfd taken first and checked last proves that every namespace opened belongs to that
-    process and not to one that took its pid; the uid map proves the process is the jail's.
+    process and not to one that took its pid; the uid map proves the process is the jail's: one
+    uid (1000 → ``host_uid``), or with ``range_base`` the range of a jail on a template
+    (0..65535 → ``range_base``.., see ``jail.idmap``).
     """
     pidfd = os.pidfd_open(pid)
     expected = f"{SANDBOX_UID} {host_uid if host_uid is not None else os.getuid()} 1"
+    if range_base is not None:
+        expected = f"0 {range_base} {RANGE_SIZE}"
     uid_map = " ".join(Path(f"/proc/{pid}/uid_map").read_text().split())
     if uid_map != expected:
         raise EnterError(f"process {pid} is not a sandbox's (uid map {uid_map!r})")

@@ -2,7 +2,8 @@
 
 ``python -c BOOTSTRAP SOCKET SECCOMP_FILE`` (see ``lifecycle.forkserver``). A request is one JSON
 line on its own connection, ``{"pid": <a process of the jail, host pid>, "uid": <the jail's host
-uid>, "cgroups": [<cgroup.procs files>]}`` for a kernel; an agent's adds ``"role": "agent"``, its
+uid>, "cgroups": [<cgroup.procs files>]}`` for a kernel (with ``"range_base"`` for a jail mapping a
+range of uids, see ``jail.idmap``); an agent's adds ``"role": "agent"``, its
 ``"env"`` and ``"argv"``, and comes with its fds (SCM_RIGHTS). The forked child reads it; the
 answer is one JSON line, ``{"ok": true}`` once the process exists inside the jail, or
 ``{"ok": false, "error": ...}``.
@@ -141,7 +142,10 @@ def _serve_one(conn: socket.socket, seccomp_filter: bytes, import_env: dict[str,
     try:
         conn.settimeout(10.0)
         request, fds = _read_request(conn)
-        jail = open_jail(int(request["pid"]), request.get("uid"))
+        range_base = request.get("range_base")
+        jail = open_jail(
+            int(request["pid"]), request.get("uid"), None if range_base is None else int(range_base)
+        )
         enter(jail, [str(path) for path in request["cgroups"]], seccomp_filter)
         middle = os.fork()
         if middle == 0:  # inside the jail's PID namespace
