@@ -28,7 +28,10 @@ import selectors
 import signal
 import socket
 import sys
-from typing import Any, NoReturn
+
+TYPE_CHECKING = False  # typing itself is not imported: the broker stays resident in every jail
+if TYPE_CHECKING:
+    from typing import Any, NoReturn
 
 SANDBOX_UID = 1000
 _PR_CAPBSET_DROP = 24

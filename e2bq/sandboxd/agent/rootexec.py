@@ -19,7 +19,10 @@ import os
 import signal
 import socket
 import sys
-from typing import Any, NoReturn
+
+TYPE_CHECKING = False  # typing itself is not imported: the broker stays resident in every jail
+if TYPE_CHECKING:
+    from typing import Any, NoReturn
 
 _FORWARDED = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGQUIT, signal.SIGUSR1, signal.SIGUSR2)
 _MAX_MESSAGE = 1 << 20
