@@ -87,8 +87,18 @@ def unmount(paths: bwrap.JailPaths) -> None:
         result = subprocess.run(["umount", str(paths.rootfs)], capture_output=True, timeout=60)
         if result.returncode != 0:
             subprocess.run(["umount", "-l", str(paths.rootfs)], capture_output=True, timeout=60)
-    if os.path.ismount(lower(paths)):  # after the overlay that holds it
+    if _mounted(lower(paths)):  # after the overlay that holds it
         subprocess.run(["umount", "-l", str(lower(paths))], capture_output=True, timeout=60)
+
+
+def _mounted(path: Path) -> bool:
+    """Whether something is mounted at ``path``: from the mount table, since a bind mount of a
+    folder of the same file system has the same device as its parent (``ismount`` misses it)."""
+    if not path.is_dir():
+        return False
+    target = str(path).replace(" ", "\\040")
+    with open("/proc/self/mountinfo") as table:
+        return any(line.split()[4] == target for line in table)
 
 
 def make_mountpoints(root: Path, folders: Iterable[str], files: Iterable[str]) -> None:

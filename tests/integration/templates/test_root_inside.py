@@ -206,3 +206,9 @@ def test_agents_started_by_bwrap_serve_root_too(
             assert sandbox.run_code("import os; os.getuid()").text == "1000"
         finally:
             sandbox.kill()
+
+
+def test_no_idmapped_tree_is_left_once_its_sandboxes_are_gone(host: SandboxHostProcess, store: Path) -> None:
+    rootfs = str((store / "tiny" / "rootfs").resolve())
+    with open("/proc/self/mountinfo") as table:
+        assert not [line for line in table if rootfs in line], "a template's tree outlived its sandbox"
