@@ -137,8 +137,9 @@ class Broker:
         while True:
             for key, _ in self.selector.select():
                 if key.data == "accept":
-                    conn, _ = self.listener.accept()
-                    self.selector.register(conn, selectors.EVENT_READ, "conn")
+                    with contextlib.suppress(OSError):  # out of fds: the caller sees its connect fail
+                        conn, _ = self.listener.accept()
+                        self.selector.register(conn, selectors.EVENT_READ, "conn")
                 elif key.data == "children":
                     self._reap()
                 elif key.data == "lifeline":
@@ -167,7 +168,7 @@ class Broker:
             else:
                 _send(conn, {"error": "a request is argv, env, cwd and three fds, then signals"})
                 self._drop(conn)
-        except (ValueError, KeyError, TypeError) as exc:
+        except (OSError, ValueError, KeyError, TypeError, OverflowError) as exc:  # never the broker's end
             _send(conn, {"error": f"bad request: {exc}"})
             self._drop(conn)
         finally:
@@ -185,8 +186,9 @@ class Broker:
         if pid is not None:
             with contextlib.suppress(ProcessLookupError, FileNotFoundError, PermissionError):
                 os.killpg(pid, signal.SIGKILL)
-        self.selector.unregister(conn)
-        conn.close()
+        if conn.fileno() != -1:
+            self.selector.unregister(conn)
+            conn.close()
 
     def _reap(self) -> None:
         while True:

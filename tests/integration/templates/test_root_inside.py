@@ -166,6 +166,32 @@ def test_a_root_command_ends_as_its_command_and_is_killed_with_it(tiny: Sandbox)
     assert int(tiny.commands.run(running).stdout) == 0
 
 
+_JUNK_CLIENT = """
+import json, socket
+def ask(payload, fds, then=None):
+    conn = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+    conn.connect("/run/e2bq-root.sock")
+    socket.send_fds(conn, [payload], fds)
+    first = conn.recv(4096)
+    if then is not None:
+        conn.send(then)
+        conn.recv(4096)
+    conn.close()
+    return first
+for payload, fds in [(b"junk", []), (b"[]", [0, 1, 2]), (b'{"argv": []}', [0, 1, 2]),
+                     (b'{"argv": ["true"], "env": [1]}', [0, 1, 2]), (b'{"argv": 5}', [0, 1, 2])]:
+    ask(payload, fds)
+ask(b'{"argv": ["sleep", "5"], "env": {}, "cwd": "/"}', [0, 1, 2], b'{"signal": 99999}')
+print("asked")
+"""
+
+
+def test_junk_sent_to_the_root_broker_leaves_it_serving(tiny: Sandbox) -> None:
+    tiny.files.write("/tmp/junk.py", _JUNK_CLIENT)
+    assert tiny.commands.run("python3 /tmp/junk.py").stdout == "asked\n"
+    assert as_root(tiny, "id -u") == "0\n"
+
+
 def test_a_filesystem_pause_keeps_what_root_installed(tiny: Sandbox) -> None:
     as_root(tiny, "echo kept > /usr/local/kept && chmod 600 /usr/local/kept")
     assert tiny.pause(keep_memory=False) is True
