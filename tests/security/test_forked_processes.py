@@ -31,6 +31,7 @@ STATUS_FIELDS = (
 )  # fmt: skip
 NAMESPACES = ("user", "mnt", "ipc", "uts", "net", "pid", "cgroup")
 FORKED = "agent.forkserver"  # the fork server's command line
+BROKER = "agent.rootbroker"  # the root broker's
 
 
 def facts(pid: int) -> dict[str, object]:
@@ -60,18 +61,39 @@ def forked_kernel(sandbox: Sandbox) -> int:
 
 
 def holder(sandbox_id: str) -> int:
-    """The process bwrap started in the jail (it holds the jail open for the forked agent)."""
-    [pid] = [pid for pid in jail_pids(sandbox_id) if cmdline(pid).strip() == "/usr/bin/cat"]
+    """The process bwrap started in the jail (it holds the jail open for the forked agent): ``cat``,
+    or in a jail on a template the root broker (root inside, see ``agent.rootbroker``)."""
+    [pid] = [pid for pid in jail_pids(sandbox_id) if _holds(cmdline(pid))]
     return pid
+
+
+def _holds(command: str) -> bool:
+    return command.strip() == "/usr/bin/cat" or (BROKER in command and "bwrap" not in command.split()[0])
+
+
+def as_its_holder(process: dict[str, object], started: dict[str, object], broker: bool) -> None:
+    """``process`` is jailed as the holder; a root broker holder differs in its uid and capabilities
+    alone (it is root inside), and then the process must have none."""
+    if not broker:
+        assert process == started
+        return
+    assert {**process, "status": None} == {**started, "status": None}
+    status, held = process["status"], started["status"]
+    assert isinstance(status, dict) and isinstance(held, dict)
+    own = ("Uid", "Gid", "Groups", "CapInh", "CapPrm", "CapEff", "CapBnd", "CapAmb")
+    assert {**status, **dict.fromkeys(own)} == {**held, **dict.fromkeys(own)}
+    assert all(status[name] == ["0000000000000000"] for name in own[3:])
 
 
 def test_forked_processes_are_jailed_like_the_one_bwrap_started(make_sandbox: Callable[..., Sandbox]) -> None:
     for sandbox in (make_sandbox(), make_sandbox(allow_internet_access=True)):
         kernel, agent = forked_kernel(sandbox), jail_agent(sandbox.sandbox_id)
-        started = facts(holder(sandbox.sandbox_id))
-        assert facts(kernel) == started
-        assert facts(agent) == started
-        status = started["status"]
+        held = holder(sandbox.sandbox_id)
+        started, broker = facts(held), BROKER in cmdline(held)
+        as_its_holder(facts(kernel), started, broker)
+        as_its_holder(facts(agent), started, broker)
+        assert facts(kernel)["status"] == facts(agent)["status"]
+        status = facts(agent)["status"]
         assert isinstance(status, dict)
         assert status["Uid"] == status["Gid"] != ["0"] * 4
         assert status["CapBnd"] == ["0000000000000000"]
