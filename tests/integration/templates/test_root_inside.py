@@ -15,7 +15,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from e2b import AsyncSandbox, CommandExitException
+from e2b import AsyncSandbox, CommandExitException, PtySize
 from e2b_code_interpreter import Sandbox
 
 from e2bq.sandboxd.jail import idmap
@@ -190,6 +190,16 @@ def test_junk_sent_to_the_root_broker_leaves_it_serving(tiny: Sandbox) -> None:
     tiny.files.write("/tmp/junk.py", _JUNK_CLIENT)
     assert tiny.commands.run("python3 /tmp/junk.py").stdout == "asked\n"
     assert as_root(tiny, "id -u") == "0\n"
+
+
+def test_a_pty_asked_as_root_is_the_users(tiny: Sandbox) -> None:
+    """Not served as root yet (the broker's child could not own the terminal): the user's, as on
+    the host's system folders."""
+    output: list[bytes] = []
+    terminal = tiny.pty.create(PtySize(rows=24, cols=80), user="root")
+    tiny.pty.send_stdin(terminal.pid, b"echo uid=$(id -u); exit\n")
+    terminal.wait(on_pty=output.append)
+    assert b"uid=1000" in b"".join(output)
 
 
 def test_a_filesystem_pause_keeps_what_root_installed(tiny: Sandbox) -> None:

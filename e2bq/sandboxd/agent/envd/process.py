@@ -185,7 +185,8 @@ class ProcessService:
         # Shielded: a client that goes away while its process starts (a worker killed mid-call)
         # must not leave a process that runs unregistered, which no Connect, List or a second
         # Start of its job could find.
-        as_root = asroot.serves_root(self.config, asroot.requested_user(request))
+        # not on a PTY: the broker's child cannot take the terminal as its controlling one
+        as_root = asroot.serves_root(self.config, asroot.requested_user(request)) and not message.get("pty")
         launching = asyncio.ensure_future(self._launch(message, as_root=as_root))
         try:
             process, queue = await asyncio.shield(launching)
