@@ -1,6 +1,6 @@
-"""The root broker: the first process of a jail with a uid range of its own, root inside.
+"""The root broker: root inside a jail with a uid range of its own, starting root's processes.
 
-bwrap starts it as uid 0 of the jail's user namespace with a limited capability set (see
+It runs as uid 0 of the jail's user namespace with a limited capability set (see
 ``bwrap.ROOT_CAPABILITIES``; none of them reaches outside that namespace, and the jail's seccomp
 filter applies to it and all it starts). It listens on ``bwrap.ROOT_SOCKET`` (a SOCK_SEQPACKET
 socket, 0666 in root's /run, so only root replaces it) and starts, for each connection, one
@@ -13,9 +13,10 @@ then ``{"signal": N}`` to signal the process's group; the broker answers ``{"pid
 ``{"error": text}``, then ``{"exit": code}`` or ``{"signaled": N}``. A caller that goes away takes
 its process's group with it (SIGKILL).
 
-``main([SOCKET, "agent", *ARGV])`` also starts the agent (ARGV) as the sandbox's user with no
-capability at all, and ends with it; ``main([SOCKET, "hold"])`` holds the jail until its stdin (the
-lifeline of an agent sandboxd forks in) closes, as ``cat`` does in other jails.
+``main([SOCKET, "agent", *ARGV])``, bwrap's command when it starts the agent, also starts the agent
+(ARGV) as the sandbox's user with no capability at all, and ends with it. With a forked agent the
+fork server forks the broker in when sandboxd first sees a root process asked for
+(:func:`become_broker`): an idle sandbox carries none.
 """
 
 from __future__ import annotations
@@ -34,6 +35,9 @@ if TYPE_CHECKING:
     from typing import Any, NoReturn
 
 SANDBOX_UID = 1000
+# bwrap.ROOT_CAPABILITIES by number, for the fork server: CHOWN DAC_OVERRIDE FOWNER FSETID KILL
+# SETGID SETUID SETPCAP NET_BIND_SERVICE SYS_CHROOT AUDIT_WRITE SETFCAP
+CAPABILITIES = (0, 1, 3, 4, 5, 6, 7, 8, 10, 18, 29, 31)
 _PR_CAPBSET_DROP = 24
 _PR_SET_DUMPABLE = 4
 _CAPABILITY_VERSION_3 = 0x20080522
@@ -212,6 +216,23 @@ class Broker:
 def _send(conn: socket.socket, message: dict[str, Any]) -> None:
     with contextlib.suppress(OSError):  # the caller went away; its connection is dropped when read
         conn.send(json.dumps(message).encode())
+
+
+def become_broker(path: str) -> NoReturn:
+    """The broker forked in by the fork server (already root inside, see ``forkserver.enter``):
+    its own session, nothing of the fork server's open (not even its log), serving until the jail
+    ends."""
+    os.setsid()
+    null = os.open(os.devnull, os.O_RDWR)
+    for fd in (0, 1, 2):
+        os.dup2(null, fd)
+    os.closerange(3, os.sysconf("SC_OPEN_MAX"))
+    for signum in (signal.SIGTERM, signal.SIGHUP, signal.SIGINT):
+        signal.signal(signum, signal.SIG_DFL)
+    try:
+        Broker(path).run(hold=False)
+    finally:
+        os._exit(1)
 
 
 def main(args: list[str]) -> NoReturn:

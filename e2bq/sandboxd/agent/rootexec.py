@@ -19,6 +19,7 @@ import os
 import signal
 import socket
 import sys
+import time
 
 TYPE_CHECKING = False  # typing itself is not imported: the broker stays resident in every jail
 if TYPE_CHECKING:
@@ -44,13 +45,24 @@ def _end(message: dict[str, Any]) -> NoReturn:
     os._exit(int(message.get("exit", 1)) & 0xFF)
 
 
+def _connect(conn: socket.socket, path: str) -> None:
+    """Connect, waiting up to 2 s for a broker forked in just now to listen."""
+    for _ in range(200):
+        try:
+            conn.connect(path)
+            return
+        except (FileNotFoundError, ConnectionRefusedError):
+            time.sleep(0.01)
+    conn.connect(path)
+
+
 def main(args: list[str]) -> NoReturn:
     path, cwd, separator, argv = args[0], args[1], args[2], args[3:]
     if separator != "--" or not argv:
         sys.exit("usage: rootexec.py SOCKET CWD -- ARGV...")
     conn = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
     try:
-        conn.connect(path)
+        _connect(conn, path)
         request = {"argv": argv, "env": dict(os.environ), "cwd": cwd}
         socket.send_fds(conn, [json.dumps(request).encode()], [0, 1, 2])
         started = _receive(conn)

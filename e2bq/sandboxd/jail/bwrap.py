@@ -229,12 +229,14 @@ def bwrap_command(
     volume may sit below either (see ``volumes.mounts`` for the paths allowed). With ``rootfs``
     (a template's root overlay, mounted) that tree is ``/`` and no host system folder is bound.
     With ``userns_fd`` (a user namespace mapping a range, see ``idmap``) bwrap joins it and starts
-    the root broker as root inside, which starts the agent as the sandbox's user (or holds the jail
-    for a forked agent).
+    the root broker as root inside, which starts the agent as the sandbox's user; for a forked agent
+    it holds the jail as root inside with no capability at all, and the fork server forks the
+    broker in when a root process is first asked for (``Launcher.ensure_broker``).
     """
     identity = ["--unshare-user", "--uid", str(SANDBOX_UID), "--gid", str(SANDBOX_UID), "--cap-drop", "ALL"]
-    if userns_fd is not None:
+    if userns_fd is not None:  # bwrap cannot switch to uid 1000 in a namespace it joins: root inside
         caps = [arg for cap in ROOT_CAPABILITIES for arg in ("--cap-add", f"CAP_{cap}")]
+        caps = [] if holder_fd is not None else caps
         identity = ["--userns", str(userns_fd), "--uid", "0", "--gid", "0", "--cap-drop", "ALL", *caps]
     cmd = [
         shutil.which("bwrap") or "bwrap",
@@ -276,14 +278,13 @@ def bwrap_command(
         str(RUN),
         *(arg for source, target in binds for arg in ("--bind", str(source), target)),
         "--chdir",
-        str(HOME),
+        "/" if userns_fd is not None and holder_fd is not None else str(HOME),  # a holder without caps
         "--clearenv",
     ]
     for key, value in SANDBOX_ENV.items():
         cmd += ["--setenv", key, value]
-    if userns_fd is not None:
-        then = ["hold"] if holder_fd is not None else ["agent", *agent_command(ready_fd)]
-        return [*cmd, "--", *broker_command(), *then]
+    if userns_fd is not None and holder_fd is None:  # with a forked agent, the broker is forked too
+        return [*cmd, "--", *broker_command(), "agent", *agent_command(ready_fd)]
     if holder_fd is None:
         return [*cmd, "--", *agent_command(ready_fd)]
     # The agent is forked in: the jail holds a process that ends when the agent's end of the

@@ -139,6 +139,21 @@ class ForkServer:
             request["range_base"] = range_base
         await asyncio.to_thread(self._request, request, fds)
 
+    async def fork_broker(
+        self, jail_pid: int, uid: int | None, cgroup_procs: list[Path], range_base: int
+    ) -> None:
+        """Fork the root broker of a jail with a uid range of its own (see ``agent.rootbroker``): root
+        inside with the broker's capabilities only. Raises ForkServerError."""
+        request: dict[str, object] = {
+            "pid": jail_pid,
+            "uid": uid,
+            "cgroups": [str(path) for path in cgroup_procs],
+            "range_base": range_base,
+            "role": "broker",
+            "socket": str(bwrap.ROOT_SOCKET),
+        }
+        await asyncio.to_thread(self._request, request, [])
+
     def _request(self, request: Mapping[str, object], fds: list[int]) -> None:
         """Send one request (blocking: call it in a thread) and check its answer."""
         try:

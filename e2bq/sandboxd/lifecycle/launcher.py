@@ -61,6 +61,10 @@ class Jail:
     # None: it maps one uid (1000 inside → ``uid``). A jail on a template has one where sandboxd is
     # root, and its ``uid`` (its user's) is then ``range_base + 1000``.
     range_base: int | None = None
+    # Its root broker (see ``agent.rootbroker``) is forked in on the first root process asked for:
+    # the cgroups it joins then, and the lock that makes it one. None: bwrap started it, or none.
+    broker_cgroups: list[Path] | None = None
+    broker_lock: asyncio.Lock | None = None
 
 
 class Launcher:
@@ -237,6 +241,8 @@ class Launcher:
             if userns_fd is not None:  # the jail holds its namespace now
                 os.close(userns_fd)
                 userns_fd = None
+            if handover and range_base is not None:  # a forked agent's broker comes when asked for
+                handle.broker_cgroups, handle.broker_lock = cgroup_dirs, asyncio.Lock()
             if handover:
                 try:
                     await self._fork_agent(handle, cgroup_dirs, handover)
@@ -274,6 +280,23 @@ class Launcher:
         finally:
             for fd in handover:
                 os.close(fd)
+
+    async def ensure_broker(self, handle: Jail) -> None:
+        """Fork the jail's root broker in if it has none yet (idle sandboxes carry none: it costs
+        about 3 MB). Nothing for a jail without a uid range or whose bwrap started one. A failure
+        is logged: the root process asked for then fails, saying it cannot run as root."""
+        if handle.broker_lock is None or handle.broker_cgroups is None or handle.range_base is None:
+            return
+        async with handle.broker_lock:
+            if handle.broker_cgroups is None:
+                return  # forked meanwhile
+            try:
+                init = await self._jail_init(handle)
+                procs = [folder / "cgroup.procs" for folder in handle.broker_cgroups]
+                await self.forkserver.fork_broker(init, handle.uid, procs, handle.range_base)
+                handle.broker_cgroups = None
+            except LaunchError as exc:
+                log.warning("sandbox %s: no root broker: %s", handle.sandbox_id, exc)
 
     async def _fork_kernel(self, handle: Jail, cgroup_dirs: list[Path]) -> None:
         """Have the fork server start the jail's default kernel; if it cannot, tell the agent to."""

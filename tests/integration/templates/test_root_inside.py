@@ -24,7 +24,9 @@ from tests.procs import SandboxHostProcess, sandbox_host
 
 pytestmark = [pytest.mark.slow, pytest.mark.network, pytest.mark.timeout(900)]
 
-# Capabilities root inside must never hold (bits of /proc/<pid>/status CapEff).
+# What root inside holds: CHOWN DAC_OVERRIDE FOWNER FSETID KILL SETGID SETUID SETPCAP
+# NET_BIND_SERVICE SYS_CHROOT AUDIT_WRITE SETFCAP (bwrap.ROOT_CAPABILITIES), and never these.
+ROOT_CAPABILITIES = "00000000a00405fb"
 _NEVER = {"SYS_ADMIN": 21, "NET_ADMIN": 12, "NET_RAW": 13, "SYS_PTRACE": 19, "SYS_MODULE": 16, "MKNOD": 27}
 
 
@@ -87,6 +89,14 @@ def test_root_inside_installs_packages_into_the_sandboxes_own_root(tiny: Sandbox
         other.kill()
 
 
+def test_an_idle_sandbox_has_no_root_broker_until_root_is_asked_for(tiny: Sandbox) -> None:
+    """The broker is forked in on the first root command: an idle sandbox costs no more memory."""
+    probe = "test -S /run/e2bq-root.sock && echo broker || echo none"
+    assert tiny.commands.run(probe).stdout == "none\n"
+    assert as_root(tiny, "id -u") == "0\n"
+    assert tiny.commands.run(probe).stdout == "broker\n"
+
+
 def test_root_inside_is_a_host_uid_range_of_the_sandboxes_own(tiny: Sandbox, sdk: None) -> None:
     other = Sandbox.create(template="tiny", timeout=120)
     try:
@@ -107,6 +117,7 @@ def test_root_inside_holds_no_power_beyond_the_sandbox(tiny: Sandbox, store: Pat
     status = as_root(tiny, "grep -E '^(CapEff|CapBnd|NoNewPrivs|Seccomp):' /proc/self/status")
     fields = dict(line.split(":\t") for line in status.splitlines())
     assert fields["NoNewPrivs"] == "1" and fields["Seccomp"] == "2"
+    assert fields["CapEff"] == fields["CapBnd"] == ROOT_CAPABILITIES
     for name, bit in _NEVER.items():
         assert not int(fields["CapEff"], 16) & (1 << bit), name
         assert not int(fields["CapBnd"], 16) & (1 << bit), name
@@ -187,6 +198,7 @@ print("asked")
 
 
 def test_junk_sent_to_the_root_broker_leaves_it_serving(tiny: Sandbox) -> None:
+    as_root(tiny, "true")  # the broker is there from the first root command on
     tiny.files.write("/tmp/junk.py", _JUNK_CLIENT)
     assert tiny.commands.run("python3 /tmp/junk.py").stdout == "asked\n"
     assert as_root(tiny, "id -u") == "0\n"
@@ -228,7 +240,8 @@ def test_the_async_sdk_runs_as_root_too(sdk: None) -> None:
 def test_agents_started_by_bwrap_serve_root_too(
     store: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Without the fork server the root broker starts the agent itself, as the sandbox's user."""
+    """Without the fork server bwrap starts the root broker, which starts the agent as the
+    sandbox's user; root holds the same capabilities as a forked broker's."""
     env = {"E2BQ_SANDBOXD_TEMPLATES_DIR": str(store), "E2BQ_SANDBOXD_FORK_KERNELS": "0"}
     with sandbox_host(tmp_path, env=env) as running:
         for name, value in running.env.items():
@@ -236,6 +249,7 @@ def test_agents_started_by_bwrap_serve_root_too(
         sandbox = Sandbox.create(template="tiny", timeout=120)
         try:
             assert as_root(sandbox, "id -u; touch /usr/local/x && echo written") == "0\nwritten\n"
+            assert as_root(sandbox, "grep CapEff /proc/self/status").split() == ["CapEff:", ROOT_CAPABILITIES]
             assert sandbox.commands.run("id -u; grep CapEff /proc/self/status").stdout.split() == [
                 "1000", "CapEff:", "0000000000000000",
             ]  # fmt: skip

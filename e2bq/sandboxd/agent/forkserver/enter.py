@@ -150,9 +150,13 @@ def _status_field(pid: int, name: str) -> str:
     raise EnterError(f"no {name} in /proc/{pid}/status")
 
 
-def enter(jail: JailHandle, cgroup_procs: list[str], seccomp_filter: bytes) -> None:
+def enter(
+    jail: JailHandle, cgroup_procs: list[str], seccomp_filter: bytes, root_capabilities: tuple[int, ...] = ()
+) -> None:
     """Turn the calling (single-threaded, host-root) process into a jailed one. Raises EnterError.
 
+    With ``root_capabilities`` (a jail with a uid range of its own: its root broker) it becomes
+    root inside, holding those capabilities alone, all of them of the jail's user namespace.
     The PID namespace applies to the caller's children only: fork after this returns.
     """
     for procs in cgroup_procs:  # as host root, before the cgroup namespace hides the paths
@@ -170,9 +174,12 @@ def enter(jail: JailHandle, cgroup_procs: list[str], seccomp_filter: bytes) -> N
             os.chdir("/")
         _check(_libc.setns(jail.namespaces[name], 0), f"setns {name}")
         os.close(jail.namespaces[name])
-    os.setresgid(SANDBOX_UID, SANDBOX_UID, SANDBOX_UID)
-    os.setresuid(SANDBOX_UID, SANDBOX_UID, SANDBOX_UID)
-    _drop_capabilities()
+    if root_capabilities:
+        _become_root(root_capabilities)
+    else:
+        os.setresgid(SANDBOX_UID, SANDBOX_UID, SANDBOX_UID)
+        os.setresuid(SANDBOX_UID, SANDBOX_UID, SANDBOX_UID)
+        _drop_capabilities()
     # A fresh exec as uid 1000 would be dumpable: so the agent can read its /proc files
     _check(_libc.prctl(_PR_SET_DUMPABLE, 1, 0, 0, 0), "PR_SET_DUMPABLE")
     _check(_libc.prctl(_PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0), "PR_SET_NO_NEW_PRIVS")
@@ -189,6 +196,23 @@ def _drop_capabilities() -> None:
     header = _CapHeader(_CAPABILITY_VERSION_3, 0)
     data = (_CapData * 2)()  # all zero
     _check(_libc.capset(ctypes.byref(header), data), "capset")
+
+
+def _become_root(keep: tuple[int, ...]) -> None:
+    """Uid and gid 0 of the jail's namespace (the range's first host id), then only ``keep`` of the
+    full set setns gave there: bounding set, then effective/permitted/inheritable; no ambient."""
+    os.setresgid(0, 0, 0)
+    os.setresuid(0, 0, 0)  # from host root to the namespace's root: no capability is cleared
+    last = int(_CAP_LAST_CAP.read_text())
+    for cap in range(last + 1):
+        if cap not in keep:
+            _check(_libc.prctl(_PR_CAPBSET_DROP, cap, 0, 0, 0), f"drop capability {cap}")
+    _check(_libc.prctl(_PR_CAP_AMBIENT, _PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0), "clear ambient capabilities")
+    mask = sum(1 << cap for cap in keep)
+    data = (_CapData * 2)()
+    data[0].effective = data[0].permitted = data[0].inheritable = mask & 0xFFFFFFFF
+    data[1].effective = data[1].permitted = data[1].inheritable = mask >> 32
+    _check(_libc.capset(ctypes.byref(_CapHeader(_CAPABILITY_VERSION_3, 0)), data), "capset")
 
 
 def _load_seccomp(program: bytes) -> None:
