@@ -19,6 +19,8 @@ class AgentConfig:
     starts its own if the kernel reports an error or the file ``kernel_fallback`` appears.
     With ``supervised`` the agent's first process stays as its supervisor and starts it again if
     it dies (see ``supervisor``); ``lifeline_fd`` is a forked agent's end of the jail's lifeline.
+    ``root_socket``: the jail's root broker, which starts processes as root inside (see
+    ``rootbroker``); None where root inside is not served (a jail on the host's system folders).
     """
 
     home: Path
@@ -35,6 +37,7 @@ class AgentConfig:
     kernel_fallback: str | None = None
     supervised: bool = False
     lifeline_fd: int | None = None
+    root_socket: str | None = None
 
     @classmethod
     def load(cls, path: str | Path) -> AgentConfig:
@@ -54,6 +57,7 @@ class AgentConfig:
             kernel_fallback=raw.get("kernel_fallback"),
             supervised=bool(raw.get("supervised", False)),
             lifeline_fd=raw.get("lifeline_fd"),
+            root_socket=raw.get("root_socket"),
         )
 
     def to_json(self) -> str:
@@ -73,5 +77,6 @@ class AgentConfig:
                 "kernel_fallback": self.kernel_fallback,
                 "supervised": self.supervised,
                 "lifeline_fd": self.lifeline_fd,
+                "root_socket": self.root_socket,
             }
         )

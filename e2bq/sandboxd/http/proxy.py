@@ -45,6 +45,8 @@ _HOP_BY_HOP = {
 _NOT_FORWARDED = _HOP_BY_HOP | {b"content-length", b"expect"}
 BUFFERED_BODY = 64 * 1024  # bytes of a request body gathered to go to the agent in one write
 CLIENT_STREAMS = frozenset({"/process.Process/StreamInput"})  # Connect client streams: never gathered
+ROOT_STARTS = "/process.Process/Start"  # with the SDK's user "root" (see agent.envd.asroot)
+ROOT_USER = "Basic " + base64.b64encode(b"root:").decode()
 
 
 def header(scope: Scope, name: bytes) -> str | None:
@@ -163,6 +165,9 @@ class DataPlane:
             body += message.get("body", b"")
             more = message.get("more_body", False)
         started = time.monotonic()
+        launcher = self.host.launcher
+        if scope["path"] == ROOT_STARTS and header(scope, b"authorization") == ROOT_USER and launcher:
+            await launcher.ensure_broker(sandbox.jail)  # root inside: its broker, forked when first asked
         try:
             answer = await self._request(sandbox, scope, bytes(body), more, receive)
         except (OSError, UpstreamClosed):

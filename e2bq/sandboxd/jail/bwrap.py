@@ -36,6 +36,15 @@ SANDBOX_DNS = "10.0.2.3"  # slirp4netns's resolver
 FORKED_AGENT_FDS = (3, 4, 5, 6, 2)
 GENERATED_ETC = ("passwd", "group", "hosts", "hostname", "profile", "resolv.conf")
 CA_BUNDLE = Path("/etc/ssl/certs/ca-certificates.crt")  # where a template's trusted CAs are
+# A jail with a uid range of its own (see ``idmap``) starts a root broker as its first process,
+# with these capabilities, all of them limited to the jail's user namespace (Docker's default set
+# without NET_RAW and MKNOD; never SYS_ADMIN): root inside may own, change and chown its files,
+# switch users, bind low ports. It starts every process ``commands.run(user="root")`` asks for.
+ROOT_CAPABILITIES = (
+    "CHOWN", "DAC_OVERRIDE", "FOWNER", "FSETID", "KILL", "SETGID", "SETUID", "SETPCAP",
+    "NET_BIND_SERVICE", "SYS_CHROOT", "AUDIT_WRITE", "SETFCAP",
+)  # fmt: skip
+ROOT_SOCKET = Path("/run/e2bq-root.sock")  # the root broker's, inside (made by the broker)
 
 # Files of the host's /etc that programs need and that hold no secret.
 _ETC_ALLOW = (
@@ -215,6 +224,7 @@ def bwrap_command(
     binds: tuple[tuple[Path, str], ...] = (),
     rootfs: Path | None = None,
     ca_bundle: Path | None = None,
+    userns_fd: int | None = None,
 ) -> list[str]:
     """The full bwrap command line that starts a sandbox's agent.
 
@@ -223,25 +233,28 @@ def bwrap_command(
     volume may sit below either (see ``volumes.mounts`` for the paths allowed). With ``rootfs``
     (a template's root overlay, mounted) that tree is ``/`` and no host system folder is bound;
     ``ca_bundle`` then replaces the template's trusted CA certificates.
+    With ``userns_fd`` (a user namespace mapping a range, see ``idmap``) bwrap joins it and starts
+    the root broker as root inside, which starts the agent as the sandbox's user; for a forked agent
+    it holds the jail as root inside with no capability at all, and the fork server forks the
+    broker in when a root process is first asked for (``Launcher.ensure_broker``).
     """
+    identity = ["--unshare-user", "--uid", str(SANDBOX_UID), "--gid", str(SANDBOX_UID), "--cap-drop", "ALL"]
+    if userns_fd is not None:  # bwrap cannot switch to uid 1000 in a namespace it joins: root inside
+        caps = [arg for cap in ROOT_CAPABILITIES for arg in ("--cap-add", f"CAP_{cap}")]
+        caps = [] if holder_fd is not None else caps
+        identity = ["--userns", str(userns_fd), "--uid", "0", "--gid", "0", "--cap-drop", "ALL", *caps]
     cmd = [
         shutil.which("bwrap") or "bwrap",
-        "--unshare-user",
+        *identity,
         "--unshare-pid",
         "--unshare-ipc",
         "--unshare-uts",
         *(["--unshare-net"] if own_network else []),
         "--unshare-cgroup-try",
-        "--uid",
-        str(SANDBOX_UID),
-        "--gid",
-        str(SANDBOX_UID),
         "--hostname",
         HOSTNAME,
         "--die-with-parent",
         "--new-session",
-        "--cap-drop",
-        "ALL",
         *(["--seccomp", str(seccomp_fd)] if seccomp_fd is not None else []),
         *(["--bind", str(rootfs), "/"] if rootfs is not None else host_system_binds()),
     ]
@@ -272,11 +285,13 @@ def bwrap_command(
         str(RUN),
         *(arg for source, target in binds for arg in ("--bind", str(source), target)),
         "--chdir",
-        str(HOME),
+        "/" if userns_fd is not None and holder_fd is not None else str(HOME),  # a holder without caps
         "--clearenv",
     ]
     for key, value in SANDBOX_ENV.items():
         cmd += ["--setenv", key, value]
+    if userns_fd is not None and holder_fd is None:  # with a forked agent, the broker is forked too
+        return [*cmd, "--", *broker_command(), "agent", *agent_command(ready_fd)]
     if holder_fd is None:
         return [*cmd, "--", *agent_command(ready_fd)]
     # The agent is forked in: the jail holds a process that ends when the agent's end of the
@@ -326,6 +341,16 @@ def agent_command(ready_fd: int) -> list[str]:
     return [str(RUNTIME / "bin" / "python"), "-I", "-c", bootstrap, str(RUN / "agent.json"), str(ready_fd)]
 
 
+def broker_command() -> list[str]:
+    """The root broker's command line inside the jail (``agent.rootbroker``); "hold" or "agent" and
+    the agent's command line follow."""
+    bootstrap = (
+        f"import sys; sys.path.insert(0, {str(AGENT_ROOT)!r}); "
+        "from agent.rootbroker import main; main(sys.argv[1:])"
+    )
+    return [str(RUNTIME / "bin" / "python"), "-I", "-S", "-c", bootstrap, str(ROOT_SOCKET)]  # -S: 3 MB less
+
+
 def spawn(
     paths: JailPaths,
     *,
@@ -342,6 +367,7 @@ def spawn(
     binds: tuple[tuple[Path, str], ...] = (),
     rootfs: Path | None = None,
     ca_bundle: Path | None = None,
+    userns_fd: int | None = None,
 ) -> tuple[subprocess.Popen[bytes], int, list[int]]:
     """Start the jail; return the bwrap process, the fd that turns readable when it is ready, and
     the fds to hand a forked agent (none without ``fork_agent``; the caller closes them).
@@ -350,7 +376,8 @@ def spawn(
     sandbox's uid); ``seccomp`` is a raw BPF program bwrap installs before the agent starts. With
     ``fork_kernel`` the agent adopts a default kernel that sandboxd forks in rather than spawning one;
     with ``fork_agent`` the jail only holds itself open, for an agent sandboxd forks in with the
-    fds returned, in FORKED_AGENT_FDS order.
+    fds returned, in FORKED_AGENT_FDS order. With ``userns_fd`` the jail is in that user namespace
+    and has a root broker (see :func:`bwrap_command`); the caller keeps and closes the fd.
     """
     listeners = [_listen(paths.socket), _listen(paths.forward_socket)]
     config = replace(
@@ -360,6 +387,7 @@ def spawn(
         forward_fd=FORKED_AGENT_FDS[1] if fork_agent else listeners[1].fileno(),
         kernel_dir=str(KERNEL_DIR) if fork_kernel else None,
         kernel_fallback=str(RUN / KERNEL_FALLBACK) if fork_kernel else None,
+        root_socket=str(ROOT_SOCKET) if userns_fd is not None else None,
         supervised=True,
         lifeline_fd=FORKED_AGENT_FDS[3] if fork_agent else None,
     )
@@ -387,6 +415,7 @@ def spawn(
         binds=binds,
         rootfs=rootfs,
         ca_bundle=ca_bundle,
+        userns_fd=userns_fd,
     )
     agent_fds = [] if holder_fd is not None else [write_fd, *(lst.fileno() for lst in listeners)]
     try:
@@ -395,7 +424,7 @@ def spawn(
             stdin=subprocess.DEVNULL if holder_fd is None else holder_fd,
             stdout=subprocess.DEVNULL,
             stderr=log,
-            pass_fds=(*agent_fds, *([seccomp_fd] if seccomp_fd else [])),
+            pass_fds=(*agent_fds, *([seccomp_fd] if seccomp_fd else []), *([userns_fd] if userns_fd else [])),
             start_new_session=True,
             env={"PATH": "/usr/sbin:/usr/bin:/sbin:/bin"},
         )

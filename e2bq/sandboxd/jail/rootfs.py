@@ -23,7 +23,7 @@ import subprocess
 from collections.abc import Iterable
 from pathlib import Path, PurePosixPath
 
-from . import bwrap, leftovers
+from . import bwrap, idmap, leftovers
 
 SYSTEM = "system"  # on the sandbox's disk image: the root overlay's upper and work folders
 # The agent's Python is e2bq's runtime, a venv of the host's Python: its interpreter inside the
@@ -46,14 +46,29 @@ def check(rootfs: Path) -> None:
         )
 
 
-def mount(paths: bwrap.JailPaths, rootfs: Path, image_root: Path) -> None:
+def lower(paths: bwrap.JailPaths) -> Path:
+    """Where the template's tree is mounted idmapped for a jail with a range of its own (``idmap``)."""
+    return paths.root / "lower"
+
+
+def mount(paths: bwrap.JailPaths, rootfs: Path, image_root: Path, userns_fd: int | None = None) -> None:
     """Mount the overlay at ``paths.rootfs``: ``rootfs`` below, the upper layer in ``image_root``
-    (where the sandbox's image is mounted). Blocks. Raises RootfsError."""
+    (where the sandbox's image is mounted). With ``userns_fd`` the lower layer is ``rootfs`` idmapped
+    by that namespace's map (see ``idmap``). Blocks. Raises RootfsError."""
     check(rootfs)
     system = image_root / SYSTEM
     upper, work = system / "upper", system / "work"
     for folder in (system, upper, work):
         folder.mkdir(mode=0o755, exist_ok=True)
+    if userns_fd is not None:
+        lower(paths).mkdir(mode=0o700, exist_ok=True)
+        try:
+            idmap.mount_idmapped(rootfs.resolve(), lower(paths), userns_fd)
+        except idmap.IdmapError as exc:
+            raise RootfsError(str(exc)) from exc
+        rootfs = lower(paths)
+        shown = rootfs.stat()  # the overlay's / is its upper folder: root inside must own it
+        os.chown(upper, shown.st_uid, shown.st_gid)
     paths.rootfs.mkdir(mode=0o755, exist_ok=True)
     options = f"lowerdir={rootfs},upperdir={upper},workdir={work},nosuid,nodev"
     result = subprocess.run(
@@ -72,6 +87,18 @@ def unmount(paths: bwrap.JailPaths) -> None:
         result = subprocess.run(["umount", str(paths.rootfs)], capture_output=True, timeout=60)
         if result.returncode != 0:
             subprocess.run(["umount", "-l", str(paths.rootfs)], capture_output=True, timeout=60)
+    if _mounted(lower(paths)):  # after the overlay that holds it
+        subprocess.run(["umount", "-l", str(lower(paths))], capture_output=True, timeout=60)
+
+
+def _mounted(path: Path) -> bool:
+    """Whether something is mounted at ``path``: from the mount table, since a bind mount of a
+    folder of the same file system has the same device as its parent (``ismount`` misses it)."""
+    if not path.is_dir():
+        return False
+    target = str(path).replace(" ", "\\040")
+    with open("/proc/self/mountinfo") as table:
+        return any(line.split()[4] == target for line in table)
 
 
 def make_mountpoints(root: Path, folders: Iterable[str], files: Iterable[str]) -> None:

@@ -29,8 +29,7 @@ log = logging.getLogger("e2bq.sandboxd")
 START_TIMEOUT = 30.0  # seconds for the fork server to import the kernel's modules
 REQUEST_TIMEOUT = 10.0  # seconds for a forked kernel to exist inside its jail
 _BOOTSTRAP = (
-    "import sys; sys.path[0] = sys.argv[1]; "
-    "from agent.forkserver.server import main; main(sys.argv[2:])"
+    "import sys; sys.path[0] = sys.argv[1]; from agent.forkserver.server import main; main(sys.argv[2:])"
 )
 # Root's powers the fork server keeps, and why: sys_ptrace to open another uid's /proc/<pid>/ns
 # and root; sys_admin and sys_chroot to enter a jail's namespaces and root; setgid to clear the
@@ -105,16 +104,30 @@ class ForkServer:
         log.info("fork server %d ready", self._proc.pid)
         return True
 
-    async def fork_kernel(self, jail_pid: int, uid: int | None, cgroup_procs: list[Path]) -> None:
+    async def fork_kernel(
+        self, jail_pid: int, uid: int | None, cgroup_procs: list[Path], range_base: int | None = None
+    ) -> None:
         """Fork a kernel into the jail whose init has host pid ``jail_pid``. Raises LaunchError."""
-        request = {"pid": jail_pid, "uid": uid, "cgroups": [str(path) for path in cgroup_procs]}
+        request: dict[str, object] = {
+            "pid": jail_pid,
+            "uid": uid,
+            "cgroups": [str(path) for path in cgroup_procs],
+        }
+        if range_base is not None:  # a jail with a uid range of its own (see ``jail.idmap``)
+            request["range_base"] = range_base
         await asyncio.to_thread(self._request, request, [])
 
     async def fork_agent(
-        self, jail_pid: int, uid: int | None, cgroup_procs: list[Path], fds: list[int], argv: list[str]
+        self,
+        jail_pid: int,
+        uid: int | None,
+        cgroup_procs: list[Path],
+        fds: list[int],
+        argv: list[str],
+        range_base: int | None = None,
     ) -> None:
         """Fork the jail's agent, handing it ``fds`` (see ``bwrap.spawn``). Raises LaunchError."""
-        request = {
+        request: dict[str, object] = {
             "pid": jail_pid,
             "uid": uid,
             "cgroups": [str(path) for path in cgroup_procs],
@@ -122,7 +135,24 @@ class ForkServer:
             "env": bwrap.SANDBOX_ENV,
             "argv": argv,
         }
+        if range_base is not None:
+            request["range_base"] = range_base
         await asyncio.to_thread(self._request, request, fds)
+
+    async def fork_broker(
+        self, jail_pid: int, uid: int | None, cgroup_procs: list[Path], range_base: int
+    ) -> None:
+        """Fork the root broker of a jail with a uid range of its own (see ``agent.rootbroker``): root
+        inside with the broker's capabilities only. Raises ForkServerError."""
+        request: dict[str, object] = {
+            "pid": jail_pid,
+            "uid": uid,
+            "cgroups": [str(path) for path in cgroup_procs],
+            "range_base": range_base,
+            "role": "broker",
+            "socket": str(bwrap.ROOT_SOCKET),
+        }
+        await asyncio.to_thread(self._request, request, [])
 
     def _request(self, request: Mapping[str, object], fds: list[int]) -> None:
         """Send one request (blocking: call it in a thread) and check its answer."""

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import ForkServerError, LaunchError, SetupError
-from ..jail import bwrap, layers, leftovers, rootfs
+from ..jail import bwrap, idmap, layers, leftovers, rootfs
 from ..jail.cgroups import Cgroups
 from ..jail.disk import Disks
 from ..jail.limits import Limits
@@ -57,6 +57,14 @@ class Jail:
     # The template's root filesystem its ``/`` is an overlay of (see ``jail.rootfs``); None: the
     # jail sees the host's system folders read-only.
     rootfs: Path | None = None
+    # The first host uid of the range its user namespace maps (0..65535 inside, see ``jail.idmap``);
+    # None: it maps one uid (1000 inside → ``uid``). A jail on a template has one where sandboxd is
+    # root, and its ``uid`` (its user's) is then ``range_base + 1000``.
+    range_base: int | None = None
+    # Its root broker (see ``agent.rootbroker``) is forked in on the first root process asked for:
+    # the cgroups it joins then, and the lock that makes it one. None: bwrap started it, or none.
+    broker_cgroups: list[Path] | None = None
+    broker_lock: asyncio.Lock | None = None
 
 
 class Launcher:
@@ -196,10 +204,12 @@ class Launcher:
         layer_ids: tuple[str, ...] = (),
         template_root: Path | None = None,
     ) -> Jail:
-        uid = self._take_uid() if disk is None else self._owner_again(disk)
+        root = Path(disk["rootfs"]) if disk is not None and "rootfs" in disk else template_root
+        uid, range_base = self._identity(disk, on_template=root is not None)
         paths = bwrap.JailPaths(self.state_dir / sandbox_id)
         handle = Jail(sandbox_id, paths, None, limits, internet=False, uid=uid, binds=binds)
-        handle.rootfs = Path(disk["rootfs"]) if disk is not None and "rootfs" in disk else template_root
+        handle.rootfs, handle.range_base = root, range_base
+        userns_fd: int | None = None
         try:
             paths.create()
             if disk is not None:
@@ -211,8 +221,11 @@ class Launcher:
             else:
                 await asyncio.to_thread(self.disks.create, paths.image, paths.data, limits.disk_mb, uid)
             paths.create_data(uid)
+            if range_base is not None:  # bwrap, as root inside, reaches home and /tmp through it
+                os.chown(paths.data, range_base, range_base)
+                userns_fd = await asyncio.to_thread(_make_userns, range_base)
             if handle.rootfs is not None:
-                await asyncio.to_thread(self.mount_root, handle)
+                await asyncio.to_thread(self.mount_root, handle, userns_fd)
             cgroup_dirs = self.cgroups.create(sandbox_id, limits)
             if internet:
                 handle.uplink = await asyncio.to_thread(
@@ -220,7 +233,8 @@ class Launcher:
                 )
             handle.internet = handle.uplink is not None
             fork_kernel = fork and self.forkserver.running
-            prefix = self._prefix(cgroup_dirs, limits, uid)
+            # bwrap runs as the owner of the jail's user namespace: root inside, when it has a range
+            prefix = self._prefix(cgroup_dirs, limits, uid if range_base is None else range_base)
             if handle.uplink is not None:
                 prefix = ["nsenter", f"--net={handle.uplink.path}", "--", *prefix]
             handle.proc, ready_fd, handover = bwrap.spawn(
@@ -238,7 +252,13 @@ class Launcher:
                 binds=binds,
                 rootfs=paths.rootfs if handle.rootfs is not None else None,
                 ca_bundle=self.ca_bundle,
+                userns_fd=userns_fd,
             )
+            if userns_fd is not None:  # the jail holds its namespace now
+                os.close(userns_fd)
+                userns_fd = None
+            if handover and range_base is not None:  # a forked agent's broker comes when asked for
+                handle.broker_cgroups, handle.broker_lock = cgroup_dirs, asyncio.Lock()
             if handover:
                 try:
                     await self._fork_agent(handle, cgroup_dirs, handover)
@@ -251,6 +271,8 @@ class Launcher:
                 self._kernel_requests.add(task)
                 task.add_done_callback(self._kernel_requests.discard)
         except BaseException:
+            if userns_fd is not None:
+                os.close(userns_fd)
             await asyncio.to_thread(self.destroy if disk is None else self.suspend, handle)
             raise
         return handle
@@ -265,7 +287,9 @@ class Launcher:
                 raise ForkServerError(str(exc)) from exc
             cgroup_procs = [folder / "cgroup.procs" for folder in cgroup_dirs]
             argv = bwrap.agent_command(bwrap.FORKED_AGENT_FDS[2])
-            await self.forkserver.fork_agent(init, handle.uid, cgroup_procs, handover, argv)
+            await self.forkserver.fork_agent(
+                init, handle.uid, cgroup_procs, handover, argv, handle.range_base
+            )
         except ForkServerError as exc:
             log_text = handle.paths.log.read_text(errors="replace") if handle.paths.log.exists() else ""
             raise ForkServerError(f"{exc} (jail log: {log_text[-500:]!r})") from exc
@@ -273,12 +297,29 @@ class Launcher:
             for fd in handover:
                 os.close(fd)
 
+    async def ensure_broker(self, handle: Jail) -> None:
+        """Fork the jail's root broker in if it has none yet (idle sandboxes carry none: it costs
+        about 3 MB). Nothing for a jail without a uid range or whose bwrap started one. A failure
+        is logged: the root process asked for then fails, saying it cannot run as root."""
+        if handle.broker_lock is None or handle.broker_cgroups is None or handle.range_base is None:
+            return
+        async with handle.broker_lock:
+            if handle.broker_cgroups is None:
+                return  # forked meanwhile
+            try:
+                init = await self._jail_init(handle)
+                procs = [folder / "cgroup.procs" for folder in handle.broker_cgroups]
+                await self.forkserver.fork_broker(init, handle.uid, procs, handle.range_base)
+                handle.broker_cgroups = None
+            except LaunchError as exc:
+                log.warning("sandbox %s: no root broker: %s", handle.sandbox_id, exc)
+
     async def _fork_kernel(self, handle: Jail, cgroup_dirs: list[Path]) -> None:
         """Have the fork server start the jail's default kernel; if it cannot, tell the agent to."""
         try:
             init = await self._jail_init(handle)
             cgroup_procs = [folder / "cgroup.procs" for folder in cgroup_dirs]
-            await self.forkserver.fork_kernel(init, handle.uid, cgroup_procs)
+            await self.forkserver.fork_kernel(init, handle.uid, cgroup_procs, handle.range_base)
         except LaunchError as exc:
             if handle.proc is None or handle.proc.poll() is not None:
                 return  # the jail is gone or going: nobody waits for its kernel
@@ -310,6 +351,22 @@ class Launcher:
             uid += 1
         self._uids_in_use.add(uid)
         return uid
+
+    def _identity(self, disk: DiskRecord | None, *, on_template: bool) -> tuple[int | None, int | None]:
+        """The jail's user's host uid, and the first of its uid range if it has one: a jail on a
+        template has a range of its own where sandboxd is root (its disk, if kept, made so)."""
+        if disk is not None:
+            uid = self._owner_again(disk)
+            on_range = on_template and uid is not None and uid >= idmap.RANGE_BASE
+            return uid, (uid - idmap.INSIDE_USER if on_range and uid is not None else None)
+        if not on_template or self.uid is None:
+            return self._take_uid(), None
+        slot = 0
+        while idmap.base_of(slot) + idmap.INSIDE_USER in self._uids_in_use:
+            slot += 1
+        base = idmap.base_of(slot)
+        self._uids_in_use.add(base + idmap.INSIDE_USER)
+        return base + idmap.INSIDE_USER, base
 
     def _prefix(self, cgroup_dirs: list[Path], limits: Limits, uid: int | None) -> list[str]:
         prefix: list[str] = []
@@ -353,8 +410,9 @@ class Launcher:
         except layers.LayerError as exc:
             raise LaunchError(f"the sandbox's disk could not be built from its snapshot: {exc}") from exc
 
-    def mount_root(self, handle: Jail) -> None:
-        """Mount the jail's root overlay on its template, with the points bwrap binds onto.
+    def mount_root(self, handle: Jail, userns_fd: int | None = None) -> None:
+        """Mount the jail's root overlay on its template, with the points bwrap binds onto; with
+        ``userns_fd`` the template's tree idmapped by its map (see ``jail.idmap``).
         Blocks: call from a thread. Raises LaunchError."""
         assert handle.rootfs is not None
         if handle.layers or not os.path.ismount(handle.paths.data):
@@ -363,7 +421,7 @@ class Launcher:
                 "and cannot be made from a snapshot yet"
             )
         try:
-            rootfs.mount(handle.paths, handle.rootfs, handle.paths.data)
+            rootfs.mount(handle.paths, handle.rootfs, handle.paths.data, userns_fd)
             points = bwrap.mountpoints(handle.binds, ca_bundle=self.settings.sandbox_ca_bundle is not None)
             rootfs.make_mountpoints(handle.paths.rootfs, *points)
         except rootfs.RootfsError as exc:
@@ -415,6 +473,13 @@ class Launcher:
             return self._take_uid()
         self._uids_in_use.add(owner)
         return owner
+
+
+def _make_userns(base: int) -> int:
+    try:
+        return idmap.make_userns(base)
+    except idmap.IdmapError as exc:
+        raise LaunchError(str(exc)) from exc
 
 
 def _check_traversable(folder: Path) -> None:

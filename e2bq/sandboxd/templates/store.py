@@ -14,6 +14,7 @@ at any more is removed by ``delete``.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -156,7 +157,8 @@ class TemplateStore:
         """Remove a name, then every build no name points at and no sandbox runs on; returns the
         builds removed. Raises TemplateError while a sandbox runs on the name's build."""
         record = self.get(name)
-        in_use = builds_in_use()
+        roots = [Path(record["rootfs"]), *self.root.glob("builds/*/rootfs")]
+        in_use = builds_in_use() | idmapped_in_use(roots)
         if str(Path(record["rootfs"]).resolve()) in in_use:
             raise TemplateError(
                 f"template {name!r} is in use by running or paused sandboxes: kill them, then delete it"
@@ -186,6 +188,27 @@ def builds_in_use() -> set[str]:
                 for option in fields[2].split(","):
                     if option.startswith("lowerdir="):
                         used.update(option.removeprefix("lowerdir=").split(":"))
+    return used
+
+
+def idmapped_in_use(roots: list[Path]) -> set[str]:
+    """Those of ``roots`` (resolved) shown somewhere through an idmapped mount: the lower layer of a
+    sandbox with a uid range of its own is its template's tree idmapped (see ``jail.idmap``), so
+    its overlay's lowerdir names that mount, not the tree; a bind mount's root is the same inode."""
+    shown = set()
+    with open("/proc/self/mountinfo") as table:
+        for line in table:
+            fields = line.split()
+            if len(fields) > 5 and "idmapped" in fields[5].split(","):
+                with contextlib.suppress(OSError):
+                    found = os.stat(fields[4].replace("\\040", " "))
+                    shown.add((found.st_dev, found.st_ino))
+    used = set()
+    for root in roots:
+        with contextlib.suppress(OSError):
+            found = root.resolve().stat()
+            if (found.st_dev, found.st_ino) in shown:
+                used.add(str(root.resolve()))
     return used
 
 

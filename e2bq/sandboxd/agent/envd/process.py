@@ -32,7 +32,7 @@ from ..config import AgentConfig
 from ..errors import ConnectError
 from ..oom import prefer_for_oom
 from ..paths import resolve
-from . import terminal
+from . import asroot, terminal
 from .connect import Message, client_stream, server_stream, unary
 
 _SIGNALS = {"SIGNAL_SIGKILL": signal.SIGKILL, "SIGNAL_SIGTERM": signal.SIGTERM}
@@ -181,11 +181,13 @@ class ProcessService:
 
     # -- streams -------------------------------------------------------------------------------
 
-    async def start(self, message: Message, _: Request) -> AsyncIterator[Message]:
+    async def start(self, message: Message, request: Request) -> AsyncIterator[Message]:
         # Shielded: a client that goes away while its process starts (a worker killed mid-call)
         # must not leave a process that runs unregistered, which no Connect, List or a second
         # Start of its job could find.
-        launching = asyncio.ensure_future(self._launch(message))
+        # not on a PTY: the broker's child cannot take the terminal as its controlling one
+        as_root = asroot.serves_root(self.config, asroot.requested_user(request)) and not message.get("pty")
+        launching = asyncio.ensure_future(self._launch(message, as_root=as_root))
         try:
             process, queue = await asyncio.shield(launching)
         except asyncio.CancelledError:
@@ -218,31 +220,37 @@ class ProcessService:
         finally:
             process.subscribers.discard(queue)
 
-    async def _launch(self, message: Message) -> tuple[_Process, asyncio.Queue[Message]]:
+    async def _launch(
+        self, message: Message, *, as_root: bool = False
+    ) -> tuple[_Process, asyncio.Queue[Message]]:
         """A new process, or for a job's (``E2BQ_JOB_ID``) the one a start of it made before, and
         a subscription to its events made before any of them is published."""
         job = _job_of(message)
         if job is None:
-            process = await self._spawn(message)
+            process = await self._spawn(message, as_root=as_root)
             return process, _subscribe(process)
         async with self._job_starts:  # two starts of one job: the second follows the first's
             self._prune()
-            process = self.jobs.get(job) or await self._spawn(message)
+            process = self.jobs.get(job) or await self._spawn(message, as_root=as_root)
             process.job, self.jobs[job] = job, process
             return process, _subscribe(process)
 
-    async def _spawn(self, message: Message) -> _Process:
+    async def _spawn(self, message: Message, *, as_root: bool = False) -> _Process:
         spec: Message = message.get("process") or {}
         cmd = spec.get("cmd")
         if not cmd:
             raise ConnectError("invalid_argument", "process.cmd is required")
         args = [str(a) for a in spec.get("args", [])]
         envs = {**self.config.envs, **{str(k): str(v) for k, v in spec.get("envs", {}).items()}}
-        cwd = resolve(spec["cwd"], self.config.home) if spec.get("cwd") else self.config.home
+        home = asroot.ROOT_HOME if as_root else self.config.home
+        cwd = resolve(spec["cwd"], home) if spec.get("cwd") else home
         if not cwd.is_dir():
             raise ConnectError("invalid_argument", f"working directory {cwd} does not exist")
+        run, run_args, run_cwd = cmd, args, cwd
+        if as_root:  # started by the root broker in ``cwd``, which its user may not enter
+            (run, run_args), run_cwd = asroot.through_broker(self.config, cmd, args, cwd), self.config.home
         try:
-            proc, master = await _exec(message, cmd, args, envs=envs, cwd=str(cwd))
+            proc, master = await _exec(message, run, run_args, envs=envs, cwd=str(run_cwd))
         except OSError as exc:
             raise ConnectError("invalid_argument", f"cannot start {cmd}: {exc.strerror}") from exc
         prefer_for_oom(proc.pid)

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 SANDBOX_UID = 1000
+RANGE_SIZE = 65536  # ids a jail on a template maps (jail.idmap.RANGE_SIZE)
 # nsenter's order, with the user namespace last as nsenter does when it drops privileges: bwrap
 # nests the jail's user namespace in the one that owns the others, so from inside it they are
 # out of reach; host root enters them first.
@@ -105,14 +106,18 @@ def die_with_parent() -> None:
         os._exit(1)
 
 
-def open_jail(pid: int, host_uid: int | None) -> JailHandle:
+def open_jail(pid: int, host_uid: int | None, range_base: int | None = None) -> JailHandle:
     """Open the namespaces and root of ``pid`` (a process of the jail, as the host sees it).
 
     The pidfd taken first and checked last proves that every namespace opened belongs to that
-    process and not to one that took its pid; the uid map proves the process is the jail's.
+    process and not to one that took its pid; the uid map proves the process is the jail's: one
+    uid (1000 → ``host_uid``), or with ``range_base`` the range of a jail on a template
+    (0..65535 → ``range_base``.., see ``jail.idmap``).
     """
     pidfd = os.pidfd_open(pid)
     expected = f"{SANDBOX_UID} {host_uid if host_uid is not None else os.getuid()} 1"
+    if range_base is not None:
+        expected = f"0 {range_base} {RANGE_SIZE}"
     uid_map = " ".join(Path(f"/proc/{pid}/uid_map").read_text().split())
     if uid_map != expected:
         raise EnterError(f"process {pid} is not a sandbox's (uid map {uid_map!r})")
@@ -145,9 +150,13 @@ def _status_field(pid: int, name: str) -> str:
     raise EnterError(f"no {name} in /proc/{pid}/status")
 
 
-def enter(jail: JailHandle, cgroup_procs: list[str], seccomp_filter: bytes) -> None:
+def enter(
+    jail: JailHandle, cgroup_procs: list[str], seccomp_filter: bytes, root_capabilities: tuple[int, ...] = ()
+) -> None:
     """Turn the calling (single-threaded, host-root) process into a jailed one. Raises EnterError.
 
+    With ``root_capabilities`` (a jail with a uid range of its own: its root broker) it becomes
+    root inside, holding those capabilities alone, all of them of the jail's user namespace.
     The PID namespace applies to the caller's children only: fork after this returns.
     """
     for procs in cgroup_procs:  # as host root, before the cgroup namespace hides the paths
@@ -165,9 +174,12 @@ def enter(jail: JailHandle, cgroup_procs: list[str], seccomp_filter: bytes) -> N
             os.chdir("/")
         _check(_libc.setns(jail.namespaces[name], 0), f"setns {name}")
         os.close(jail.namespaces[name])
-    os.setresgid(SANDBOX_UID, SANDBOX_UID, SANDBOX_UID)
-    os.setresuid(SANDBOX_UID, SANDBOX_UID, SANDBOX_UID)
-    _drop_capabilities()
+    if root_capabilities:
+        _become_root(root_capabilities)
+    else:
+        os.setresgid(SANDBOX_UID, SANDBOX_UID, SANDBOX_UID)
+        os.setresuid(SANDBOX_UID, SANDBOX_UID, SANDBOX_UID)
+        _drop_capabilities()
     # A fresh exec as uid 1000 would be dumpable: so the agent can read its /proc files
     _check(_libc.prctl(_PR_SET_DUMPABLE, 1, 0, 0, 0), "PR_SET_DUMPABLE")
     _check(_libc.prctl(_PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0), "PR_SET_NO_NEW_PRIVS")
@@ -184,6 +196,23 @@ def _drop_capabilities() -> None:
     header = _CapHeader(_CAPABILITY_VERSION_3, 0)
     data = (_CapData * 2)()  # all zero
     _check(_libc.capset(ctypes.byref(header), data), "capset")
+
+
+def _become_root(keep: tuple[int, ...]) -> None:
+    """Uid and gid 0 of the jail's namespace (the range's first host id), then only ``keep`` of the
+    full set setns gave there: bounding set, then effective/permitted/inheritable; no ambient."""
+    os.setresgid(0, 0, 0)
+    os.setresuid(0, 0, 0)  # from host root to the namespace's root: no capability is cleared
+    last = int(_CAP_LAST_CAP.read_text())
+    for cap in range(last + 1):
+        if cap not in keep:
+            _check(_libc.prctl(_PR_CAPBSET_DROP, cap, 0, 0, 0), f"drop capability {cap}")
+    _check(_libc.prctl(_PR_CAP_AMBIENT, _PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0), "clear ambient capabilities")
+    mask = sum(1 << cap for cap in keep)
+    data = (_CapData * 2)()
+    data[0].effective = data[0].permitted = data[0].inheritable = mask & 0xFFFFFFFF
+    data[1].effective = data[1].permitted = data[1].inheritable = mask >> 32
+    _check(_libc.capset(ctypes.byref(_CapHeader(_CAPABILITY_VERSION_3, 0)), data), "capset")
 
 
 def _load_seccomp(program: bytes) -> None:

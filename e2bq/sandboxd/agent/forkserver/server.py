@@ -2,10 +2,11 @@
 
 ``python -c BOOTSTRAP SOCKET SECCOMP_FILE`` (see ``lifecycle.forkserver``). A request is one JSON
 line on its own connection, ``{"pid": <a process of the jail, host pid>, "uid": <the jail's host
-uid>, "cgroups": [<cgroup.procs files>]}`` for a kernel; an agent's adds ``"role": "agent"``, its
-``"env"`` and ``"argv"``, and comes with its fds (SCM_RIGHTS). The forked child reads it; the
-answer is one JSON line, ``{"ok": true}`` once the process exists inside the jail, or
-``{"ok": false, "error": ...}``.
+uid>, "cgroups": [<cgroup.procs files>]}`` for a kernel (with ``"range_base"`` for a jail mapping a
+range of uids, see ``jail.idmap``; a root broker's has ``"role": "broker"`` and ``"socket"``); an
+agent's adds ``"role": "agent"``, its ``"env"`` and ``"argv"``, and comes with its fds
+(SCM_RIGHTS). The forked child reads it; the answer is one JSON line, ``{"ok": true}`` once the
+process exists inside the jail, or ``{"ok": false, "error": ...}``.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ import traceback
 from pathlib import Path
 from typing import Any, NoReturn
 
+from .. import rootbroker
 from . import agent, kernel
 from .enter import EnterError, die_with_parent, enter, open_jail
 
@@ -141,12 +143,20 @@ def _serve_one(conn: socket.socket, seccomp_filter: bytes, import_env: dict[str,
     try:
         conn.settimeout(10.0)
         request, fds = _read_request(conn)
-        jail = open_jail(int(request["pid"]), request.get("uid"))
-        enter(jail, [str(path) for path in request["cgroups"]], seccomp_filter)
+        range_base = request.get("range_base")
+        jail = open_jail(
+            int(request["pid"]), request.get("uid"), None if range_base is None else int(range_base)
+        )
+        broker = request.get("role") == "broker"  # root inside, with the broker's capabilities
+        capabilities = rootbroker.CAPABILITIES if broker else ()
+        enter(jail, [str(path) for path in request["cgroups"]], seccomp_filter, capabilities)
         middle = os.fork()
         if middle == 0:  # inside the jail's PID namespace
             if os.fork() == 0:
                 conn.detach()  # its fd is closed with all others; the object must not close another later
+                if broker:
+                    agent.set_cmdline(["python", "-m", "agent.rootbroker", str(request["socket"])])
+                    rootbroker.become_broker(str(request["socket"]))
                 if request.get("role") == "agent":
                     agent.become_agent(fds, dict(request["env"]), list(request["argv"]))
                 kernel.become_kernel(import_env)
