@@ -107,7 +107,7 @@ def test_the_shipped_definitions_parse(name: str) -> None:
         assert {"ipykernel", "jupyter_client", "pandas", "matplotlib"} <= set(definition.pip)
         # what the bash, JavaScript/TypeScript, R and Java kernels run on (agent/interpreter/languages.py)
         assert {"nodejs", "r-base-core", "r-cran-irkernel"} <= set(definition.apt)
-        # the JDK by a command: its post-install needs /proc, which mmdebstrap's chroot lacks
+        # the JDK by a command: its post-install needs the man folder a template leaves out
         assert any("default-jdk-headless" in command for command in definition.commands)
 
 
