@@ -72,6 +72,19 @@ def main() -> None:
                 template_memory = memory
             else:
                 row(f"idle memory per sandbox (PSS, median of {args.idle})", template_memory, memory)
+        sandbox = Sandbox.create(template=args.template, timeout=120)
+        first_root = time.perf_counter()
+        sandbox.commands.run("true", user="root")  # the first brings the root broker in
+        first_root = time.perf_counter() - first_root
+        root, user = [], []
+        for _ in range(args.creates):
+            for who, samples_of in (("root", root), ("user", user)):
+                start = time.perf_counter()
+                sandbox.commands.run("true", user=who)
+                samples_of.append(time.perf_counter() - start)
+        sandbox.kill()
+        row('`commands.run("true", user="root")`', summary(root), f"as user: {summary(user)}")
+        row("first root command of a sandbox (the broker forked in)", f"{first_root * 1000:.0f} ms", "")
         row(
             "disk of a new sandbox's own root layer",
             f"{layer / 1024:.0f} KiB",
