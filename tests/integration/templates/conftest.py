@@ -9,12 +9,14 @@ from __future__ import annotations
 import os
 import shutil
 import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
 
 from e2bq.sandboxd.templates.cli import template
+from tests.procs import SandboxHostProcess, sandbox_host
 
 TINY = """\
 base = "bookworm"
@@ -78,3 +80,20 @@ def tiny_template(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]
     (source / "tiny.toml").write_text(TINY)
     build_tiny(store, source / "tiny.toml")
     return store, source / "tiny.toml"
+
+
+@pytest.fixture(scope="module")
+def store(tiny_template: tuple[Path, Path]) -> Path:
+    """The templates folder, with the tiny template in it (built again if a test deleted it)."""
+    folder, source = tiny_template
+    build_tiny(folder, source)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def host(store: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[SandboxHostProcess]:
+    """A sandboxd serving the templates in ``store`` (one per test module)."""
+    with sandbox_host(
+        tmp_path_factory.mktemp("templated-host"), env={"E2BQ_SANDBOXD_TEMPLATES_DIR": str(store)}
+    ) as running:
+        yield running

@@ -19,7 +19,6 @@ from e2b import AsyncSandbox, CommandExitException, PtySize
 from e2b_code_interpreter import Sandbox
 
 from e2bq.sandboxd.jail import idmap
-from tests.integration.templates.conftest import build_tiny
 from tests.procs import SandboxHostProcess, sandbox_host
 
 pytestmark = [pytest.mark.slow, pytest.mark.network, pytest.mark.timeout(900)]
@@ -28,20 +27,6 @@ pytestmark = [pytest.mark.slow, pytest.mark.network, pytest.mark.timeout(900)]
 # NET_BIND_SERVICE SYS_CHROOT AUDIT_WRITE SETFCAP (bwrap.ROOT_CAPABILITIES), and never these.
 ROOT_CAPABILITIES = "00000000a00405fb"
 _NEVER = {"SYS_ADMIN": 21, "NET_ADMIN": 12, "NET_RAW": 13, "SYS_PTRACE": 19, "SYS_MODULE": 16, "MKNOD": 27}
-
-
-@pytest.fixture(scope="module")
-def store(tiny_template: tuple[Path, Path]) -> Path:
-    folder, source = tiny_template
-    build_tiny(folder, source)
-    return folder
-
-
-@pytest.fixture(scope="module")
-def host(store: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[SandboxHostProcess]:
-    tmp = tmp_path_factory.mktemp("root-inside-host")
-    with sandbox_host(tmp, env={"E2BQ_SANDBOXD_TEMPLATES_DIR": str(store)}) as running:
-        yield running
 
 
 @pytest.fixture

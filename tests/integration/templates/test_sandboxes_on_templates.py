@@ -25,21 +25,6 @@ from tests.procs import SandboxHostProcess, sandbox_host, wait_for
 pytestmark = [pytest.mark.slow, pytest.mark.network, pytest.mark.timeout(600)]
 
 
-@pytest.fixture(scope="module")
-def store(tiny_template: tuple[Path, Path]) -> Path:
-    """The templates folder, with the tiny template in it (built again if a test deleted it)."""
-    folder, source = tiny_template
-    build_tiny(folder, source)
-    return folder
-
-
-@pytest.fixture(scope="module")
-def host(store: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[SandboxHostProcess]:
-    tmp = tmp_path_factory.mktemp("templated-host")
-    with sandbox_host(tmp, env={"E2BQ_SANDBOXD_TEMPLATES_DIR": str(store)}) as running:
-        yield running
-
-
 @pytest.fixture
 def tiny(host: SandboxHostProcess, monkeypatch: pytest.MonkeyPatch) -> Iterator[Sandbox]:
     for name, value in host.env.items():

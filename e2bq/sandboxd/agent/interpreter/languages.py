@@ -188,7 +188,7 @@ _TSLAB_LAST_VALUE = (
     "    write(chunk, _encoding, done) {\n"
     '      const send = Reflect.get(jupyter, "lastWriteDisplayData");\n'
     '      const text = String(chunk).replace(/\\n$/, "");\n'
-    f'      const metadata = {{ {MAIN_RESULT_MARK}: true }};\n'
+    f"      const metadata = {{ {MAIN_RESULT_MARK}: true }};\n"
     '      if (send) send({ data: { "text/plain": text }, metadata, transient: {} }, false);\n'
     "      done();\n"
     "    },\n"
@@ -213,6 +213,23 @@ def _jjava_dir(runtime: Path) -> Path:
 
 _TSLAB_INSTALL = "apt-get install nodejs npm; sandboxd install-runtime (tslab into <runtime>/node_modules)"
 
+
+def _tslab_language(name: str, *, js: bool) -> Language:
+    """JavaScript or TypeScript: one tslab kernel, told which by ``--js``."""
+    return Language(
+        name=name,
+        kernel=f"tslab ({'JavaScript' if js else 'TypeScript'})",
+        argv=_tslab(js=js),
+        transport="tcp",
+        needs=lambda runtime: [Path("/usr/bin/node"), runtime / "node_modules" / "tslab" / "bin" / "tslab"],
+        install=_TSLAB_INSTALL,
+        set_env=_js_set,
+        restore_env=_JS_RESTORE,
+        startup=lambda _envs: _TSLAB_LAST_VALUE,
+        quiet_after_error=0.25,
+    )
+
+
 LANGUAGES: dict[str, Language] = {
     "python": Language(
         name="python",
@@ -234,30 +251,8 @@ LANGUAGES: dict[str, Language] = {
         set_env=_bash_set,
         restore_env=_BASH_RESTORE,
     ),
-    "javascript": Language(
-        name="javascript",
-        kernel="tslab (JavaScript)",
-        argv=_tslab(js=True),
-        transport="tcp",
-        needs=lambda runtime: [Path("/usr/bin/node"), runtime / "node_modules" / "tslab" / "bin" / "tslab"],
-        install=_TSLAB_INSTALL,
-        set_env=_js_set,
-        restore_env=_JS_RESTORE,
-        startup=lambda _envs: _TSLAB_LAST_VALUE,
-        quiet_after_error=0.25,
-    ),
-    "typescript": Language(
-        name="typescript",
-        kernel="tslab (TypeScript)",
-        argv=_tslab(js=False),
-        transport="tcp",
-        needs=lambda runtime: [Path("/usr/bin/node"), runtime / "node_modules" / "tslab" / "bin" / "tslab"],
-        install=_TSLAB_INSTALL,
-        set_env=_js_set,
-        restore_env=_JS_RESTORE,
-        startup=lambda _envs: _TSLAB_LAST_VALUE,
-        quiet_after_error=0.25,
-    ),
+    "javascript": _tslab_language("javascript", js=True),
+    "typescript": _tslab_language("typescript", js=False),
     "r": Language(
         name="r",
         kernel="IRkernel",
