@@ -25,7 +25,7 @@ from collections.abc import AsyncIterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any, Literal, NotRequired, TypedDict
 
 from ..errors import TemplateError
@@ -173,8 +173,34 @@ class SdkBuilds:
 
 
 def _unpack(archive: Path, folder: Path) -> None:
-    """Unpack an uploaded tar (gzipped or not) into ``folder``; members that would land outside it,
-    devices and links leaving it are refused by tarfile's ``data`` filter."""
+    """Unpack an uploaded tar (gzipped or not) into ``folder``. Raises TemplateError for a member
+    that would land outside it, a device or fifo, or a link that could lead out of it.
+
+    tarfile's ``data`` filter does this on Pythons that have it (3.11.4+); Debian 12's 3.11.2 has
+    not, so the members are checked here first, on every Python: names relative and without ``..``,
+    symlink targets relative and without ``..`` (a link can then only point further down), hard
+    links to members' names; no special files; permissions without setuid, setgid or sticky bits,
+    owners not kept.
+    """
     folder.mkdir(parents=True, exist_ok=True)
     with tarfile.open(archive) as tar:
-        tar.extractall(folder, filter="data")
+        members = tar.getmembers()
+        for member in members:
+            _check_member(member)
+            member.mode &= 0o755
+            member.uid = member.gid = 0
+            member.uname = member.gname = ""
+        tar.extractall(folder, members=members, numeric_owner=True)
+
+
+def _check_member(member: tarfile.TarInfo) -> None:
+    def inside(path: str) -> bool:
+        parts = PurePosixPath(path).parts
+        return bool(parts) and not path.startswith("/") and ".." not in parts
+
+    if not inside(member.name):
+        raise TemplateError(f"copy: {member.name!r} would land outside the template's files")
+    if not (member.isfile() or member.isdir() or member.issym() or member.islnk()):
+        raise TemplateError(f"copy: {member.name!r} is a device or fifo; copy files, folders and links")
+    if (member.issym() or member.islnk()) and not inside(member.linkname):
+        raise TemplateError(f"copy: the link {member.name!r} leads outside ({member.linkname!r})")
