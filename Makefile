@@ -16,9 +16,9 @@ SYSTEM_PACKAGES := redis-server bubblewrap slirp4netns iptables iproute2 e2fspro
 # uv resolves against PyPI only, for every platform and Python 3.11+, and records hashes, no URLs.
 COMPILE := $(VENV)/bin/uv pip compile --quiet --generate-hashes --universal --python-version 3.11
 
-.PHONY: install system venv lock lint typecheck test test-fast test-lowest bench bench-check profile demo doctor clean
+.PHONY: install system venv templates lock lint typecheck test test-fast test-lowest bench bench-check profile demo doctor clean
 
-install: $(STAMP)/system $(STAMP)/python $(STAMP)/runtime
+install: $(STAMP)/system $(STAMP)/python $(STAMP)/runtime templates
 
 system: $(STAMP)/system
 venv: $(STAMP)/python
@@ -44,6 +44,13 @@ RUNTIME_FLAGS ?=
 $(STAMP)/runtime: $(RUNTIME_LOCK) e2bq/sandboxd/runtime-npm/package-lock.json e2bq/sandboxd/jail/seccomp_policy.py $(STAMP)/python
 	$(SUDO) $(PY) -m e2bq.cli sandboxd install-runtime --target $(RUNTIME) $(RUNTIME_FLAGS)
 	@mkdir -p $(STAMP) && touch $@
+
+# The templates sandboxes run on by default (E2BQ_SANDBOXD_TEMPLATES_DIR, /var/lib/e2bq/templates):
+# code-interpreter-v1 (the code interpreter SDK's) and base (the plain SDK's). Built once from
+# Debian's archive, PyPI and npm (a few minutes, 2 GiB); an unchanged definition is reused at once.
+templates: $(STAMP)/python
+	$(SUDO) $(PY) -m e2bq.cli template build base >/dev/null
+	$(SUDO) $(PY) -m e2bq.cli template build code-interpreter-v1 >/dev/null
 
 # The lower bounds pyproject.toml claims: every direct dependency at the oldest release its range
 # allows, in an environment of its own, for `make test-lowest`.
@@ -88,7 +95,7 @@ LOWEST_SUITES := tests/unit tests/integration/tasks tests/integration/queue test
 # On these releases (celery/kombu 5.4, redis-py 5.0) Redis sockets of a client that is dropped are
 # closed by the garbage collector, with a ResourceWarning; today's releases close them themselves.
 # That warning alone is not an error here; every other warning still is.
-test-lowest: $(STAMP)/lowest $(STAMP)/runtime
+test-lowest: $(STAMP)/lowest $(STAMP)/runtime templates
 	$(LOWEST_VENV)/bin/python -m pytest -W "ignore::pytest.PytestUnraisableExceptionWarning" $(LOWEST_SUITES)
 
 # The hot path's figures are gathered in BENCH_FIGURES and set against their targets at the end.

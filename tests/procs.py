@@ -24,6 +24,7 @@ from e2bq.launch import (
     unmount_under,
 )
 from e2bq.launch import start_worker as launch_worker
+from e2bq.sandboxd.settings import DEFAULT_TEMPLATES_DIR
 
 __all__ = [
     "API_KEY",
@@ -55,9 +56,11 @@ def wait_for(condition: Callable[[], object], timeout: float, what: str) -> obje
         time.sleep(0.02)
 
 
-# Read at import, before each test clears E2BQ_* from its environment.
-TEMPLATES_DIR = os.environ.get("E2BQ_TEST_TEMPLATES_DIR", "")
-# The root filesystem a default create (code-interpreter-v1) runs on in such a run; None: the host's.
+# Read at import, before each test clears E2BQ_* from its environment. The tests' hosts serve the
+# templates `make install` builds, as a host does by default; E2BQ_TEST_TEMPLATES_DIR names another
+# folder, or, empty, none (code-interpreter-v1 and base then run on the host's system folders).
+TEMPLATES_DIR = os.environ.get("E2BQ_TEST_TEMPLATES_DIR", DEFAULT_TEMPLATES_DIR)
+# The root filesystem a default create (code-interpreter-v1) runs on; None: the host's.
 _DEFAULT_ROOTFS = Path(TEMPLATES_DIR) / "code-interpreter-v1" / "rootfs" if TEMPLATES_DIR else None
 DEFAULT_ROOTFS = _DEFAULT_ROOTFS.resolve() if _DEFAULT_ROOTFS and _DEFAULT_ROOTFS.exists() else None
 
@@ -71,11 +74,17 @@ def sandbox_host(
     ``extra`` are sandboxd options and ``env`` adds to its environment. ``port`` is a free one by
     default: pass the port of a stopped host to restart it at the same address.
     """
-    # Templates built on this machine must not change what a test's host serves, unless a run
-    # asks for it (E2BQ_TEST_TEMPLATES_DIR: e.g. the security suite on code-interpreter-v1).
-    env = {"E2BQ_SANDBOXD_TEMPLATES_DIR": TEMPLATES_DIR or str(tmp / "no-templates"), **(env or {})}
+    if TEMPLATES_DIR and DEFAULT_ROOTFS is None:
+        raise RuntimeError(
+            f"code-interpreter-v1 is not built in {TEMPLATES_DIR}: run `make install` (it builds the "
+            "shipped templates), or set E2BQ_TEST_TEMPLATES_DIR= to test on the host's system folders"
+        )
     if TEMPLATES_DIR:  # sandboxes on a template trust what the host trusts (a proxy's CA, say)
+        env = {"E2BQ_SANDBOXD_TEMPLATES_DIR": TEMPLATES_DIR, **(env or {})}
         env.setdefault("E2BQ_SANDBOX_CA_BUNDLE", "/etc/ssl/certs/ca-certificates.crt")
+    else:
+        templates = {"E2BQ_SANDBOXD_TEMPLATES_DIR": str(tmp / "no-templates"), "E2BQ_SANDBOXD_HOST_ROOT": "1"}
+        env = {**templates, **(env or {})}
     with start_sandboxd(tmp, *extra, port=port, api_key=API_KEY, env=env) as host:
         yield host
 

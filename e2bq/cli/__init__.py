@@ -49,7 +49,7 @@ def doctor(runtime: Path | None, fix: bool) -> None:
 
     Exits 1 when anything is missing.
     """
-    from ..sandboxd.doctor import examine
+    from ..sandboxd.doctor import check_templates, examine
     from ..sandboxd.doctor import fix as reclaim
 
     if fix:
@@ -58,8 +58,9 @@ def doctor(runtime: Path | None, fix: bool) -> None:
             click.echo(f"FIXED    {line}")
         click.echo(f"reclaimed {len(done)} leftovers of sandboxds that died")
 
-    findings = examine(HostSettings.from_env(runtime=runtime).runtime)
-    for finding in findings:
+    settings = HostSettings.from_env(runtime=runtime)
+    findings = examine(settings.runtime)
+    for finding in [*findings, check_templates(settings.templates_dir, host_root=settings.host_root)]:
         click.echo(finding.line())
     missing = sum(not finding.ok for finding in findings)
     if missing:
@@ -169,6 +170,11 @@ def _tornado_options(args: list[str]) -> list[str]:
     show_default=True,
     help="Nodes to start: a sandboxd and its worker each (node1, node2, ...).",
 )
+@click.option(
+    "--no-build",
+    is_flag=True,
+    help="Do not build the shipped templates (code-interpreter-v1, base) that are not built yet.",
+)
 @click.argument("command", nargs=-1, type=click.UNPROCESSED)
 def up(
     flower_port: int,
@@ -176,17 +182,24 @@ def up(
     redis_url: str | None,
     warm_pool: int | None,
     nodes: int,
+    no_build: bool,
     command: tuple[str, ...],
 ) -> None:
     """Start the embedded default: Redis (unless E2BQ_REDIS_URL is set), sandboxd and a worker per
-    node, Flower.
+    node, Flower. The templates sandboxes run on by default are built first when they are not yet
+    (once: a few minutes, from Debian's archive and PyPI).
 
     With COMMAND (after --), run it with the stack's environment, then stop everything;
     otherwise run until Ctrl-C.
     """
     from ..embedded import embedded
     from ..errors import ConfigurationError
+    from ..sandboxd.doctor import SHIPPED_DEFAULTS
+    from ..sandboxd.templates.cli import build_missing
 
+    host_settings = HostSettings.from_env()
+    if not (no_build or host_settings.host_root):
+        build_missing(SHIPPED_DEFAULTS, host_settings)
     try:
         with embedded(
             redis_url=redis_url,

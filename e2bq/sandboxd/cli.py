@@ -110,7 +110,7 @@ def sandboxd(
         raise click.UsageError(
             "--local without an API key listens on loopback only: drop --host (and E2BQ_SANDBOXD_HOST)"
         )
-    _require_host(settings.runtime)
+    _require_host(settings)
     click.echo(
         f"E2B_API_URL={settings.url} E2B_SANDBOX_URL={settings.url} E2B_VOLUME_API_URL={settings.url}",
         err=True,
@@ -120,15 +120,19 @@ def sandboxd(
     serve(settings, log_level=log_level)
 
 
-def _require_host(runtime: Path) -> None:
-    """Exit with doctor's lines for what is missing, before any sandbox is started."""
-    from .doctor import examine
+def _require_host(settings: HostSettings) -> None:
+    """Exit with doctor's lines for what is missing, before any sandbox is started; warn of
+    what is missing but not needed to run."""
+    from .doctor import check_templates, examine
 
-    missing = [finding for finding in examine(runtime) if not finding.ok]
+    missing = [finding for finding in examine(settings.runtime) if not finding.ok]
     if missing:
         for finding in missing:
             click.echo(finding.line(), err=True)
         raise click.ClickException("this host lacks what sandboxd needs (see above; `e2bq doctor` checks it)")
+    templates = check_templates(settings.templates_dir, host_root=settings.host_root)
+    if not templates.ok:
+        click.echo(templates.line(), err=True)
 
 
 @sandboxd.command("install-runtime")

@@ -14,12 +14,17 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from .errors import TemplateError
 from .jail import leftovers
 from .jail.bwrap import SECCOMP_FILE, system_binds
 from .jail.cgroups import ROOT as CGROUP_ROOT
 from .jail.cgroups import sweep_dead
 from .jail.leftovers import sweep_chains
 from .runtime import REQUIREMENTS, runtime_is_current
+from .templates.store import TemplateStore
+
+# What E2B's SDKs create on by default: the code interpreter SDK, the plain one.
+SHIPPED_DEFAULTS = ("code-interpreter-v1", "base")
 
 PROBE_TIMEOUT = 10.0
 NOBODY = 65534
@@ -34,11 +39,12 @@ class Finding:
     ok: bool
     detail: str
     fix: str = ""
+    required: bool = True  # False: sandboxd runs without it, with less to offer
 
     def line(self) -> str:
         if self.ok:
             return f"OK       {self.item}: {self.detail}"
-        return f"MISSING  {self.item}: {self.detail}; {self.fix}"
+        return f"{'MISSING' if self.required else 'WARN':<8} {self.item}: {self.detail}; {self.fix}"
 
 
 def _tool(item: str, command: str, package: str) -> Finding:
@@ -164,6 +170,27 @@ def check_runtime(runtime: Path) -> Finding:
     if not runtime_is_current(runtime):
         return Finding(item, False, f"{runtime} was built from another {REQUIREMENTS.name}", fix)
     return Finding(item, True, f"{runtime}, built from this e2bq's lock")
+
+
+def check_templates(folder: Path, *, host_root: bool) -> Finding:
+    """Whether the templates SDKs create on by default are built (sandboxd runs without them, but
+    a create on one then answers 404, or runs on the host's system folders with host_root)."""
+    store = TemplateStore(folder)
+    missing = []
+    for name in SHIPPED_DEFAULTS:
+        try:
+            store.get(name)
+        except (TemplateError, OSError, ValueError):
+            missing.append(name)
+    item = "shipped templates"
+    if not missing:
+        return Finding(item, True, f"{', '.join(SHIPPED_DEFAULTS)} built in {folder}")
+    then = "run on the host's system folders" if host_root else "answer 404"
+    builds = " and ".join(f"`e2bq template build {name}`" for name in missing)
+    return Finding(
+        item, False, f"{', '.join(missing)} not built in {folder}: creates on them {then}",
+        f"run {builds} (as root; `make install` does)", required=False,
+    )
 
 
 def checks(runtime: Path) -> list[Callable[[], Finding]]:

@@ -65,6 +65,10 @@ class HostSettings:
     - ``E2BQ_SANDBOXD_VOLUME_MB``: the size of every new volume, MiB (1024): writing past it fails
       with "No space left on device" inside and 507 through the volume content API (needs root).
     - ``E2BQ_SANDBOXD_TEMPLATES_DIR``: where built templates live (``/var/lib/e2bq/templates``).
+    - ``E2BQ_SANDBOXD_HOST_ROOT=1``: serve ``code-interpreter-v1`` and ``base`` on the host's own
+      system folders (bound read-only) while they are not built; off by default, when a create on a
+      template not built answers 404 naming the command that builds it. For development only: the
+      sandboxes then see whatever the host keeps under ``/usr``.
     - ``E2BQ_TEMPLATE_DEBIAN_MIRROR``: the Debian archive template builds install from
       (``http://deb.debian.org/debian``).
     - ``E2BQ_TEMPLATE_PIP_INDEX_URL`` (else ``PIP_INDEX_URL``) and ``E2BQ_TEMPLATE_NPM_REGISTRY`` (else
@@ -106,6 +110,8 @@ class HostSettings:
     # E2B's template build API (Template.build): its steps run as root in the build's jail, on the
     # host's network, so it is off unless asked for; off, only `e2bq template build` on the host builds.
     template_builds: bool = False
+    # code-interpreter-v1 and base not built: run their sandboxes on the host's system folders
+    host_root: bool = False
     key_generated: bool = False  # no key was given, so from_env made one (to be printed)
 
     def __post_init__(self) -> None:
@@ -156,6 +162,8 @@ class HostSettings:
             values["fork_kernels"] = False
         if env.get("E2BQ_SANDBOXD_TEMPLATE_BUILDS", "").lower() in ("1", "true", "yes"):
             values["template_builds"] = True
+        if env.get("E2BQ_SANDBOXD_HOST_ROOT", "").lower() in ("1", "true", "yes"):
+            values["host_root"] = True
         # pip and npm inside a build use the index this host's own pip and npm were pointed at.
         values["template_pip_index"] = env.get("E2BQ_TEMPLATE_PIP_INDEX_URL") or env.get("PIP_INDEX_URL", "")
         values["template_npm_registry"] = env.get("E2BQ_TEMPLATE_NPM_REGISTRY") or env.get(

@@ -15,6 +15,7 @@ for what is built):
 
 from __future__ import annotations
 
+import asyncio
 import secrets
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -25,7 +26,6 @@ from starlette.routing import BaseRoute, Route
 
 from ..errors import HostError, TemplateError
 from ..lifecycle.sandboxes import SandboxHost
-from ..lifecycle.templateroots import BUILT_IN
 from ..templates.build import BuildOptions
 from ..templates.sdkbuilds import BuildJob, LogEntry, SdkBuilds
 from ..templates.store import check_name
@@ -52,6 +52,7 @@ class TemplateBuildRoutes:
             ),
         )
         self._tokens: dict[str, str] = {}  # upload token → files hash
+        self.templates = host.templates
 
     def routes(self, guard: Callable[[Endpoint], Endpoint]) -> list[BaseRoute]:
         return [
@@ -96,9 +97,10 @@ class TemplateBuildRoutes:
 
     async def alias(self, request: Request) -> Response:
         name = request.path_params["alias"]
-        known = {record["name"] for record in self.builds.store.templates()} | set(BUILT_IN)
-        if name not in known:
-            raise HostError(404, f"template '{name}' not found")
+        try:  # what a create on that name would get
+            await asyncio.to_thread(self.templates.find, name)
+        except HostError:
+            raise HostError(404, f"template '{name}' not found") from None
         return JSONResponse({"templateID": name, "public": False})
 
     async def upload_link(self, request: Request) -> Response:

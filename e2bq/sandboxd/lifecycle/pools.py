@@ -1,11 +1,12 @@
 """The warm pools of one host: one per template, each a ``WarmPool`` of jails made on that template.
 
 The first pool is the host's own (``--warm-pool``, ``--warm-pool-max``), made on ``code-interpreter-v1``
-(what the code interpreter SDK, so every worker, asks for): on its build when there is one here, else
-on the host's system folders. ``E2BQ_SANDBOXD_WARM_POOL_TEMPLATES`` (``name=count,...``) adds a
-fixed pool per named template. Every few seconds each pool's template is looked up again: a template
-built, rebuilt or deleted since gets a pool made on what its name gives now (the old pool's idle
-jails are ended), so a create never takes a jail made on a stale build.
+(what the code interpreter SDK, so every worker, asks for), once that template is built here (or,
+with ``E2BQ_SANDBOXD_HOST_ROOT=1``, on the host's system folders until it is).
+``E2BQ_SANDBOXD_WARM_POOL_TEMPLATES`` (``name=count,...``) adds a fixed pool per named template.
+Every few seconds each pool's template is looked up again: a template built, rebuilt or deleted
+since gets a pool made on what its name gives now (the old pool's idle jails are ended), so a
+create never takes a jail made on a stale build.
 """
 
 from __future__ import annotations
@@ -46,7 +47,10 @@ class Pools:
 
     def start(self) -> None:
         for name in self.sizes:
-            self._pools[name] = self._make(name, self._find(name))
+            template = self._find(name)
+            if template is None and self.sizes[name][0] > 0:
+                log.warning("no warm pool for template %s until it is built here", name)
+            self._pools[name] = self._make(name, template)
 
     def take(
         self, envs: dict[str, str], limits: Limits, internet: bool, template: TemplateRoot
@@ -86,7 +90,7 @@ class Pools:
         try:
             return self.templates.find(name)
         except HostError as exc:
-            log.warning("no warm pool for template %s: %s", name, exc.message)
+            log.debug("no warm pool for template %s: %s", name, exc.message)
             return None
 
     def _make(self, name: str, template: TemplateRoot | None) -> WarmPool:

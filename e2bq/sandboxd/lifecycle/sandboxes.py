@@ -140,7 +140,7 @@ class SandboxHost:
         self.snapshots: SnapshotStore | None = None
         self.metrics = HostMetrics()
         self.volumes = VolumeStore(self.state_dir / "volumes", size_mb=settings.volume_mb)
-        self.templates = TemplateRoots(settings.templates_dir)
+        self.templates = TemplateRoots(settings.templates_dir, host_root=settings.host_root)
         self._sweeper: asyncio.Task[None] | None = None
         self._creating = 0
         # When this run of the host began: a node whose host restarted has lost the sandboxes it had.

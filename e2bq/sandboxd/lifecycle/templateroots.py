@@ -2,9 +2,11 @@
 
 A template built on this host (``e2bq template build``, kept in ``E2BQ_SANDBOXD_TEMPLATES_DIR``)
 gives the sandbox its own ``/`` on that template's tree (see ``jail.rootfs``). The names E2B's SDKs
-send by default (``code-interpreter-v1`` from the code interpreter SDK, ``base`` from the plain one)
-are served on the host's system folders while no template of that name is built; any other name
-that is neither a built template nor a snapshot is a 404.
+send by default are ``code-interpreter-v1`` (the code interpreter SDK) and ``base`` (the plain one),
+both shipped with e2bq and built by ``make install`` and ``e2bq up``; ``code-interpreter`` is
+another name of the first. A name that is neither a built template nor a snapshot is a 404 naming
+the command that builds it; only with ``E2BQ_SANDBOXD_HOST_ROOT=1`` are the shipped names served
+on the host's own system folders while they are not built.
 """
 
 from __future__ import annotations
@@ -14,10 +16,13 @@ from pathlib import Path
 
 from ..errors import HostError, TemplateError
 from ..jail import rootfs
-from ..templates.store import TemplateStore
+from ..templates.store import TemplateRecord, TemplateStore
 
-# Served without a build, on the host's system folders, until a template of that name is built.
+# Shipped with e2bq (templates/defs); with E2BQ_SANDBOXD_HOST_ROOT=1 served on the host's system
+# folders until built.
 BUILT_IN = ("code-interpreter-v1", "base", "code-interpreter")
+# Names E2B's SDKs have sent for a shipped template: served by that template's build.
+ALIASES = {"code-interpreter": "code-interpreter-v1"}
 
 
 @dataclass(frozen=True)
@@ -30,22 +35,18 @@ class TemplateRoot:
 
 
 class TemplateRoots:
-    def __init__(self, folder: Path) -> None:
+    def __init__(self, folder: Path, *, host_root: bool = False) -> None:
         self.store = TemplateStore(folder)
+        self.host_root = host_root  # shipped names not built: the host's system folders
 
     def find(self, name: str) -> TemplateRoot:
         """The root ``name`` gives a sandbox. Raises HostError (404 unknown, 500 unusable)."""
         try:
-            record = self.store.get(name)
+            record = self._record(name)
         except TemplateError:
-            if name in BUILT_IN:
+            if name in BUILT_IN and self.host_root:
                 return TemplateRoot(name, None)
-            served = sorted({*BUILT_IN, *(record["name"] for record in self.store.templates())})
-            raise HostError(
-                404,
-                f"template '{name}' not found; this host serves {served} and snapshots by "
-                f"id or name (build one with `e2bq template build {name} --from FILE`)",
-            ) from None
+            raise HostError(404, self._not_built(name)) from None
         except (OSError, ValueError) as exc:
             raise HostError(500, f"template '{name}' cannot be read: {exc}") from exc
         path = Path(record["rootfs"])
@@ -54,3 +55,25 @@ class TemplateRoots:
         except rootfs.RootfsError as exc:
             raise HostError(500, f"template '{name}': {exc}") from exc
         return TemplateRoot(name, path, dict(record.get("env", {})))
+
+    def _record(self, name: str) -> TemplateRecord:
+        """The built template ``name`` names (an alias: its template's). Raises TemplateError."""
+        try:
+            return self.store.get(name)
+        except TemplateError:
+            if name not in ALIASES:
+                raise
+            return self.store.get(ALIASES[name])
+
+    def _not_built(self, name: str) -> str:
+        built = sorted(record["name"] for record in self.store.templates())
+        if name in BUILT_IN:
+            shipped = ALIASES.get(name, name)
+            return (
+                f"template '{name}' is not built on this host (built: {built}): build it with "
+                f"`e2bq template build {shipped}` (`make install` and `e2bq up` build the shipped ones)"
+            )
+        return (
+            f"template '{name}' not found; this host serves the templates built on it ({built}) and "
+            f"snapshots by id or name (build one with `e2bq template build {name} --from FILE`)"
+        )

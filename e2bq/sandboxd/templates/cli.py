@@ -14,7 +14,7 @@ from rich.table import Table
 from ..errors import TemplateError
 from ..settings import DEFAULT_TEMPLATES_DIR, HostSettings
 from .build import BuildOptions, build_template
-from .store import TemplateStore
+from .store import TemplateRecord, TemplateStore
 
 SHIPPED = Path(__file__).parent / "defs"
 
@@ -46,12 +46,18 @@ def template() -> None:
 @_DIR_OPTION
 def build(name: str, source: Path | None, templates_dir: Path | None) -> None:
     """Build template NAME; an unchanged definition with unchanged files is reused at once."""
+    record = build_shown(name, source, _settings(templates_dir))
+    click.echo(record["rootfs"])
+
+
+def build_shown(name: str, source: Path | None, settings: HostSettings) -> TemplateRecord:
+    """Build template NAME (a shipped one without ``source``), its progress shown on stderr.
+    Raises click.ClickException."""
     if source is None:
         source = SHIPPED / f"{name}.toml"
         if not source.is_file():
             shipped = ", ".join(sorted(p.stem for p in SHIPPED.glob("*.toml")))
             raise click.ClickException(f"no shipped template {name!r} ({shipped}): pass --from FILE")
-    settings = _settings(templates_dir)
     options = BuildOptions(
         mirror=settings.template_mirror,
         pip_index=settings.template_pip_index,
@@ -79,7 +85,19 @@ def build(name: str, source: Path | None, templates_dir: Path | None) -> None:
         console.print(f"{name}: unchanged, cached build {record['hash']} reused ({size:.0f} MiB)")
     else:
         console.print(f"{name}: built {record['hash']} in {result['seconds']:.0f} s ({size:.0f} MiB)")
-    click.echo(record["rootfs"])
+    return record
+
+
+def build_missing(names: tuple[str, ...], settings: HostSettings) -> None:
+    """Build those of the shipped templates ``names`` not built yet (a first start takes a few
+    minutes: Debian's archive and PyPI over the network). Raises click.ClickException."""
+    store = TemplateStore(settings.templates_dir)
+    for name in names:
+        try:
+            store.get(name)
+        except TemplateError:
+            click.echo(f"template {name} is not built in {settings.templates_dir}: building it", err=True)
+            build_shown(name, None, settings)
 
 
 @template.command(name="list")
