@@ -51,6 +51,12 @@ from .settings import DEFAULT_RUNTIME, HostSettings
 @click.option(
     "--local", is_flag=True, help="Local mode: without a key, make one; listen on loopback only."
 )
+@click.option(
+    "--build-templates",
+    is_flag=True,
+    help="First build the shipped templates sandboxes run on by default (code-interpreter-v1, base) "
+    "that are not built yet: minutes, once [E2BQ_SANDBOXD_BUILD_TEMPLATES].",
+)
 @click.option("--log-level", default="info", show_default=True)
 @click.pass_context
 def sandboxd(
@@ -71,6 +77,7 @@ def sandboxd(
     open_files: int | None,
     output_bytes: int | None,
     local: bool,
+    build_templates: bool,
     log_level: str,
 ) -> None:
     """Run the local sandbox host (E2B's wire protocol, one bubblewrap jail per sandbox).
@@ -92,6 +99,7 @@ def sandboxd(
         warm_pool_max=warm_pool_max,
         state_dir=state_dir,
         runtime=runtime,
+        build_templates=build_templates or None,  # not given: E2BQ_SANDBOXD_BUILD_TEMPLATES
         limits={
             name: value
             for name, value in {
@@ -110,6 +118,11 @@ def sandboxd(
         raise click.UsageError(
             "--local without an API key listens on loopback only: drop --host (and E2BQ_SANDBOXD_HOST)"
         )
+    if settings.build_templates:
+        from .doctor import SHIPPED_DEFAULTS
+        from .templates.cli import build_missing
+
+        build_missing(SHIPPED_DEFAULTS, settings)
     _require_host(settings)
     click.echo(
         f"E2B_API_URL={settings.url} E2B_SANDBOX_URL={settings.url} E2B_VOLUME_API_URL={settings.url}",

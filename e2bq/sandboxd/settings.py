@@ -14,6 +14,12 @@ from .jail.limits import Limits
 DEFAULT_RUNTIME = "/opt/e2bq/runtime"
 DEFAULT_SANDBOX_UID = 64000
 DEFAULT_TEMPLATES_DIR = "/var/lib/e2bq/templates"
+# Sandboxes on a template map their ids onto host ranges of 65536 (jail.idmap), at most UID_RANGES
+# of them from the base: the last id must stay below 2**32 - 1 (the kernel's "no id").
+DEFAULT_UID_RANGE_BASE = 1 << 24
+MIN_UID_RANGE_BASE = 1 << 20
+UID_RANGES = 4096
+MAX_UID_RANGE_BASE = (1 << 32) - 2 - UID_RANGES * 65536
 DEFAULT_DEBIAN_MIRROR = "http://deb.debian.org/debian"
 DEFAULT_CA_BUNDLE = "/etc/ssl/certs/ca-certificates.crt"
 
@@ -57,6 +63,9 @@ class HostSettings:
       400 (100).
     - ``E2BQ_SANDBOXD_MAX_TIMEOUT``: the longest sandbox lifetime a client may ask for, seconds.
     - ``E2BQ_SANDBOX_UID``: the unprivileged host uid sandboxes run as when sandboxd is root.
+    - ``E2BQ_SANDBOX_UID_RANGE_BASE``: the first host id of the ranges sandboxes on a template map
+      their ids onto (65536 each, 4096 ranges at most; ``2**24``). Hosts sharing a kernel (two
+      nodes on one machine) need bases at least ``2**28`` apart, so no two sandboxes share an id.
     - ``E2BQ_SANDBOX_PRIVATE_NETWORKS=allow``: let sandboxes with internet reach private and
       link-local addresses (blocked by default: cloud metadata, a deployment's Redis and workers).
     - ``E2BQ_SANDBOX_MEMORY_MB``, ``E2BQ_SANDBOX_PIDS``, ``E2BQ_SANDBOX_CPU``, ``E2BQ_SANDBOX_DISK_MB``,
@@ -69,6 +78,8 @@ class HostSettings:
       system folders (bound read-only) while they are not built; off by default, when a create on a
       template not built answers 404 naming the command that builds it. For development only: the
       sandboxes then see whatever the host keeps under ``/usr``.
+    - ``E2BQ_SANDBOXD_BUILD_TEMPLATES=1``: at start, build those of ``code-interpreter-v1`` and
+      ``base`` not built yet (``--build-templates``; the deployments' first start).
     - ``E2BQ_TEMPLATE_DEBIAN_MIRROR``: the Debian archive template builds install from
       (``http://deb.debian.org/debian``).
     - ``E2BQ_TEMPLATE_PIP_INDEX_URL`` (else ``PIP_INDEX_URL``) and ``E2BQ_TEMPLATE_NPM_REGISTRY`` (else
@@ -95,6 +106,7 @@ class HostSettings:
     default_timeout: int = 300
     max_timeout: int = 86_400
     sandbox_uid: int = DEFAULT_SANDBOX_UID
+    uid_range_base: int = DEFAULT_UID_RANGE_BASE
     ready_timeout: float = 30.0
     limits: Limits = field(default_factory=Limits)
     block_private_networks: bool = True
@@ -112,6 +124,8 @@ class HostSettings:
     template_builds: bool = False
     # code-interpreter-v1 and base not built: run their sandboxes on the host's system folders
     host_root: bool = False
+    # at start, build the shipped templates not built yet
+    build_templates: bool = False
     key_generated: bool = False  # no key was given, so from_env made one (to be printed)
 
     def __post_init__(self) -> None:
@@ -123,6 +137,11 @@ class HostSettings:
             raise ValueError("E2BQ_SANDBOXD_MAX_PAUSED must be 0 or more sandboxes")
         if self.max_snapshots < 0:
             raise ValueError("the maximum of snapshots must be 0 or more")
+        if not MIN_UID_RANGE_BASE <= self.uid_range_base <= MAX_UID_RANGE_BASE:
+            raise ValueError(
+                f"E2BQ_SANDBOX_UID_RANGE_BASE must be from {MIN_UID_RANGE_BASE} (above the ids accounts "
+                f"and their subordinate ranges use) to {MAX_UID_RANGE_BASE} (room for {UID_RANGES} ranges)"
+            )
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **overrides: Any) -> HostSettings:
@@ -141,6 +160,7 @@ class HostSettings:
             "warm_pool_max": ("E2BQ_SANDBOXD_WARM_POOL_MAX", int),
             "max_timeout": ("E2BQ_SANDBOXD_MAX_TIMEOUT", int),
             "sandbox_uid": ("E2BQ_SANDBOX_UID", int),
+            "uid_range_base": ("E2BQ_SANDBOX_UID_RANGE_BASE", int),
             "volume_mb": ("E2BQ_SANDBOXD_VOLUME_MB", int),
             "templates_dir": ("E2BQ_SANDBOXD_TEMPLATES_DIR", Path),
             "template_mirror": ("E2BQ_TEMPLATE_DEBIAN_MIRROR", str),
@@ -164,6 +184,8 @@ class HostSettings:
             values["template_builds"] = True
         if env.get("E2BQ_SANDBOXD_HOST_ROOT", "").lower() in ("1", "true", "yes"):
             values["host_root"] = True
+        if env.get("E2BQ_SANDBOXD_BUILD_TEMPLATES", "").lower() in ("1", "true", "yes"):
+            values["build_templates"] = True
         # pip and npm inside a build use the index this host's own pip and npm were pointed at.
         values["template_pip_index"] = env.get("E2BQ_TEMPLATE_PIP_INDEX_URL") or env.get("PIP_INDEX_URL", "")
         values["template_npm_registry"] = env.get("E2BQ_TEMPLATE_NPM_REGISTRY") or env.get(

@@ -17,7 +17,8 @@ import pytest
 
 from e2bq import Settings
 from e2bq.queues import worker_queues
-from e2bq.sandboxd.settings import HostSettings
+from e2bq.sandboxd.jail import idmap
+from e2bq.sandboxd.settings import UID_RANGES, HostSettings
 from tests.deploy import variables
 from tests.deploy.compose import (
     COMPOSE,
@@ -174,6 +175,10 @@ def test_nodes_share_nothing_but_the_key(compose: dict[str, Any]) -> None:
     # Sandboxes get host uids from sandbox_uid + 1 upwards: ranges of different nodes never meet.
     uids = sorted(s.sandbox_uid for s in settings)
     assert all(b - a >= 1000 for a, b in itertools.pairwise(uids)), uids
+    # Sandboxes on templates take 65536-id ranges from uid_range_base, UID_RANGES of them at most.
+    bases = sorted(s.uid_range_base for s in settings)
+    assert all(b - a >= UID_RANGES * idmap.RANGE_SIZE for a, b in itertools.pairwise(bases)), bases
+    assert min(bases) >= max(uids) + 1000
     assert len({s.api_key for s in settings}) == 1, "clients reach every node with one key"
 
 

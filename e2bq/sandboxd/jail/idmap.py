@@ -1,7 +1,8 @@
 """A sandbox on a template gets a range of host uids of its own, so that root inside is nobody outside.
 
 The jail's user namespace maps inside ids 0..65535 (uid and gid) onto host ids B..B+65535, a range
-no other sandbox and no host account uses (``B = RANGE_BASE + slot * RANGE_SIZE``). Root inside is
+no other sandbox and no host account uses (``B = first + slot * RANGE_SIZE``, where ``first`` is
+``E2BQ_SANDBOX_UID_RANGE_BASE``, ``RANGE_BASE`` by default). Root inside is
 then host uid B, the sandbox's user (1000) is B+1000: every id a process inside can take is one of
 the sandbox's own, and every file it writes on its disk belongs to one of them.
 
@@ -56,9 +57,9 @@ class _MountAttr(ctypes.Structure):
     )
 
 
-def base_of(slot: int) -> int:
-    """The first host id of the range of ``slot``."""
-    return RANGE_BASE + slot * RANGE_SIZE
+def base_of(slot: int, first: int = RANGE_BASE) -> int:
+    """The first host id of the range of ``slot``, ranges starting at ``first``."""
+    return first + slot * RANGE_SIZE
 
 
 def uid_map(base: int) -> str:

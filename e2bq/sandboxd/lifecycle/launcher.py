@@ -25,7 +25,7 @@ from ..jail.cgroups import Cgroups
 from ..jail.disk import Disks
 from ..jail.limits import Limits
 from ..jail.network import Network, Uplink
-from ..settings import HostSettings
+from ..settings import MIN_UID_RANGE_BASE, UID_RANGES, HostSettings
 from . import jailend, keptdisk, persist
 from .forkserver import ForkServer
 from .persist import DiskRecord
@@ -357,14 +357,17 @@ class Launcher:
         template has a range of its own where sandboxd is root (its disk, if kept, made so)."""
         if disk is not None:
             uid = self._owner_again(disk)
-            on_range = on_template and uid is not None and uid >= idmap.RANGE_BASE
+            on_range = on_template and uid is not None and uid >= MIN_UID_RANGE_BASE
             return uid, (uid - idmap.INSIDE_USER if on_range and uid is not None else None)
         if not on_template or self.uid is None:
             return self._take_uid(), None
+        first = self.settings.uid_range_base
         slot = 0
-        while idmap.base_of(slot) + idmap.INSIDE_USER in self._uids_in_use:
+        while idmap.base_of(slot, first) + idmap.INSIDE_USER in self._uids_in_use:
             slot += 1
-        base = idmap.base_of(slot)
+        if slot >= UID_RANGES:
+            raise LaunchError(f"all {UID_RANGES} uid ranges of this host are in use: end a sandbox")
+        base = idmap.base_of(slot, first)
         self._uids_in_use.add(base + idmap.INSIDE_USER)
         return base + idmap.INSIDE_USER, base
 

@@ -97,6 +97,26 @@ def test_root_inside_is_a_host_uid_range_of_the_sandboxes_own(tiny: Sandbox, sdk
     assert abs(first - second) >= idmap.RANGE_SIZE  # no id in common
 
 
+
+def test_a_host_given_another_range_base_maps_its_sandboxes_there(
+    tiny: Sandbox, store: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two hosts on one kernel (two nodes on a machine) keep their sandboxes' ids apart."""
+    first = idmap.RANGE_BASE + (1 << 28)
+    env = {"E2BQ_SANDBOXD_TEMPLATES_DIR": str(store), "E2BQ_SANDBOX_UID_RANGE_BASE": str(first)}
+    ours = int(as_root(tiny, "cat /proc/self/uid_map").split()[1])
+    with sandbox_host(tmp_path, env=env) as other_host:
+        for name, value in other_host.env.items():
+            monkeypatch.setenv(name, value)
+        other = Sandbox.create(template="tiny", timeout=120)
+        try:
+            theirs = int(as_root(other, "cat /proc/self/uid_map").split()[1])
+            owner = other.commands.run("touch ~/mine && stat -c %u ~/mine").stdout.strip()
+        finally:
+            other.kill()
+    assert theirs == first and ours < first
+    assert owner == "1000"  # inside: its user, whatever the host range
+
 def test_root_inside_holds_no_power_beyond_the_sandbox(tiny: Sandbox, store: Path) -> None:
     rootfs = (store / "tiny" / "rootfs").resolve()
     status = as_root(tiny, "grep -E '^(CapEff|CapBnd|NoNewPrivs|Seccomp):' /proc/self/status")
