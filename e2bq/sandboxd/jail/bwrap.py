@@ -83,9 +83,11 @@ _ETC_ALLOW = (
     "xdg/pip",
 )
 
+# The system folders on PATH, as Docker images (and so E2B's) have them: sbin for root inside.
+SYSTEM_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 _PROFILE = f"""\
 # /etc/profile of an e2bq sandbox
-export PATH="{RUNTIME}/bin:/home/user/.local/bin:/usr/local/bin:/usr/bin:/bin"
+export PATH="{RUNTIME}/bin:/home/user/.local/bin:{SYSTEM_PATH}"
 if [ -d /etc/profile.d ]; then
   for i in /etc/profile.d/*.sh; do [ -r "$i" ] && . "$i"; done
   unset i
@@ -93,7 +95,7 @@ fi
 """
 
 SANDBOX_ENV = {
-    "PATH": f"{RUNTIME}/bin:/home/user/.local/bin:/usr/local/bin:/usr/bin:/bin",
+    "PATH": f"{RUNTIME}/bin:/home/user/.local/bin:{SYSTEM_PATH}",
     "HOME": str(HOME),
     "USER": SANDBOX_USER,
     "LOGNAME": SANDBOX_USER,
@@ -105,8 +107,10 @@ SANDBOX_ENV = {
 }
 
 
-def write_etc(folder: Path) -> None:
-    """Write the generated /etc files every jail shares (sandboxd does this once)."""
+def write_etc(folder: Path, *, users: bool = True) -> None:
+    """Write the generated /etc files every jail shares (sandboxd does this once); without
+    ``users``, no ``passwd`` and ``group``: a jail on a template that has the sandbox's user keeps
+    the template's own (with its system users, such as apt's ``_apt``), which root inside may change."""
     folder.mkdir(parents=True, exist_ok=True)
     files = {
         "passwd": f"root:x:0:0:root:/root:/usr/sbin/nologin\n"
@@ -118,6 +122,8 @@ def write_etc(folder: Path) -> None:
         "profile": _PROFILE,
         "resolv.conf": f"nameserver {SANDBOX_DNS}\n",
     }
+    if not users:
+        del files["passwd"], files["group"]
     for name, text in files.items():
         (folder / name).write_text(text)
         (folder / name).chmod(0o644)
@@ -194,6 +200,9 @@ class JailPaths:
             folder.mkdir(mode=0o700, exist_ok=True)
             if owner is not None:
                 os.chown(folder, owner, owner)
+        # /tmp as every Unix has it, for the users a template's programs switch to (apt's _apt)
+        # and root inside; the data folder (0700) keeps everyone else on the host out.
+        self.tmp.chmod(0o1777)
 
     def remove(self) -> None:
         shutil.rmtree(self.root, ignore_errors=True)
@@ -259,7 +268,8 @@ def bwrap_command(
         *(["--bind", str(rootfs), "/"] if rootfs is not None else host_system_binds()),
     ]
     for name in GENERATED_ETC:
-        cmd += ["--ro-bind", str(etc / name), f"/etc/{name}"]
+        if rootfs is None or (etc / name).exists():  # a template's own users: see write_etc
+            cmd += ["--ro-bind", str(etc / name), f"/etc/{name}"]
     if rootfs is not None and ca_bundle is not None:
         cmd += ["--ro-bind", str(ca_bundle), str(CA_BUNDLE)]
     cmd += [

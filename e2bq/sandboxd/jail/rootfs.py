@@ -140,3 +140,27 @@ class _Walk:
 
     def close(self) -> None:
         os.close(self.fd)
+
+
+def has_sandbox_user(rootfs: Path) -> bool:
+    """Whether the template's own ``/etc/passwd`` and ``/etc/group`` hold the sandbox's user (name
+    and id), so the jail can keep them. Read without following a link the template may hold."""
+    lines: dict[str, list[str]] = {}
+    try:
+        etc = os.open(rootfs / "etc", os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)
+        try:
+            for name in ("passwd", "group"):
+                fd = os.open(name, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK, dir_fd=etc)
+                with open(fd, encoding="utf-8", errors="replace") as file:
+                    lines[name] = file.read(1 << 20).splitlines()
+        finally:
+            os.close(etc)
+    except OSError:
+        return False
+    return all(_lists_sandbox_user(lines[name]) for name in ("passwd", "group"))
+
+
+def _lists_sandbox_user(lines: list[str]) -> bool:
+    """Whether passwd or group lines hold the sandbox's user with its id (name:x:id:...)."""
+    wanted = (bwrap.SANDBOX_USER, str(bwrap.SANDBOX_UID))
+    return any(tuple(line.split(":")[0:3:2]) == wanted for line in lines)

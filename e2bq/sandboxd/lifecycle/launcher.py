@@ -61,6 +61,8 @@ class Jail:
     # None: it maps one uid (1000 inside → ``uid``). A jail on a template has one where sandboxd is
     # root, and its ``uid`` (its user's) is then ``range_base + 1000``.
     range_base: int | None = None
+    # On a template whose /etc/passwd and group hold the sandbox's user: the jail keeps them
+    own_users: bool = False
     # Its root broker (see ``agent.rootbroker``) is forked in on the first root process asked for:
     # the cgroups it joins then, and the lock that makes it one. None: bwrap started it, or none.
     broker_cgroups: list[Path] | None = None
@@ -97,6 +99,10 @@ class Launcher:
         return self.state_dir / "etc"
 
     @property
+    def etc_without_users(self) -> Path:
+        return self.state_dir / "etc-template"
+
+    @property
     def agent_lib(self) -> Path:
         return self.state_dir / "lib"
 
@@ -123,6 +129,7 @@ class Launcher:
         # a layer's users of an earlier run are gone with their folders (and a fork cut short)
         self.layers.sweep({folder.name for folder in self.state_dir.glob("i*")})
         bwrap.write_etc(self.etc)
+        bwrap.write_etc(self.etc_without_users, users=False)
         self._copy_ca_bundle()
         shutil.rmtree(self.agent_lib, ignore_errors=True)
         shutil.copytree(AGENT_SOURCE, self.agent_lib / "agent", ignore=shutil.ignore_patterns("__pycache__"))
@@ -209,6 +216,7 @@ class Launcher:
         paths = bwrap.JailPaths(self.state_dir / sandbox_id)
         handle = Jail(sandbox_id, paths, None, limits, internet=False, uid=uid, binds=binds)
         handle.rootfs, handle.range_base = root, range_base
+        handle.own_users = root is not None and await asyncio.to_thread(rootfs.has_sandbox_user, root)
         userns_fd: int | None = None
         try:
             paths.create()
@@ -243,7 +251,7 @@ class Launcher:
                 max_output_bytes=limits.output_bytes,
                 prefix=prefix,
                 own_network=handle.uplink is None,
-                etc=self.etc,
+                etc=self.etc_without_users if handle.own_users else self.etc,
                 runtime=self.settings.runtime,
                 agent_lib=self.agent_lib,
                 seccomp=self.seccomp,

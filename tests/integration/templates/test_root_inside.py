@@ -117,6 +117,22 @@ def test_a_host_given_another_range_base_maps_its_sandboxes_there(
     assert theirs == first and ours < first
     assert owner == "1000"  # inside: its user, whatever the host range
 
+
+def test_the_templates_own_users_are_kept_and_root_inside_may_add_one(tiny: Sandbox, store: Path) -> None:
+    """The template's /etc/passwd and group (apt's _apt among them) are the sandbox's, in its own
+    layer: useradd works as root inside and changes neither the template nor another sandbox."""
+    assert tiny.commands.run("getent passwd _apt user | cut -d: -f1,3").stdout == "_apt:42\nuser:1000\n"
+    assert tiny.commands.run("whoami; id -gn").stdout == "user\nuser\n"
+    as_root(tiny, "useradd --uid 2000 --create-home bob")
+    assert tiny.commands.run("getent passwd bob | cut -d: -f3").stdout == "2000\n"
+    assert as_root(tiny, "su bob -c 'id -u'") == "2000\n"
+    assert b"bob" not in (store / "tiny" / "rootfs" / "etc" / "passwd").read_bytes()
+    other = Sandbox.create(template="tiny", timeout=120)
+    try:
+        assert other.commands.run("getent passwd bob || echo none").stdout == "none\n"
+    finally:
+        other.kill()
+
 def test_root_inside_holds_no_power_beyond_the_sandbox(tiny: Sandbox, store: Path) -> None:
     rootfs = (store / "tiny" / "rootfs").resolve()
     status = as_root(tiny, "grep -E '^(CapEff|CapBnd|NoNewPrivs|Seccomp):' /proc/self/status")
