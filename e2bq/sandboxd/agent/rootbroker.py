@@ -23,12 +23,14 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import fcntl
 import json
 import os
 import selectors
 import signal
 import socket
 import sys
+import termios
 
 TYPE_CHECKING = False  # typing itself is not imported: the broker stays resident in every jail
 if TYPE_CHECKING:
@@ -106,6 +108,9 @@ def _start_root(request: dict[str, Any], fds: list[int]) -> int:
             for fd in fds:  # received without close-on-exec
                 if fd > 2:
                     os.close(fd)
+            if os.isatty(0):  # a PTY's command (its stand-in left it free): its controlling terminal
+                with contextlib.suppress(OSError):
+                    fcntl.ioctl(0, termios.TIOCSCTTY, 0)
             os.umask(0o022)
             os.chdir(cwd)
             os.execvpe(argv[0], argv, env)

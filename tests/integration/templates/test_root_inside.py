@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import secrets
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -225,14 +226,26 @@ def test_junk_sent_to_the_root_broker_leaves_it_serving(tiny: Sandbox) -> None:
     assert as_root(tiny, "id -u") == "0\n"
 
 
-def test_a_pty_asked_as_root_is_the_users(tiny: Sandbox) -> None:
-    """Not served as root yet (the broker's child could not own the terminal): the user's, as on
-    the host's system folders."""
+def test_a_pty_asked_as_root_is_roots_with_its_own_controlling_terminal(tiny: Sandbox) -> None:
+    """The shell is root's, the terminal is its controlling one: ^C reaches its foreground job,
+    a resize reaches it, and the SDK's kill ends it."""
     output: list[bytes] = []
     terminal = tiny.pty.create(PtySize(rows=24, cols=80), user="root")
-    tiny.pty.send_stdin(terminal.pid, b"echo uid=$(id -u); exit\n")
+    tiny.pty.send_stdin(terminal.pid, b"echo uid=$(id -u) tty=$(tty | cut -c1-8); stty size\n")
+    tiny.pty.send_stdin(terminal.pid, b"sleep 300\n")
+    time.sleep(1)
+    tiny.pty.send_stdin(terminal.pid, b"\x03")
+    tiny.pty.resize(terminal.pid, PtySize(rows=30, cols=100))
+    tiny.pty.send_stdin(terminal.pid, b"echo interrupted=$?; stty size; exit\n")
     terminal.wait(on_pty=output.append)
-    assert b"uid=1000" in b"".join(output)
+    text = b"".join(output).decode(errors="replace")
+    assert "uid=0 tty=/dev/pts" in text and "24 80" in text, text
+    assert "interrupted=130" in text and "30 100" in text, text
+
+    killed = tiny.pty.create(PtySize(rows=24, cols=80), user="root")
+    assert tiny.pty.kill(killed.pid)
+    with pytest.raises(CommandExitException):
+        killed.wait()
 
 
 def test_a_filesystem_pause_keeps_what_root_installed(tiny: Sandbox) -> None:

@@ -124,12 +124,14 @@ def _end_event(returncode: int) -> Message:
 
 
 async def _exec(
-    message: Message, cmd: str, args: list[str], *, envs: dict[str, str], cwd: str
+    message: Message, cmd: str, args: list[str], *, envs: dict[str, str], cwd: str, as_root: bool = False
 ) -> tuple[asyncio.subprocess.Process, int | None]:
     """The started process, and its terminal's master fd when the request asks for a PTY."""
     if message.get("pty"):
         rows, cols = terminal.size_of(message["pty"])
-        return await terminal.spawn(cmd, args, env=envs, cwd=Path(cwd), rows=rows, cols=cols)
+        return await terminal.spawn(
+            cmd, args, env=envs, cwd=Path(cwd), rows=rows, cols=cols, controlling=not as_root
+        )
     proc = await asyncio.create_subprocess_exec(
         cmd,
         *args,
@@ -185,8 +187,7 @@ class ProcessService:
         # Shielded: a client that goes away while its process starts (a worker killed mid-call)
         # must not leave a process that runs unregistered, which no Connect, List or a second
         # Start of its job could find.
-        # not on a PTY: the broker's child cannot take the terminal as its controlling one
-        as_root = asroot.serves_root(self.config, asroot.requested_user(request)) and not message.get("pty")
+        as_root = asroot.serves_root(self.config, asroot.requested_user(request))
         launching = asyncio.ensure_future(self._launch(message, as_root=as_root))
         try:
             process, queue = await asyncio.shield(launching)
@@ -250,7 +251,7 @@ class ProcessService:
         if as_root:  # started by the root broker in ``cwd``, which its user may not enter
             (run, run_args), run_cwd = asroot.through_broker(self.config, cmd, args, cwd), self.config.home
         try:
-            proc, master = await _exec(message, run, run_args, envs=envs, cwd=str(run_cwd))
+            proc, master = await _exec(message, run, run_args, envs=envs, cwd=str(run_cwd), as_root=as_root)
         except OSError as exc:
             raise ConnectError("invalid_argument", f"cannot start {cmd}: {exc.strerror}") from exc
         prefer_for_oom(proc.pid)

@@ -49,9 +49,18 @@ def _take_terminal() -> None:
 
 
 async def spawn(
-    cmd: str, args: Sequence[str], *, env: Mapping[str, str], cwd: Path, rows: int, cols: int
+    cmd: str,
+    args: Sequence[str],
+    *,
+    env: Mapping[str, str],
+    cwd: Path,
+    rows: int,
+    cols: int,
+    controlling: bool = True,
 ) -> tuple[asyncio.subprocess.Process, int]:
     """Start ``cmd`` on a new pseudo-terminal of ``rows`` x ``cols``; the process and the master fd.
+    Without ``controlling`` the terminal is not made its controlling one (a stand-in for a process
+    the root broker starts, which takes it instead: see ``rootexec``).
 
     Raises OSError when the command cannot be started (the master is closed then).
     """
@@ -68,7 +77,7 @@ async def spawn(
             cwd=cwd,
             env=dict(env),
             start_new_session=True,
-            preexec_fn=_take_terminal,
+            preexec_fn=_take_terminal if controlling else None,
         )
     except BaseException:
         os.close(master)
