@@ -16,8 +16,10 @@ from tests.procs import free_port
 TOOLS_BUT_BWRAP = ("setpriv", "slirp4netns", "ip", "iptables", "losetup", "mkfs.ext4")
 
 
-def e2bq(*args: str, path: str | None = None, timeout: float = 60) -> subprocess.CompletedProcess[str]:
-    env = dict(os.environ)
+def e2bq(
+    *args: str, path: str | None = None, timeout: float = 60, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, **(env or {})}
     if path is not None:
         env["PATH"] = path
     return subprocess.run(
@@ -69,3 +71,13 @@ def test_a_runtime_that_is_not_built_is_named_with_the_command_that_builds_it(tm
     line = next(line for line in done.stdout.splitlines() if "sandbox runtime" in line)
     assert line.startswith("MISSING")
     assert f"e2bq sandboxd install-runtime --target {tmp_path / 'nowhere'}" in line
+
+
+def test_shipped_templates_not_built_are_a_warning_with_the_commands_that_build_them(tmp_path: Path) -> None:
+    empty = tmp_path / "templates"
+    done = e2bq("doctor", env={"E2BQ_SANDBOXD_TEMPLATES_DIR": str(empty)})
+    assert done.returncode == 0, done.stdout + done.stderr  # sandboxd runs: a host may serve its own
+    line = next(line for line in done.stdout.splitlines() if "shipped templates" in line)
+    assert line.startswith("WARN ")
+    assert f"code-interpreter-v1, base not built in {empty}: creates on them answer 404" in line
+    assert "`e2bq template build code-interpreter-v1` and `e2bq template build base`" in line
