@@ -126,7 +126,7 @@ class ForkServer:
         argv: list[str],
         range_base: int | None = None,
     ) -> None:
-        """Fork the jail's agent, handing it ``fds`` (see ``bwrap.spawn``). Raises LaunchError."""
+        """Fork the jail's agent, handing it ``fds`` (see ``spawn.spawn``). Raises LaunchError."""
         request: dict[str, object] = {
             "pid": jail_pid,
             "uid": uid,

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import ForkServerError, LaunchError, SetupError
-from ..jail import bwrap, idmap, layers, leftovers, rootfs
+from ..jail import bwrap, idmap, layers, leftovers, rootfs, spawn
 from ..jail.cgroups import Cgroups
 from ..jail.disk import Disks
 from ..jail.limits import Limits
@@ -245,7 +245,7 @@ class Launcher:
             prefix = self._prefix(cgroup_dirs, limits, uid if range_base is None else range_base)
             if handle.uplink is not None:
                 prefix = ["nsenter", f"--net={handle.uplink.path}", "--", *prefix]
-            handle.proc, ready_fd, handover = bwrap.spawn(
+            handle.proc, ready_fd, handover = spawn.spawn(
                 paths,
                 envs=envs,
                 max_output_bytes=limits.output_bytes,
