@@ -32,6 +32,8 @@ import socket
 import sys
 import termios
 
+from . import capabilities
+
 TYPE_CHECKING = False  # typing itself is not imported: the broker stays resident in every jail
 if TYPE_CHECKING:
     from typing import Any, NoReturn
@@ -40,40 +42,20 @@ SANDBOX_UID = 1000
 # bwrap.ROOT_CAPABILITIES by number, for the fork server: CHOWN DAC_OVERRIDE FOWNER FSETID KILL
 # SETGID SETUID SETPCAP NET_BIND_SERVICE SYS_CHROOT AUDIT_WRITE SETFCAP
 CAPABILITIES = (0, 1, 3, 4, 5, 6, 7, 8, 10, 18, 29, 31)
-_PR_CAPBSET_DROP = 24
 _PR_SET_DUMPABLE = 4
-_CAPABILITY_VERSION_3 = 0x20080522
 _MAX_MESSAGE = 1 << 20
 _ROOT_ENV = {"HOME": "/root", "USER": "root", "LOGNAME": "root"}
-
-
-class _CapHeader(ctypes.Structure):
-    _fields_ = (("version", ctypes.c_uint32), ("pid", ctypes.c_int))
-
-
-class _CapData(ctypes.Structure):
-    _fields_ = (
-        ("effective", ctypes.c_uint32),
-        ("permitted", ctypes.c_uint32),
-        ("inheritable", ctypes.c_uint32),
-    )
 
 
 def drop_to_user() -> None:
     """Become the sandbox's user with no capability, as bwrap makes the agent of other jails:
     bounding set emptied, no groups, uid/gid 1000, effective/permitted/inheritable cleared."""
     libc = ctypes.CDLL(None, use_errno=True)
-    with open("/proc/sys/kernel/cap_last_cap") as file:
-        last = int(file.read())
-    for cap in range(last + 1):
-        if libc.prctl(_PR_CAPBSET_DROP, cap, 0, 0, 0) != 0:
-            raise OSError(ctypes.get_errno(), f"cannot drop capability {cap}")
+    capabilities.limit_bounding_set()
     os.setgroups([])
     os.setresgid(SANDBOX_UID, SANDBOX_UID, SANDBOX_UID)
     os.setresuid(SANDBOX_UID, SANDBOX_UID, SANDBOX_UID)  # clears permitted, effective and ambient
-    data = (_CapData * 2)()
-    if libc.capset(ctypes.byref(_CapHeader(_CAPABILITY_VERSION_3, 0)), data) != 0:
-        raise OSError(ctypes.get_errno(), "cannot clear the inheritable capabilities")
+    capabilities.set_capabilities()  # and the inheritable set
     libc.prctl(_PR_SET_DUMPABLE, 1, 0, 0, 0)  # the agent reads its own /proc files
 
 

@@ -19,6 +19,8 @@ import signal
 from dataclasses import dataclass
 from pathlib import Path
 
+from .. import capabilities
+
 SANDBOX_UID = 1000
 RANGE_SIZE = 65536  # ids a jail on a template maps (jail.idmap.RANGE_SIZE)
 # nsenter's order, with the user namespace last as nsenter does when it drops privileges: bwrap
@@ -26,7 +28,6 @@ RANGE_SIZE = 65536  # ids a jail on a template maps (jail.idmap.RANGE_SIZE)
 # out of reach; host root enters them first.
 NAMESPACES = ("cgroup", "ipc", "uts", "net", "pid", "mnt", "user")
 
-_PR_CAPBSET_DROP = 24
 _PR_CAP_AMBIENT = 47
 _PR_CAP_AMBIENT_CLEAR_ALL = 4
 _PR_SET_NO_NEW_PRIVS = 38
@@ -34,8 +35,6 @@ _PR_SET_SECCOMP = 22
 _PR_SET_DUMPABLE = 4
 _PR_SET_PDEATHSIG = 1
 _SECCOMP_MODE_FILTER = 2
-_CAPABILITY_VERSION_3 = 0x20080522
-_CAP_LAST_CAP = Path("/proc/sys/kernel/cap_last_cap")
 # The rows of /proc/<pid>/limits (prlimit on another process needs CAP_SYS_RESOURCE, which a
 # container's root may lack; reading the file needs nothing).
 _RLIMITS = {  # Linux numbers them in this order (RLIMIT_CPU is 0); Python lacks RLIMIT_LOCKS
@@ -60,18 +59,6 @@ _RLIMITS = {  # Linux numbers them in this order (RLIMIT_CPU is 0); Python lacks
 
 class EnterError(Exception):
     """The child could not become a jailed process; it must exit, never run anything."""
-
-
-class _CapHeader(ctypes.Structure):
-    _fields_ = (("version", ctypes.c_uint32), ("pid", ctypes.c_int))
-
-
-class _CapData(ctypes.Structure):
-    _fields_ = (
-        ("effective", ctypes.c_uint32),
-        ("permitted", ctypes.c_uint32),
-        ("inheritable", ctypes.c_uint32),
-    )
 
 
 class _SockFprog(ctypes.Structure):
@@ -189,13 +176,7 @@ def enter(
 
 def _drop_capabilities() -> None:
     """No capability left: bounding set, ambient, then effective/permitted/inheritable."""
-    last = int(_CAP_LAST_CAP.read_text())
-    for cap in range(last + 1):
-        _check(_libc.prctl(_PR_CAPBSET_DROP, cap, 0, 0, 0), f"drop capability {cap}")
-    _check(_libc.prctl(_PR_CAP_AMBIENT, _PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0), "clear ambient capabilities")
-    header = _CapHeader(_CAPABILITY_VERSION_3, 0)
-    data = (_CapData * 2)()  # all zero
-    _check(_libc.capset(ctypes.byref(header), data), "capset")
+    _keep_capabilities(())
 
 
 def _become_root(keep: tuple[int, ...]) -> None:
@@ -203,16 +184,16 @@ def _become_root(keep: tuple[int, ...]) -> None:
     full set setns gave there: bounding set, then effective/permitted/inheritable; no ambient."""
     os.setresgid(0, 0, 0)
     os.setresuid(0, 0, 0)  # from host root to the namespace's root: no capability is cleared
-    last = int(_CAP_LAST_CAP.read_text())
-    for cap in range(last + 1):
-        if cap not in keep:
-            _check(_libc.prctl(_PR_CAPBSET_DROP, cap, 0, 0, 0), f"drop capability {cap}")
-    _check(_libc.prctl(_PR_CAP_AMBIENT, _PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0), "clear ambient capabilities")
-    mask = sum(1 << cap for cap in keep)
-    data = (_CapData * 2)()
-    data[0].effective = data[0].permitted = data[0].inheritable = mask & 0xFFFFFFFF
-    data[1].effective = data[1].permitted = data[1].inheritable = mask >> 32
-    _check(_libc.capset(ctypes.byref(_CapHeader(_CAPABILITY_VERSION_3, 0)), data), "capset")
+    _keep_capabilities(keep)
+
+
+def _keep_capabilities(keep: tuple[int, ...]) -> None:
+    try:
+        capabilities.limit_bounding_set(keep)
+        _check(_libc.prctl(_PR_CAP_AMBIENT, _PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0), "clear ambient capabilities")
+        capabilities.set_capabilities(keep)
+    except OSError as exc:
+        raise EnterError(str(exc)) from exc
 
 
 def _load_seccomp(program: bytes) -> None:
