@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import stat
 import subprocess
 from collections.abc import Iterable
 from pathlib import Path, PurePosixPath
@@ -164,3 +165,25 @@ def _lists_sandbox_user(lines: list[str]) -> bool:
     """Whether passwd or group lines hold the sandbox's user with its id (name:x:id:...)."""
     wanted = (bwrap.SANDBOX_USER, str(bwrap.SANDBOX_UID))
     return any(tuple(line.split(":")[0:3:2]) == wanted for line in lines)
+
+
+def seed_home(rootfs: Path, home: Path, owner: int) -> None:
+    """Copy what the template keeps in the sandbox user's home (its dotfiles, files a build put
+    there) into a new sandbox's own home, ``owner``'s (the home the jail binds over the template's).
+    Links are copied as links, never followed. Blocks. Raises RootfsError."""
+    source = rootfs / bwrap.HOME.relative_to("/")
+    try:
+        if not stat.S_ISDIR(os.lstat(rootfs / "home").st_mode) or not stat.S_ISDIR(os.lstat(source).st_mode):
+            return
+    except OSError:
+        return  # the template has no home for the user: the sandbox's starts empty
+    if not any(os.scandir(source)):
+        return
+    for argv in (
+        ["cp", "-a", "--no-target-directory", f"{source}/.", str(home)],
+        ["chown", "-R", "--no-dereference", f"{owner}:{owner}", str(home)],
+    ):
+        result = subprocess.run(argv, capture_output=True, timeout=600)
+        if result.returncode != 0:
+            detail = result.stderr.decode(errors="replace")[-300:]
+            raise RootfsError(f"cannot copy the template's home: {detail}")

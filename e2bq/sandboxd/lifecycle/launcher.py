@@ -229,6 +229,8 @@ class Launcher:
             else:
                 await asyncio.to_thread(self.disks.create, paths.image, paths.data, limits.disk_mb, uid)
             paths.create_data(uid)
+            if root is not None and disk is None and not layer_ids and uid is not None:
+                await asyncio.to_thread(self.seed_home, root, paths.home, uid)
             if range_base is not None:  # bwrap, as root inside, reaches home and /tmp through it
                 os.chown(paths.data, range_base, range_base)
                 userns_fd = await asyncio.to_thread(_make_userns, range_base)
@@ -435,6 +437,14 @@ class Launcher:
             rootfs.mount(handle.paths, handle.rootfs, handle.paths.data, userns_fd)
             points = bwrap.mountpoints(handle.binds, ca_bundle=self.settings.sandbox_ca_bundle is not None)
             rootfs.make_mountpoints(handle.paths.rootfs, *points)
+        except rootfs.RootfsError as exc:
+            raise LaunchError(str(exc)) from exc
+
+    @staticmethod
+    def seed_home(root: Path, home: Path, uid: int) -> None:
+        """A new jail's home starts as its template's. Blocks. Raises LaunchError."""
+        try:
+            rootfs.seed_home(root, home, uid)
         except rootfs.RootfsError as exc:
             raise LaunchError(str(exc)) from exc
 

@@ -30,6 +30,8 @@ commands = [
     "mount -t tmpfs none /mnt 2>/dev/null && echo mounted >> /etc/probes || echo no-mount >> /etc/probes",
     "mknod /tmp/disk b 8 0 2>/dev/null && echo mknod >> /etc/probes || echo no-mknod >> /etc/probes",
     "cat /proc/1/comm >> /etc/probes; hostname >> /etc/probes",
+    # what a build leaves in the user's home: each sandbox's home starts with it
+    "echo from the template > /home/user/notes.txt && chown user: /home/user/notes.txt",
 ]
 user = "user"
 

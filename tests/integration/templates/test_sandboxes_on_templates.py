@@ -101,6 +101,18 @@ def test_a_filesystem_pause_keeps_the_sandboxes_root(tiny: Sandbox) -> None:
     assert sh(resumed, "cat /etc/built-by-command").splitlines() == ["jq-1.6", "ok"]
 
 
+def test_the_home_starts_as_the_templates_and_is_the_sandboxes_own(tiny: Sandbox, store: Path) -> None:
+    seen = sh(tiny, "cat ~/notes.txt; stat -c %U ~/notes.txt ~/.bashrc; echo changed > ~/notes.txt")
+    assert seen == "from the template\nuser\nuser\n"
+    other = Sandbox.create(template="tiny", timeout=120)
+    try:
+        assert other.files.read("/home/user/notes.txt") == "from the template\n"
+    finally:
+        other.kill()
+    assert (store / "tiny" / "rootfs" / "home/user/notes.txt").read_text() == "from the template\n"
+    assert tiny.files.read("/home/user/notes.txt") == "changed\n"
+
+
 def test_snapshots_of_a_sandbox_on_a_template_are_refused(tiny: Sandbox) -> None:
     with pytest.raises(SandboxException, match="not served yet"):
         tiny.create_snapshot()
