@@ -52,6 +52,7 @@ class TemplateBuildRoutes:
             ),
         )
         self._tokens: dict[str, str] = {}  # upload token → files hash
+        self.builds.prune()
         self.templates = host.templates
 
     def routes(self, guard: Callable[[Endpoint], Endpoint]) -> list[BaseRoute]:

@@ -8,13 +8,17 @@ steps would otherwise both do the work the content hash lets the second skip.
 The files an SDK ``copy()`` sends are kept as uploaded, by the SDK's files hash, in
 ``<templates folder>/.uploads/<hash>.tar``, so a build whose files are unchanged uploads nothing;
 a build unpacks the ones it needs into a folder of its own (refusing links and paths that leave it).
-The jobs are kept in memory: a restarted sandboxd forgets them, not the templates they built. A
-build running when sandboxd stops is finished before the process exits (its thread is joined);
-queued ones are dropped.
+Each job's state and logs are written to ``<templates folder>/.sdk-builds/jobs/<build id>.json`` as
+it moves on, so a restarted sandboxd still answers the SDK's status polls: a build that had ended
+as it ended, one that was queued or running when sandboxd stopped as ``error`` saying so (a build
+running at a stop is finished before the process exits, its thread joined, so that is a crash or a
+kill). The newest ``KEPT_JOBS`` records are kept.
 """
 
 from __future__ import annotations
 
+import json
+import logging
 import os
 import re
 import shutil
@@ -34,10 +38,13 @@ from .definition import TemplateDefinition
 from .sdksteps import copy_hashes, translate
 from .store import TemplateStore
 
+log = logging.getLogger("e2bq.sandboxd")
+
 Level = Literal["debug", "info", "warn", "error"]
 Status = Literal["waiting", "building", "ready", "error"]
 _HASH = re.compile(r"^[A-Za-z0-9_-]{16,128}$")
 MAX_UPLOAD_BYTES = 4 << 30  # one copy()'s archive; E2B's own limit is of the same order
+KEPT_JOBS = 500  # build records kept on disk, newest first
 
 
 class LogEntry(TypedDict):
@@ -69,12 +76,23 @@ class BuildJob:
         self.logs.append(LogEntry(timestamp=datetime.now(UTC).isoformat(), level=level, message=message))
 
 
+class JobRecord(TypedDict):
+    """A build job as kept on disk."""
+
+    templateID: str
+    buildID: str
+    status: Status
+    logs: list[LogEntry]
+    reason: Reason | None
+
+
 class SdkBuilds:
     def __init__(self, templates_dir: Path, options: BuildOptions) -> None:
         self.store = TemplateStore(templates_dir)
         self.options = options
         self.uploads = templates_dir / ".uploads"
         self.work = templates_dir / ".sdk-builds"
+        self.records = self.work / "jobs"
         self.jobs: dict[str, BuildJob] = {}
         self._lock = threading.Lock()
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="template-build")
@@ -83,11 +101,53 @@ class SdkBuilds:
         job = BuildJob(template_id=name, build_id=str(uuid.uuid4()))
         job.log(f"build {job.build_id} of template {name} requested")
         self.jobs[job.build_id] = job
+        self._save(job)
         return job
 
     def job(self, template_id: str, build_id: str) -> BuildJob | None:
-        job = self.jobs.get(build_id)
+        job = self.jobs.get(build_id) or self._load(build_id)
         return job if job is not None and job.template_id == template_id else None
+
+    def _save(self, job: BuildJob) -> None:
+        """Write the job's record (a crash leaves the old one or the new one, never half)."""
+        record = JobRecord(
+            templateID=job.template_id, buildID=job.build_id, status=job.status, logs=job.logs,
+            reason=job.reason,
+        )  # fmt: skip
+        try:
+            self.records.mkdir(parents=True, exist_ok=True)
+            path = self.records / f"{job.build_id}.json"
+            partial = path.with_suffix(".part")
+            partial.write_text(json.dumps(record))
+            partial.replace(path)
+        except OSError as exc:  # a status poll after a restart is all that is lost
+            log.warning("build %s: its record could not be written: %s", job.build_id, exc)
+
+    def _load(self, build_id: str) -> BuildJob | None:
+        """A job of an earlier run of sandboxd, from its record; one that had not ended never will."""
+        try:
+            uuid.UUID(build_id)
+            record: JobRecord = json.loads((self.records / f"{build_id}.json").read_text())
+        except (ValueError, OSError):
+            return None
+        job = BuildJob(
+            template_id=record["templateID"], build_id=build_id, status=record["status"],
+            logs=record["logs"], reason=record["reason"], started=True,
+        )  # fmt: skip
+        if job.status in ("waiting", "building"):
+            self._fail(job, "sandboxd stopped before this build ended: build the template again")
+            self._save(job)
+        self.jobs[build_id] = job
+        return job
+
+    def prune(self) -> None:
+        """Keep the newest KEPT_JOBS records (at start)."""
+        try:
+            records = sorted(self.records.glob("*.json"), key=lambda path: path.stat().st_mtime)
+        except OSError:
+            return
+        for path in records[:-KEPT_JOBS]:
+            path.unlink(missing_ok=True)
 
     # Uploads -------------------------------------------------------------------------------------
 
@@ -139,11 +199,13 @@ class SdkBuilds:
             raise TemplateError(str(exc)) from exc
         for note in translation.notes:
             job.log(note, "warn")
+        self._save(job)
         self._executor.submit(self._build, job, translation.definition, context)
 
     def _build(self, job: BuildJob, definition: TemplateDefinition, context: Path) -> None:
         job.status = "building"
         job.log(f"building {job.template_id} from Debian {definition.base}")
+        self._save(job)
 
         def report(step: str, seconds: float | None) -> None:
             job.log(f"step {step} ..." if seconds is None else f"step {step} done in {seconds:.1f} s")
@@ -162,14 +224,15 @@ class SdkBuilds:
             job.status = "ready"
         finally:
             shutil.rmtree(context, ignore_errors=True)
+            self._save(job)
 
-    @staticmethod
-    def _fail(job: BuildJob, message: str) -> None:
+    def _fail(self, job: BuildJob, message: str) -> None:
         now = datetime.now(UTC).isoformat()
         failed = [LogEntry(timestamp=now, level="error", message=line) for line in message.splitlines()]
         job.logs.extend(failed)
         job.reason = Reason(message=message, logEntries=failed)
         job.status = "error"
+        self._save(job)
 
 
 def _unpack(archive: Path, folder: Path) -> None:

@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import asyncio
 import io
+import json
 import tarfile
 import time
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -194,6 +196,38 @@ def test_uploads_cannot_leave_their_folder(host: SandboxHostProcess) -> None:
         assert not Path("/etc/e2bq-escaped").exists()
         status = api.get(f"/templates/sdk-hostile/builds/{made['buildID']}/status").json()
         assert status["status"] == "error" and status["reason"]["message"]
+
+
+def test_a_builds_status_outlives_a_restart_of_sandboxd(
+    built: list[LogEntry], context: Path, store: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    env = {"E2BQ_SANDBOXD_TEMPLATES_DIR": str(store), "E2BQ_SANDBOXD_TEMPLATE_BUILDS": "1"}
+    with sandbox_host(tmp_path / "first", env=env) as first:
+        for name, value in first.env.items():
+            monkeypatch.setenv(name, value)
+        done = Template.build_in_background(small(context), "sdk-restarted")
+        deadline = time.monotonic() + 60
+        while Template.get_build_status(done).status != TemplateBuildStatus.READY:
+            assert time.monotonic() < deadline
+            time.sleep(0.2)
+        port = first.port
+    # a build sandboxd was killed in the middle of: its record says "building" and nothing ends it
+    killed = uuid.uuid4()
+    (store / ".sdk-builds" / "jobs" / f"{killed}.json").write_text(json.dumps({
+        "templateID": "sdk-killed", "buildID": str(killed), "status": "building", "reason": None,
+        "logs": [{"timestamp": "2026-11-30T00:00:00+00:00", "level": "info", "message": "step debian ..."}],
+    }))  # fmt: skip
+    with sandbox_host(tmp_path / "again", env=env, port=port) as again:
+        for name, value in again.env.items():
+            monkeypatch.setenv(name, value)
+        status = Template.get_build_status(done, logs_offset=0)
+        assert status.status == TemplateBuildStatus.READY
+        assert "template sdk-restarted ready: unchanged: build reused" in messages(status.log_entries)
+        with httpx.Client(base_url=again.url, headers={"X-API-Key": again.api_key}) as api:
+            answer = api.get(f"/templates/sdk-killed/builds/{killed}/status").json()
+            assert answer["status"] == "error"
+            assert "sandboxd stopped before this build ended" in answer["reason"]["message"]
+            assert api.get(f"/templates/sdk-killed/builds/{uuid.uuid4()}/status").status_code == 404
 
 
 def test_builds_are_off_unless_turned_on(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
