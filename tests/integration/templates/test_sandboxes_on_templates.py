@@ -101,11 +101,6 @@ def test_a_filesystem_pause_keeps_the_sandboxes_root(tiny: Sandbox) -> None:
     assert sh(resumed, "cat /etc/built-by-command").splitlines() == ["jq-1.6", "ok"]
 
 
-def test_snapshots_of_a_sandbox_on_a_template_are_refused(tiny: Sandbox) -> None:
-    with pytest.raises(SandboxException, match="not served yet"):
-        tiny.create_snapshot()
-
-
 def test_an_unknown_template_is_a_404_that_names_the_ones_served(
     host: SandboxHostProcess, monkeypatch: pytest.MonkeyPatch
 ) -> None:
