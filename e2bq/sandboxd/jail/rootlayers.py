@@ -70,7 +70,8 @@ def capture(source: RootSource, target: Path) -> LayerRoot:
     """Copy ``source``'s root changes (and the chain below them) into ``target``. Blocks.
     Raises RootLayerError."""
     target.mkdir(mode=0o700)
-    _run(["cp", "-a", "--sparse=always", "--no-target-directory", str(source.upper), str(target / "0")])
+    copy = ["cp", "-a", "--sparse=always", "--reflink=auto", "--no-target-directory"]
+    _run([*copy, str(source.upper), str(target / "0")])
     canonicalize(target / "0", source.base)
     parts = 1
     for part in range(count(source.below) if source.below is not None else 0):
