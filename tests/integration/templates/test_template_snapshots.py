@@ -14,9 +14,12 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from click.testing import CliRunner
 from e2b import SandboxException
 from e2b_code_interpreter import Sandbox
 
+from e2bq.sandboxd.templates.cli import template
+from tests.integration.templates.conftest import build_tiny
 from tests.procs import SandboxHostProcess
 
 pytestmark = [pytest.mark.slow, pytest.mark.network, pytest.mark.timeout(900)]
@@ -165,4 +168,23 @@ def test_hostile_a_setuid_file_gives_nothing_and_the_layer_is_read_only(
     [in_layer] = [p for p in _layer_copies(host, "etc") if (p / "in-layer").exists()]
     assert (in_layer / "in-layer").read_text() == "layer\n"
     assert (copied / "local/bin/rootsh").exists()
+    Sandbox.delete_snapshot(snapshot.snapshot_id)
+
+
+def test_a_snapshot_whose_template_build_is_gone_answers_410(
+    make: Callable[..., Sandbox], store: Path, tiny_template: tuple[Path, Path]
+) -> None:
+    _, source = tiny_template
+    variant = source.parent / "variant.toml"  # another definition: a build of its own
+    variant.write_text(source.read_text().replace('GREETING = "hello"', 'GREETING = "soon gone"'))
+    build_tiny(store, variant, "tiny-gone")
+    sandbox = make("tiny-gone")
+    sh(sandbox, "echo x > /etc/x", user="root")
+    snapshot = sandbox.create_snapshot()
+    sandbox.kill()
+    result = CliRunner().invoke(template, ["delete", "tiny-gone", "--dir", str(store)])
+    assert result.exit_code == 0, result.output
+
+    with pytest.raises(SandboxException, match=r"410.*template 'tiny-gone'.*was deleted"):
+        Sandbox.create(template=snapshot.snapshot_id, timeout=60)
     Sandbox.delete_snapshot(snapshot.snapshot_id)
