@@ -7,20 +7,24 @@ those parts as extra lower layers, idmapped to its own uid range.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import os
+import shutil
 import stat
+import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
 from e2b import SandboxException
-from e2b_code_interpreter import Sandbox
+from e2b_code_interpreter import AsyncSandbox, Sandbox
 
+from e2bq.launch.sandboxd import start_sandboxd
 from e2bq.sandboxd.templates.cli import template
 from tests.integration.templates.conftest import build_tiny
-from tests.procs import SandboxHostProcess
+from tests.procs import API_KEY, SandboxHostProcess, unmount_under
 
 pytestmark = [pytest.mark.slow, pytest.mark.network, pytest.mark.timeout(900)]
 
@@ -188,3 +192,60 @@ def test_a_snapshot_whose_template_build_is_gone_answers_410(
     with pytest.raises(SandboxException, match=r"410.*template 'tiny-gone'.*was deleted"):
         Sandbox.create(template=snapshot.snapshot_id, timeout=60)
     Sandbox.delete_snapshot(snapshot.snapshot_id)
+
+
+def test_snapshots_and_paused_copies_survive_a_restart(
+    store: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    env = {"E2BQ_SANDBOXD_TEMPLATES_DIR": str(store)}
+    state = Path(tempfile.mkdtemp(prefix="e2bq-tplsnap-"))  # kept across the two hosts
+    try:
+        with start_sandboxd(tmp_path, api_key=API_KEY, state_dir=state, env=env) as first:
+            for name, value in first.env.items():
+                monkeypatch.setenv(name, value)
+            source = Sandbox.create(template="tiny", timeout=180)
+            changed(source)
+            snapshot = source.create_snapshot()
+            copy = Sandbox.create(template=snapshot.snapshot_id, timeout=180)
+            sh(copy, "echo later > /etc/later", user="root")
+            assert copy.pause(keep_memory=False) is True
+        with start_sandboxd(tmp_path, api_key=API_KEY, state_dir=state, env=env) as second:
+            for name, value in second.env.items():
+                monkeypatch.setenv(name, value)
+            resumed = Sandbox.connect(copy.sandbox_id)
+            sees(resumed)
+            assert sh(resumed, "cat /etc/later").strip() == "later"
+            again = Sandbox.create(template=snapshot.snapshot_id, timeout=60)
+            sees(again)
+            for sandbox in (resumed, again):
+                sandbox.kill()
+            Sandbox.delete_snapshot(snapshot.snapshot_id)
+    finally:
+        unmount_under(state)
+        shutil.rmtree(state, ignore_errors=True)
+
+
+def test_async_snapshot_and_fork_keep_the_roots_changes(
+    host: SandboxHostProcess, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for name, value in host.env.items():
+        monkeypatch.setenv(name, value)
+
+    async def scenario() -> None:
+        source = await AsyncSandbox.create(template="tiny", timeout=120)
+        try:
+            await source.commands.run("echo async > /etc/async-marker", user="root")
+            info = await source.create_snapshot()
+            copy = await AsyncSandbox.create(template=info.snapshot_id, timeout=60)
+            [fork] = await source.fork(count=1)
+            assert isinstance(fork, AsyncSandbox), fork
+            for sandbox in (copy, fork):
+                assert (await sandbox.files.read("/etc/async-marker")) == "async\n"
+                owner = await sandbox.commands.run("stat -c %u /etc/async-marker")
+                assert owner.stdout.strip() == "0"
+                await sandbox.kill()
+            assert await AsyncSandbox.delete_snapshot(info.snapshot_id)
+        finally:
+            await source.kill()
+
+    asyncio.run(scenario())
