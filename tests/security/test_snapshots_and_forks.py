@@ -14,13 +14,9 @@ from pathlib import Path
 import pytest
 from e2b_code_interpreter import Sandbox
 
-from tests.procs import DEFAULT_ROOTFS, SandboxHostProcess, wait_for
+from tests.procs import SandboxHostProcess, wait_for
 from tests.security.harness import kill_quietly, run, sdk_options
 from tests.security.probes import jail_agent, jail_processes_running, real_and_effective_uids
-
-pytestmark = pytest.mark.skipif(
-    DEFAULT_ROOTFS is not None, reason="snapshots and forks of a sandbox on a template are not served yet"
-)
 
 
 def _sandbox_cgroups(pid: int) -> set[str]:

@@ -26,9 +26,10 @@ import subprocess
 import threading
 import time
 from pathlib import Path
-from typing import TypedDict
+from typing import NotRequired, TypedDict
 
-from . import bwrap, leftovers
+from . import bwrap, leftovers, rootlayers
+from .rootlayers import LayerRoot, RootSource
 
 log = logging.getLogger("e2bq.sandboxd")
 
@@ -49,6 +50,8 @@ class LayerRecord(TypedDict):
     users: list[str]  # sandbox ids whose disk is built on it
     pinned: bool  # a snapshot keeps it
     created_at: float
+    # A templated sandbox's: the build its root parts (``system``) lie on. Absent: the host's root.
+    root: NotRequired[LayerRoot]
 
 
 class LayerStore:
@@ -77,8 +80,18 @@ class LayerStore:
         temporary.write_text(json.dumps(record))
         temporary.replace(path)  # a crash leaves the old record or the new one, never half of one
 
-    def capture(self, data: Path, owner: int | None, *, pinned: bool) -> str:
-        """A new layer holding a copy of ``data``'s home and tmp; its id. Blocks: call from a thread.
+    def system(self, layer_id: str) -> Path:
+        """Its root parts (see ``rootlayers``): beside its tree, which a data overlay shows whole."""
+        return self.folder / layer_id / rootlayers.SYSTEM
+
+    def root(self, layer_id: str) -> LayerRoot | None:
+        """The template build its root parts lie on; None for the host's root (or a layer gone)."""
+        record = self._read(layer_id)
+        return None if record is None else record.get("root")
+
+    def capture(self, data: Path, owner: int | None, *, pinned: bool, root: RootSource | None = None) -> str:
+        """A new layer holding a copy of ``data``'s home and tmp, and with ``root`` that sandbox's
+        root changes; its id. Blocks: call from a thread.
 
         The caller keeps the source still (frozen) while this runs. Raises LayerError."""
         layer_id = "l" + secrets.token_hex(8)
@@ -92,11 +105,14 @@ class LayerStore:
                     _copy(data / part, tree / part)
             for excluded in EXCLUDED:
                 shutil.rmtree(tree / excluded, ignore_errors=True)
-        except LayerError:
+            system = rootlayers.capture(root, self.system(layer_id)) if root is not None else None
+        except (LayerError, rootlayers.RootLayerError) as exc:
             shutil.rmtree(self.folder / layer_id, ignore_errors=True)
-            raise
+            raise LayerError(str(exc)) from exc
         with self._lock:
             record = LayerRecord(id=layer_id, owner=owner, users=[], pinned=pinned, created_at=time.time())
+            if system is not None:
+                record["root"] = system
             self._write(record)
         return layer_id
 

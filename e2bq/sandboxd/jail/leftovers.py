@@ -16,7 +16,9 @@ another one, and the old one may be gone):
   ``disk.img`` of older e2bq versions) and anything of a live run is never touched.
 - A sandbox made from layers has an overlay on its image (see ``layers``), mounted with the source
   name ``e2bq-run-<pid>-<ticks>``. The overlays of dead runs go first (they hold the image busy),
-  also when something else has already unmounted the image beneath.
+  also when something else has already unmounted the image beneath. A template's root overlay names
+  its lower layers by absolute paths (idmapped mounts in the jail's folder, see ``rootfs``): those
+  go after it.
 - cgroups (``e2bq-<pid>``) and firewall chains (``E2BQ-<pid>``) are named by pid: their sweeps
   (``Cgroups.sweep``, :func:`sweep_chains`) take those whose pid no process has.
 """
@@ -128,6 +130,25 @@ def _dead_overlays() -> list[tuple[str, int]]:
     return sorted(found, key=lambda item: len(item[0]), reverse=True)
 
 
+def _dead_lowers() -> list[str]:
+    """The idmapped lower layers (``<jail>/lower``, ``<jail>/lowersys``) the overlays of dead runs
+    name: they are the jails' own, mounted by sandboxd for that overlay alone."""
+    found = []
+    for line in Path("/proc/self/mountinfo").read_text().splitlines():
+        fields = line.split()
+        fstype, source, options = fields[fields.index("-") + 1 : fields.index("-") + 4]
+        match = _OVERLAY.match(source)
+        if fstype != "overlay" or not match or run_alive(int(match[1]), int(match[2])):
+            continue
+        chains = [o.removeprefix("lowerdir=") for o in options.split(",") if o.startswith("lowerdir=/")]
+        for chain in chains:
+            for folder in chain.split(":"):
+                path = Path(re.sub(r"\\([0-7]{3})", lambda m: chr(int(m[1], 8)), folder))
+                if path.name == "lower" or path.parent.name == "lowersys":
+                    found.append(str(path if path.name == "lower" else path.parent))
+    return sorted(set(found))
+
+
 def _run(*argv: str) -> bool:
     try:
         return subprocess.run(argv, capture_output=True, timeout=_TIMEOUT, check=False).returncode == 0
@@ -138,9 +159,13 @@ def _run(*argv: str) -> bool:
 def reclaim_disks() -> list[str]:
     """Unmount, detach and delete the disk images of sandboxd runs that are dead; what was done."""
     done = []
+    lowers = _dead_lowers()  # read before their overlays go
     for point, pid in _dead_overlays():
         if _run("umount", point) or _run("umount", "-l", point):
             done.append(f"unmounted {point} (overlay of dead sandboxd run {pid})")
+    for point in lowers:
+        if _run("umount", "-l", point):
+            done.append(f"unmounted {point} (a dead run's idmapped lower layer)")
     for loop in marked_loops():
         if loop.alive:
             continue

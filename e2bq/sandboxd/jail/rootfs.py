@@ -21,12 +21,13 @@ import contextlib
 import os
 import stat
 import subprocess
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from pathlib import Path, PurePosixPath
 
 from . import bwrap, idmap, leftovers
 
 SYSTEM = "system"  # on the sandbox's disk image: the root overlay's upper and work folders
+LAYER_LOWERS = "lowersys"  # in the jail's folder: a snapshot layer's root parts, idmapped (``rootlayers``)
 # The agent's Python is e2bq's runtime, a venv of the host's Python: its interpreter inside the
 # jail is the template's, which must be the same minor version (see ``check``).
 AGENT_PYTHON = PurePosixPath("/usr/bin/python3.11")
@@ -52,10 +53,17 @@ def lower(paths: bwrap.JailPaths) -> Path:
     return paths.root / "lower"
 
 
-def mount(paths: bwrap.JailPaths, rootfs: Path, image_root: Path, userns_fd: int | None = None) -> None:
+def mount(
+    paths: bwrap.JailPaths,
+    rootfs: Path,
+    image_root: Path,
+    userns_fd: int | None = None,
+    above: Sequence[Path] = (),
+) -> None:
     """Mount the overlay at ``paths.rootfs``: ``rootfs`` below, the upper layer in ``image_root``
     (where the sandbox's image is mounted). With ``userns_fd`` the lower layer is ``rootfs`` idmapped
-    by that namespace's map (see ``idmap``). Blocks. Raises RootfsError."""
+    by that namespace's map (see ``idmap``); ``above`` are lower folders over it, topmost first (a
+    snapshot's root parts, see ``rootlayers``). Blocks. Raises RootfsError."""
     check(rootfs)
     system = image_root / SYSTEM
     upper, work = system / "upper", system / "work"
@@ -68,10 +76,12 @@ def mount(paths: bwrap.JailPaths, rootfs: Path, image_root: Path, userns_fd: int
         except idmap.IdmapError as exc:
             raise RootfsError(str(exc)) from exc
         rootfs = lower(paths)
-        shown = rootfs.stat()  # the overlay's / is its upper folder: root inside must own it
+        # the overlay's / is its upper folder: root inside must own it
+        shown = (above[0] if above else rootfs).stat()
         os.chown(upper, shown.st_uid, shown.st_gid)
     paths.rootfs.mkdir(mode=0o755, exist_ok=True)
-    options = f"lowerdir={rootfs},upperdir={upper},workdir={work},nosuid,nodev"
+    chain = ":".join(str(folder) for folder in (*above, rootfs))
+    options = f"lowerdir={chain},upperdir={upper},workdir={work},nosuid,nodev"
     result = subprocess.run(
         ["mount", "-t", "overlay", leftovers.overlay_source(), "-o", options, str(paths.rootfs)],
         capture_output=True,
@@ -88,8 +98,9 @@ def unmount(paths: bwrap.JailPaths) -> None:
         result = subprocess.run(["umount", str(paths.rootfs)], capture_output=True, timeout=60)
         if result.returncode != 0:
             subprocess.run(["umount", "-l", str(paths.rootfs)], capture_output=True, timeout=60)
-    if _mounted(lower(paths)):  # after the overlay that holds it
-        subprocess.run(["umount", "-l", str(lower(paths))], capture_output=True, timeout=60)
+    for folder in (lower(paths), paths.root / LAYER_LOWERS):  # after the overlay that holds them
+        if _mounted(folder):
+            subprocess.run(["umount", "-l", str(folder)], capture_output=True, timeout=60)
 
 
 def _mounted(path: Path) -> bool:

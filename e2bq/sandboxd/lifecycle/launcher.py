@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import ForkServerError, LaunchError, SetupError
-from ..jail import bwrap, idmap, layers, leftovers, rootfs, spawn
+from ..jail import bwrap, idmap, layers, leftovers, rootfs, rootlayers, spawn
 from ..jail.cgroups import Cgroups
 from ..jail.disk import Disks
 from ..jail.limits import Limits
@@ -428,16 +428,16 @@ class Launcher:
         ``userns_fd`` the template's tree idmapped by its map (see ``jail.idmap``).
         Blocks: call from a thread. Raises LaunchError."""
         assert handle.rootfs is not None
-        if handle.layers or not os.path.ismount(handle.paths.data):
-            raise LaunchError(
-                "a sandbox on a template needs a disk image of its own (root, mkfs.ext4, loop devices) "
-                "and cannot be made from a snapshot yet"
-            )
-        try:
-            rootfs.mount(handle.paths, handle.rootfs, handle.paths.data, userns_fd)
+        image = rootlayers.image_root(handle.paths, layered=bool(handle.layers))
+        if not os.path.ismount(image):
+            raise LaunchError("a sandbox on a template needs a disk image of its own (root, mkfs.ext4, loop)")
+        try:  # a snapshot's root parts (its topmost layer holds the whole chain) over the template
+            system = self.layers.system(handle.layers[0]) if handle.layers else None
+            above = rootlayers.mount(handle.paths, system, userns_fd) if system is not None else []
+            rootfs.mount(handle.paths, handle.rootfs, image, userns_fd, above)
             points = bwrap.mountpoints(handle.binds, ca_bundle=self.settings.sandbox_ca_bundle is not None)
             rootfs.make_mountpoints(handle.paths.rootfs, *points)
-        except rootfs.RootfsError as exc:
+        except (rootfs.RootfsError, rootlayers.RootLayerError) as exc:
             raise LaunchError(str(exc)) from exc
 
     @staticmethod

@@ -32,7 +32,7 @@ from .pause import Lifecycle
 from .pools import Pools, pool_sizes
 from .ports import PortPublisher
 from .snapshots import SnapshotStore
-from .templateroots import TemplateRoot, TemplateRoots
+from .templateroots import TemplateRoots
 
 log = logging.getLogger("e2bq.sandboxd")
 
@@ -262,7 +262,11 @@ class SandboxHost:
         if snapshot is not None:
             template_id, layer_ids = snapshot["snapshotID"], (snapshot["layer"],)
         # a fork's or a snapshot's sandbox: its source's envs (the template's among them) come in envs
-        template = TemplateRoot(template_id, None) if layer_ids else self.templates.find(template_id)
+        if layer_ids:  # and its root on the template build its layer's root parts lie on, if any
+            assert self.launcher is not None, "start() the host first"
+            template = self.templates.of_layer(template_id, self.launcher.layers.root(layer_ids[0]))
+        else:
+            template = self.templates.find(template_id)
         if self.load >= self.settings.max_sandboxes:
             self.metrics.limits_hit.labels("sandboxes").inc()
             self.metrics.create_failures.labels("cap").inc()

@@ -24,9 +24,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypedDict
 
 from ..errors import HostError
-from ..jail import egress
+from ..jail import egress, rootlayers
 from ..jail.freezer import FreezeError
 from ..jail.layers import LayerError, LayerStore
+from ..jail.rootlayers import RootSource
 from ..volumes.mounts import Bind
 
 if TYPE_CHECKING:
@@ -163,12 +164,6 @@ async def capture(host: SandboxHost, sandbox: Sandbox, *, pinned: bool) -> str:
     async with sandbox.transition:  # no pause, resume or kill half-way through the copy
         if sandbox.state not in ("running", "paused"):
             raise HostError(404, f"sandbox {sandbox.sandbox_id} not found")
-        if sandbox.jail.rootfs is not None:  # a layer holds home and /tmp, not a root's upper layer
-            raise HostError(
-                501,
-                f"sandbox {sandbox.sandbox_id} runs on template '{sandbox.template_id}': snapshots and "
-                "forks of a sandbox on a built template are not served yet",
-            )
         if sandbox.filesystem_paused:  # its disk is not mounted: nothing to copy from
             raise HostError(
                 409,
@@ -181,7 +176,8 @@ async def capture(host: SandboxHost, sandbox: Sandbox, *, pinned: bool) -> str:
                 await asyncio.to_thread(freezer.freeze)
             try:
                 return await asyncio.to_thread(
-                    launcher.layers.capture, sandbox.jail.paths.data, sandbox.jail.uid, pinned=pinned
+                    launcher.layers.capture, sandbox.jail.paths.data, sandbox.jail.uid, pinned=pinned,
+                    root=_root_source(launcher.layers, sandbox),
                 )
             finally:
                 if freezer is not None:
@@ -191,6 +187,24 @@ async def capture(host: SandboxHost, sandbox: Sandbox, *, pinned: bool) -> str:
                 log.info("sandbox %s copied in %.0f ms", sandbox.sandbox_id, elapsed)
         except (FreezeError, LayerError) as exc:
             raise HostError(500, f"the sandbox's files could not be copied: {exc}") from exc
+
+
+def _root_source(layers: LayerStore, sandbox: Sandbox) -> RootSource | None:
+    """What a capture copies of a templated sandbox's root: its own upper folder, and the chain of
+    root parts below it if it was made from a layer; None for a sandbox on the host's root."""
+    jail = sandbox.jail
+    if jail.rootfs is None:
+        return None
+    if jail.range_base is None:  # its root's files then belong to one uid: nothing canonical to copy
+        raise HostError(501, f"sandbox {sandbox.sandbox_id} has no uid range of its own (sandboxd not root)")
+    recorded = layers.root(jail.layers[0]) if jail.layers else None
+    return RootSource(
+        upper=rootlayers.upper_of(jail.paths, layered=bool(jail.layers)),
+        base=jail.range_base,
+        below=layers.system(jail.layers[0]) if jail.layers else None,
+        template=recorded["template"] if recorded else sandbox.template_id,
+        rootfs=jail.rootfs,
+    )
 
 
 async def fork(host: SandboxHost, sandbox: Sandbox, count: int, timeout: int) -> list[dict[str, Any]]:

@@ -16,6 +16,7 @@ from pathlib import Path
 
 from ..errors import HostError, TemplateError
 from ..jail import rootfs
+from ..jail.rootlayers import LayerRoot
 from ..templates.store import TemplateRecord, TemplateStore
 
 # Shipped with e2bq (templates/defs); with E2BQ_SANDBOXD_HOST_ROOT=1 served on the host's system
@@ -76,4 +77,30 @@ class TemplateRoots:
         return (
             f"template '{name}' not found; this host serves the templates built on it ({built}) and "
             f"snapshots by id or name (build one with `e2bq template build {name} --from FILE`)"
+        )
+
+    def of_layer(self, name: str, root: LayerRoot | None) -> TemplateRoot:
+        """The root of a sandbox made from a layer (a snapshot's or a fork's, ``name``): the template
+        build the layer's root parts were taken on, even if the template's name points at another
+        build since; the host's root for a layer without root parts. Raises HostError 410 when
+        that build is gone (a layer's root parts on any other tree would be a wrong root)."""
+        if root is None:
+            return TemplateRoot(name, None)
+        path = Path(root["rootfs"])
+        try:
+            rootfs.check(path)
+        except rootfs.RootfsError:
+            raise HostError(410, self._gone(root)) from None
+        return TemplateRoot(name, path)
+
+    def _gone(self, root: LayerRoot) -> str:
+        template = root["template"]
+        try:
+            current = self.store.get(template)["rootfs"]
+        except (TemplateError, OSError, ValueError):
+            current = None
+        what = "was deleted" if current is None else "was rebuilt and its old build deleted"
+        return (
+            f"template '{template}', whose build this snapshot's files lie on ({root['rootfs']}), {what}: "
+            "a sandbox cannot be made from the snapshot; take a new one on the template as it is now"
         )

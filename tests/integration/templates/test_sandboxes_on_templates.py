@@ -113,11 +113,6 @@ def test_the_home_starts_as_the_templates_and_is_the_sandboxes_own(tiny: Sandbox
     assert tiny.files.read("/home/user/notes.txt") == "changed\n"
 
 
-def test_snapshots_of_a_sandbox_on_a_template_are_refused(tiny: Sandbox) -> None:
-    with pytest.raises(SandboxException, match="not served yet"):
-        tiny.create_snapshot()
-
-
 def test_an_unknown_template_is_a_404_that_names_the_ones_served(
     host: SandboxHostProcess, monkeypatch: pytest.MonkeyPatch
 ) -> None:
