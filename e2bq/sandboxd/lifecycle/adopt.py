@@ -54,7 +54,7 @@ def kept_sandboxes(host: SandboxHost, make: type[Sandbox]) -> list[Sandbox]:
             binds=tuple((bind.source, bind.target) for bind in binds),
             layers=tuple(record["disk"].get("layers", [])),
         )
-        host.launcher.reserve_uid(jail.uid)
+        host.launcher.ids.reserve(jail.uid)
         sandbox = make(
             sandbox_id=record["sandbox_id"],
             template_id=record["template_id"],

@@ -20,14 +20,15 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import ForkServerError, LaunchError, SetupError
-from ..jail import bwrap, idmap, layers, leftovers, rootfs, rootlayers, spawn
+from ..jail import bwrap, layers, leftovers, rootfs, spawn
 from ..jail.cgroups import Cgroups
 from ..jail.disk import Disks
 from ..jail.limits import Limits
 from ..jail.network import Network, Uplink
-from ..settings import MIN_UID_RANGE_BASE, UID_RANGES, HostSettings
-from . import jailend, keptdisk, persist
+from ..settings import HostSettings
+from . import jailend, jailfs, keptdisk, persist
 from .forkserver import ForkServer
+from .identities import Identities, make_userns
 from .persist import DiskRecord
 
 log = logging.getLogger("e2bq.sandboxd")
@@ -80,7 +81,7 @@ class Launcher:
         self.disks = Disks()
         self.layers = layers.LayerStore(state_dir / "layers")
         self.network = Network(self.uid, block_private=settings.block_private_networks)
-        self._uids_in_use: set[int] = set()
+        self.ids = Identities(self.uid, settings.uid_range_base)
         self._kernel_requests: set[asyncio.Task[None]] = set()
         seccomp = settings.runtime / bwrap.SECCOMP_FILE
         self.seccomp: Path | None = seccomp if seccomp.exists() else None
@@ -212,7 +213,7 @@ class Launcher:
         template_root: Path | None = None,
     ) -> Jail:
         root = Path(disk["rootfs"]) if disk is not None and "rootfs" in disk else template_root
-        uid, range_base = self._identity(disk, on_template=root is not None)
+        uid, range_base = self.ids.for_jail(disk, on_template=root is not None)
         paths = bwrap.JailPaths(self.state_dir / sandbox_id)
         handle = Jail(sandbox_id, paths, None, limits, internet=False, uid=uid, binds=binds)
         handle.rootfs, handle.range_base = root, range_base
@@ -225,17 +226,17 @@ class Launcher:
                 await asyncio.to_thread(keptdisk.mount_again, paths, disk, uid, self.disks, self.layers)
             elif layer_ids:
                 handle.layers = layer_ids
-                await asyncio.to_thread(self.mount_layered, handle)
+                await asyncio.to_thread(jailfs.build_layered, handle, self.layers, self.disks)
             else:
                 await asyncio.to_thread(self.disks.create, paths.image, paths.data, limits.disk_mb, uid)
             paths.create_data(uid)
             if root is not None and disk is None and not layer_ids and uid is not None:
-                await asyncio.to_thread(self.seed_home, root, paths.home, uid)
+                await asyncio.to_thread(jailfs.seed_home, root, paths.home, uid)
             if range_base is not None:  # bwrap, as root inside, reaches home and /tmp through it
                 os.chown(paths.data, range_base, range_base)
-                userns_fd = await asyncio.to_thread(_make_userns, range_base)
+                userns_fd = await asyncio.to_thread(make_userns, range_base)
             if handle.rootfs is not None:
-                await asyncio.to_thread(self.mount_root, handle, userns_fd)
+                await asyncio.to_thread(jailfs.mount_root, handle, self.layers, userns_fd, self.ca_bundle)
             cgroup_dirs = self.cgroups.create(sandbox_id, limits)
             if internet:
                 handle.uplink = await asyncio.to_thread(
@@ -351,36 +352,6 @@ class Launcher:
             await asyncio.sleep(_INIT_POLL)
         raise LaunchError("the jail's init did not start its agent")
 
-    def _take_uid(self) -> int | None:
-        """A host uid of its own for each sandbox: per-uid kernel limits (inotify instances, message
-        queues, pending signals) then bind each sandbox alone."""
-        if self.uid is None:
-            return None
-        uid = self.uid + 1
-        while uid in self._uids_in_use:
-            uid += 1
-        self._uids_in_use.add(uid)
-        return uid
-
-    def _identity(self, disk: DiskRecord | None, *, on_template: bool) -> tuple[int | None, int | None]:
-        """The jail's user's host uid, and the first of its uid range if it has one: a jail on a
-        template has a range of its own where sandboxd is root (its disk, if kept, made so)."""
-        if disk is not None:
-            uid = self._owner_again(disk)
-            on_range = on_template and uid is not None and uid >= MIN_UID_RANGE_BASE
-            return uid, (uid - idmap.INSIDE_USER if on_range and uid is not None else None)
-        if not on_template or self.uid is None:
-            return self._take_uid(), None
-        first = self.settings.uid_range_base
-        slot = 0
-        while idmap.base_of(slot, first) + idmap.INSIDE_USER in self._uids_in_use:
-            slot += 1
-        if slot >= UID_RANGES:
-            raise LaunchError(f"all {UID_RANGES} uid ranges of this host are in use: end a sandbox")
-        base = idmap.base_of(slot, first)
-        self._uids_in_use.add(base + idmap.INSIDE_USER)
-        return base + idmap.INSIDE_USER, base
-
     def _prefix(self, cgroup_dirs: list[Path], limits: Limits, uid: int | None) -> list[str]:
         prefix: list[str] = []
         if cgroup_dirs:
@@ -411,43 +382,6 @@ class Launcher:
             stderr = paths.log.read_text(errors="replace") if paths.log.exists() else ""
             raise LaunchError(f"the sandbox failed to start: {stderr[-2000:]}")
 
-    def mount_layered(self, handle: Jail) -> None:
-        """Make the jail's image and build its data folder on its layers (taken for it first).
-        Blocks: call from a thread. Raises LaunchError (a layer gone, a mount refused)."""
-        paths = handle.paths
-        try:
-            for layer_id in handle.layers:
-                self.layers.acquire(layer_id, handle.sandbox_id)
-            image_ready = self.disks.create(paths.image, paths.disk, handle.limits.disk_mb, handle.uid)
-            layers.mount(paths, self.layers, handle.layers, handle.uid, image_ready=image_ready)
-        except layers.LayerError as exc:
-            raise LaunchError(f"the sandbox's disk could not be built from its snapshot: {exc}") from exc
-
-    def mount_root(self, handle: Jail, userns_fd: int | None = None) -> None:
-        """Mount the jail's root overlay on its template, with the points bwrap binds onto; with
-        ``userns_fd`` the template's tree idmapped by its map (see ``jail.idmap``).
-        Blocks: call from a thread. Raises LaunchError."""
-        assert handle.rootfs is not None
-        image = rootlayers.image_root(handle.paths, layered=bool(handle.layers))
-        if not os.path.ismount(image):
-            raise LaunchError("a sandbox on a template needs a disk image of its own (root, mkfs.ext4, loop)")
-        try:  # a snapshot's root parts (its topmost layer holds the whole chain) over the template
-            system = self.layers.system(handle.layers[0]) if handle.layers else None
-            above = rootlayers.mount(handle.paths, system, userns_fd) if system is not None else []
-            rootfs.mount(handle.paths, handle.rootfs, image, userns_fd, above)
-            points = bwrap.mountpoints(handle.binds, ca_bundle=self.settings.sandbox_ca_bundle is not None)
-            rootfs.make_mountpoints(handle.paths.rootfs, *points)
-        except (rootfs.RootfsError, rootlayers.RootLayerError) as exc:
-            raise LaunchError(str(exc)) from exc
-
-    @staticmethod
-    def seed_home(root: Path, home: Path, uid: int) -> None:
-        """A new jail's home starts as its template's. Blocks. Raises LaunchError."""
-        try:
-            rootfs.seed_home(root, home, uid)
-        except rootfs.RootfsError as exc:
-            raise LaunchError(str(exc)) from exc
-
     def oom_kills(self, handle: Jail) -> int:
         return self.cgroups.oom_kills(handle.sandbox_id)
 
@@ -464,7 +398,7 @@ class Launcher:
         handle.paths.remove()
         if handle.layers:
             self.layers.release(handle.sandbox_id, handle.layers)
-        self._uids_in_use.discard(handle.uid or -1)
+        self.ids.release(handle.uid)
 
     # -- filesystem pause: a jail ended with its disk kept, and a new one on that disk ----------
 
@@ -478,30 +412,6 @@ class Launcher:
         handle.uplink = None
         self.cgroups.remove(handle.sandbox_id)
         return keptdisk.keep(handle.paths, handle.uid, handle.layers, self.disks, handle.rootfs)
-
-    def reserve_uid(self, uid: int | None) -> None:
-        """Keep ``uid`` from new sandboxes: a paused sandbox's files belong to it."""
-        if uid is not None:
-            self._uids_in_use.add(uid)
-
-    def _owner_again(self, disk: DiskRecord) -> int | None:
-        """The uid of a relaunched jail: the one its files belong to, while this host runs jails
-        as their own uids."""
-        if self.uid is None:
-            return None
-        owner = disk["owner"]
-        if owner is None:
-            return self._take_uid()
-        self._uids_in_use.add(owner)
-        return owner
-
-
-def _make_userns(base: int) -> int:
-    try:
-        return idmap.make_userns(base)
-    except idmap.IdmapError as exc:
-        raise LaunchError(str(exc)) from exc
-
 
 def _check_traversable(folder: Path) -> None:
     """Jails are set up as the unprivileged sandbox uid, which must reach the state folder."""
