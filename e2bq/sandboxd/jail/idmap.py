@@ -70,22 +70,15 @@ def uid_map(base: int) -> str:
 def make_userns(base: int) -> int:
     """A user namespace owned by host uid ``base`` mapping 0..65535 onto ``base``.. (uid and gid);
     returns a descriptor of it (close-on-exec). Blocks. Raises IdmapError."""
-    holder = subprocess.Popen(
-        [
-            "setpriv",
-            f"--reuid={base}",
-            f"--regid={base}",
-            "--clear-groups",
-            "--",
-            "unshare",
-            "--user",
-            "--",
-            "cat",
-        ],
+    holder = subprocess.Popen(  # uid, gid and groups set by the child itself: no setpriv to exec
+        ["unshare", "--user", "--", "cat"],
         stdin=subprocess.PIPE,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
         env={"PATH": "/usr/sbin:/usr/bin:/sbin:/bin"},
+        user=base,
+        group=base,
+        extra_groups=[],
     )
     try:
         own = os.readlink("/proc/self/ns/user")
@@ -94,7 +87,7 @@ def make_userns(base: int) -> int:
             if holder.poll() is not None or time.monotonic() > deadline:
                 detail = holder.stderr.read().decode(errors="replace") if holder.stderr else ""
                 raise IdmapError(f"cannot make the sandbox's user namespace: {detail[-300:]}")
-            time.sleep(0.001)
+            time.sleep(0.0005)
         # gid_map before anything drops setgroups: root inside may set its groups (apt does)
         for name in ("uid_map", "gid_map"):
             Path(f"/proc/{holder.pid}/{name}").write_text(f"0 {base} {RANGE_SIZE}\n")
