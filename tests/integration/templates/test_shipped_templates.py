@@ -35,6 +35,12 @@ def host(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SandboxHostProces
         yield running
 
 
+def point_sdk_at(host: SandboxHostProcess, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The unmodified SDK's environment (E2B_API_URL, the key, ...) names ``host``."""
+    for name, value in host.env.items():
+        monkeypatch.setenv(name, value)
+
+
 @pytest.fixture()
 def marker() -> Iterator[Path]:
     """A file in the host's /usr/local/share, which a sandbox on a template must not see."""
@@ -47,8 +53,7 @@ def marker() -> Iterator[Path]:
 def test_the_plain_sdks_default_create_runs_on_base(
     host: SandboxHostProcess, marker: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    for name, value in host.env.items():
-        monkeypatch.setenv(name, value)
+    point_sdk_at(host, monkeypatch)
     sandbox = Sandbox.create(timeout=120)
     try:
         assert sandbox.get_info().template_id == "base"
@@ -72,8 +77,7 @@ def test_the_code_interpreters_default_create_runs_on_code_interpreter_v1(
     host: SandboxHostProcess, marker: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     assert DEFAULT_ROOTFS is not None
-    for name, value in host.env.items():
-        monkeypatch.setenv(name, value)
+    point_sdk_at(host, monkeypatch)
     sandbox = CodeInterpreter.create(timeout=120)
     try:
         assert sandbox.get_info().template_id == "code-interpreter-v1"
@@ -97,8 +101,7 @@ def test_a_host_without_the_shipped_templates_says_how_to_build_them(
     empty = tmp_path / "templates"
     env = {"E2BQ_SANDBOXD_TEMPLATES_DIR": str(empty)}
     with sandbox_host(tmp_path / "bare", env=env) as bare:
-        for name, value in bare.env.items():
-            monkeypatch.setenv(name, value)
+        point_sdk_at(bare, monkeypatch)
         with pytest.raises(SandboxException, match="e2bq template build code-interpreter-v1"):
             CodeInterpreter.create(timeout=60)
         with pytest.raises(SandboxException, match="e2bq template build base"):
@@ -110,8 +113,7 @@ def test_a_host_without_the_shipped_templates_says_how_to_build_them(
 
     # told to, it serves them on the host's system folders (whose files it then sees)
     with sandbox_host(tmp_path / "host-root", env={**env, "E2BQ_SANDBOXD_HOST_ROOT": "1"}) as fallback:
-        for name, value in fallback.env.items():
-            monkeypatch.setenv(name, value)
+        point_sdk_at(fallback, monkeypatch)
         sandbox = CodeInterpreter.create(timeout=60)
         try:
             assert sandbox.commands.run(f"cat {marker}").stdout == "the host's\n"
